@@ -1,0 +1,5 @@
+import sys
+
+from cramming.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""`cram` — the command line of cramming-bench.
+
+    cram prepare --source demo --out data/demo
+    cram pretrain --data data/demo --preset tiny --budget 3m --out runs/demo
+    cram eval glue --run runs/demo --glue-dir glue/
+    cram submit --run runs/demo --name me
+    cram leaderboard build --entries entries/ --out site/
+
+A thin shell: each subcommand lives in its own module, which exposes
+`add_arguments(parser)` and `run(args) -> int | None`. Modules are imported only when
+the table is built, and they import their heavy libraries inside `run`, so `cram --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from data_prep.errors import UserError
+
+# name -> (module, one-line help). Order is pipeline order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("data_prep.command", "clean, tokenize and pack corpora into a data dir"),
+    "pretrain": ("cramming.pretrain_command", "pretrain a BERT within a wall-clock budget"),
+    "eval": ("glue_eval.command", "fine-tune and score a run on GLUE or offline probes"),
+    "submit": ("leaderboard.submit_command", "turn a scored run into a leaderboard entry"),
+    "leaderboard": ("leaderboard.command", "validate entries and build the results site"),
+    "plan": ("cramming.plan_command", "size a model to a budget and a GPU"),
+    "demo": ("leaderboard.demo_command", "the whole pipeline on the embedded demo corpus"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cram",
+        description="cramming-bench: how good a BERT can one GPU pretrain in one day?",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # a stage not installed in this build
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.run(args)
+    except UserError as err:
+        print(f"cram {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cram {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
