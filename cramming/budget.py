@@ -1,0 +1,86 @@
+"""The wall-clock budget: one clock, asked for `fraction()` and `would_overrun(next_s)`.
+
+Where it runs (Rules v1, rule 2): it starts after the data dir is opened and before the model is
+built, so model construction, compilation, checkpoint writes and logging all count. It stops when
+the training loop ends; the final save and the validation loss are not training and do not count.
+A resumed run starts the clock at the elapsed time stored in its checkpoint.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+from data_prep import UserError
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_BUDGET = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
+
+
+def parse_budget(text: str | float | int) -> float:
+    """`24h`, `90m`, `1h30m`, `45s` or plain seconds (`5400`) -> seconds (> 0)."""
+    raw = str(text).strip().lower()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        match = _BUDGET.fullmatch(raw)
+        if not raw or match is None:
+            raise UserError(
+                f"bad budget {text!r}: use e.g. 24h, 90m, 1h30m, 45s or plain seconds"
+            ) from None
+        seconds = sum(float(match[u] or 0) * n for u, n in (("h", 3600), ("m", 60), ("s", 1)))
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"bad budget {text!r}: must be a positive, finite duration")
+    return seconds
+
+
+class Budget:
+    """Elapsed time against a fixed budget; `clock` is injectable so tests can fake time."""
+
+    def __init__(
+        self,
+        budget_s: float,
+        *,
+        elapsed_offset: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.budget_s = float(budget_s)
+        self._offset = float(elapsed_offset)  # seconds already spent before a resume
+        self._clock = clock
+        self._start = clock()
+
+    def elapsed(self) -> float:
+        return self._offset + (self._clock() - self._start)
+
+    def fraction(self) -> float:
+        """Share of the budget spent, in [0, 1]: the argument of every schedule."""
+        return min(1.0, self.elapsed() / self.budget_s)
+
+    def remaining(self) -> float:
+        return max(0.0, self.budget_s - self.elapsed())
+
+    def would_overrun(self, next_s: float) -> bool:
+        """Would work taking `next_s` seconds, started now, end after the deadline?"""
+        return self.elapsed() + next_s > self.budget_s
+
+
+class DurationEstimate:
+    """A cautious guess of how long the next unit of work takes: the larger of a running
+    average and the last measurement, so one slow outlier makes the deadline check careful
+    at once instead of after the average catches up."""
+
+    def __init__(self, smoothing: float = 0.9):
+        self.smoothing = smoothing
+        self.average: float | None = None
+        self.last = 0.0
+
+    def update(self, seconds: float) -> None:
+        self.last = seconds
+        if self.average is None:
+            self.average = seconds
+        else:
+            self.average = self.smoothing * self.average + (1 - self.smoothing) * seconds
+
+    def estimate(self) -> float:
+        return max(self.average or 0.0, self.last)

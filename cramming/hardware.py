@@ -1,0 +1,109 @@
+"""Which device a run uses, which track it belongs to (Rules v1, rule 1), and its precision."""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+
+import torch
+
+from data_prep import UserError
+
+# Ranked track (Rules v1): the cramming paper's consumer/workstation GPUs. Names as CUDA reports
+# them, e.g. "NVIDIA GeForce RTX 2080 Ti", "NVIDIA RTX A4000", "NVIDIA RTX A6000".
+RANKED_GPUS = ("RTX 2080 Ti", "RTX A4000", "RTX A6000")
+_RANKED = re.compile(r"(?:^|\s)(?:geforce\s+)?rtx\s+(2080\s+ti|a4000|a6000)$", re.IGNORECASE)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but torch sees no CUDA GPU")
+    if device not in ("cuda", "cpu"):
+        raise UserError(f"unknown device {device!r}: choose auto, cuda or cpu")
+    return torch.device(device)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def is_ranked_gpu(name: str) -> bool:
+    return bool(_RANKED.search(name.strip()))
+
+
+def detect_hardware(device: str | torch.device) -> dict:
+    """{device, gpu_name, gpu_count, gpu_memory_gb, track, track_reason} for the summary."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    if device.type != "cuda":
+        return {
+            "device": "cpu",
+            "gpu_name": None,
+            "gpu_count": 0,
+            "gpu_memory_gb": None,
+            "cpu_name": _cpu_name(),
+            "track": "open",
+            "track_reason": f"CPU run ({_cpu_name()}): the ranked track needs one of the GPUs "
+            f"{', '.join(RANKED_GPUS)}",
+        }
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    ranked = is_ranked_gpu(props.name)
+    reason = (
+        f"{props.name} is a ranked-track GPU"
+        if ranked
+        else f"open track: {props.name} is not one of {', '.join(RANKED_GPUS)}"
+    )
+    return {
+        "device": "cuda",
+        "gpu_name": props.name,
+        "gpu_count": torch.cuda.device_count(),
+        "gpu_memory_gb": round(props.total_memory / 2**30, 2),
+        "cpu_name": _cpu_name(),
+        "track": "ranked" if ranked else "open",
+        "track_reason": reason,
+    }
+
+
+def check_track(hardware: dict, gpu_check: str) -> None:
+    """`ranked` refuses any device outside the ranked list; `open` accepts all, labelled."""
+    if gpu_check not in ("ranked", "open"):
+        raise UserError(f"unknown --gpu-check {gpu_check!r}: choose ranked or open")
+    if gpu_check == "ranked" and hardware["track"] != "ranked":
+        name = hardware["gpu_name"] or f"CPU ({hardware['cpu_name']})"
+        raise UserError(
+            f"--gpu-check ranked: {name} is not a ranked-track GPU "
+            f"({', '.join(RANKED_GPUS)}); use --gpu-check open to train in the open track"
+        )
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto: bf16 where the GPU supports it, fp16 (grad scaler) on older GPUs, fp32 on CPU."""
+    if precision != "auto":
+        if precision in ("bf16", "fp16") and device.type == "cuda":
+            if precision == "bf16" and not torch.cuda.is_bf16_supported():
+                raise UserError("impl.precision=bf16 but this GPU does not support bf16")
+        elif precision == "fp16" and device.type == "cpu":
+            raise UserError("impl.precision=fp16 needs a CUDA GPU (use bf16 or fp32 on CPU)")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def software_info() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "platform": sys.platform,
+    }

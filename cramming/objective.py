@@ -1,0 +1,49 @@
+"""Masked-language-modelling targets: 25% of maskable tokens, replaced 80/10/10 (BERT, cramming).
+
+[CLS], [SEP] and [PAD] are never selected: they carry no content to predict, and [SEP] marks
+document boundaries in packed rows. Masks are drawn from a generator seeded per optimizer step,
+so a resumed run draws exactly the masks an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cramming.model import IGNORE_INDEX
+
+NEVER_MASKED = ("pad", "cls", "sep")
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for one optimizer step's masks, independent of every other step."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    *,
+    special_ids: dict[str, int],
+    vocab_size: int,
+    generator: torch.Generator,
+    mask_prob: float = 0.25,
+    mask_token_prob: float = 0.8,
+    random_token_prob: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) ids -> (inputs, labels): labels hold the original id where selected, else -100."""
+    shape = input_ids.shape
+    maskable = torch.ones(shape, dtype=torch.bool)
+    for name in NEVER_MASKED:
+        maskable &= input_ids != special_ids[name]
+    selected = (torch.rand(shape, generator=generator) < mask_prob) & maskable
+    labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+
+    # One draw decides the replacement: [0, 0.8) -> [MASK], [0.8, 0.9) -> random, else unchanged.
+    draw = torch.rand(shape, generator=generator)
+    to_mask = selected & (draw < mask_token_prob)
+    to_random = selected & (draw >= mask_token_prob) & (draw < mask_token_prob + random_token_prob)
+    # Random replacements come from the ordinary vocabulary, never a special token.
+    first_ordinary = max(special_ids.values()) + 1
+    random_ids = torch.randint(first_ordinary, vocab_size, shape, generator=generator)
+    inputs = torch.where(to_mask, torch.full_like(input_ids, special_ids["mask"]), input_ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    return inputs, labels
