@@ -1,1 +1,34 @@
-"""TODO"""
+"""GLUE evaluation of a run (contract 3): task table, data, one fine-tuning recipe, metrics.
+
+Public surface for the other stages (the leaderboard validator recomputes metrics from a
+results file's prediction TSVs with `read_split`, `read_predictions`, `compute_metrics` and
+`compute_averages`). Names load lazily, so `cram --help` does not import torch or sklearn.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "evaluate_glue": "glue_eval.evaluate",
+    "evaluate_probes": "glue_eval.probes",
+    "TASKS": "glue_eval.tasks",
+    "PROTOCOLS": "glue_eval.tasks",
+    "TaskSpec": "glue_eval.tasks",
+    "compute_metrics": "glue_eval.metrics",
+    "compute_averages": "glue_eval.metrics",
+    "read_split": "glue_eval.data",
+    "read_predictions": "glue_eval.results",
+    "RESULTS_FORMAT": "glue_eval.results",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'glue_eval' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    value = getattr(module, "FORMAT" if name == "RESULTS_FORMAT" else name)
+    globals()[name] = value
+    return value

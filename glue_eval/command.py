@@ -1,0 +1,81 @@
+"""`cram eval glue --run RUN --glue-dir DIR` and `cram eval probe --run RUN`.
+
+`eval glue` fine-tunes the run's encoder on each GLUE task under one fixed protocol and writes
+RUN/eval/glue.json; `eval probe` does the same on small tasks built from the data dir's val
+split, offline, and writes RUN/eval/probe.json (never rankable).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    suites = parser.add_subparsers(dest="suite", metavar="SUITE", required=True)
+
+    glue = suites.add_parser("glue", help="fine-tune and score on GLUE dev sets",
+                             description="Fine-tune and score a run on GLUE dev sets.")
+    glue.add_argument("--run", dest="run_dir", required=True, help="run dir with final/")
+    glue.add_argument("--tasks", default="all",
+                      help="all (every task but WNLI) or a comma list, e.g. cola,sst2,mrpc")
+    glue.add_argument("--glue-dir", default=None,
+                      help="local GLUE folder (CoLA/, SST-2/, ...); default: Hub nyu-mll/glue")
+    glue.add_argument("--protocol", default="cramming", choices=["cramming", "quick"],
+                      help="cramming: the ranked recipe; quick: capped CPU smoke run")
+    glue.add_argument("--from-scratch", action="store_true",
+                      help="control: same architecture from random weights")
+    _common(glue, "RUN/eval/glue.json (glue-from-scratch.json with --from-scratch)")
+    glue.set_defaults(handler=_run_glue)
+
+    probe = suites.add_parser("probe", help="offline probes from the data dir's val split",
+                              description="Offline probe tasks built from the data dir's val "
+                                          "split (not GLUE; never rankable).")
+    probe.add_argument("--run", dest="run_dir", required=True,
+                       help="run dir with final/")
+    probe.add_argument("--data", default=None,
+                       help="prepared data dir (default: data.path in RUN/config.yaml)")
+    _common(probe, "RUN/eval/probe.json")
+    probe.set_defaults(handler=_run_probe)
+
+
+def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed (default 0)")
+    parser.add_argument("--out", default=None, help=f"results JSON (default {out_default})")
+    parser.add_argument("--force", action="store_true", help="replace an existing results file")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int | None:
+    # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
+    return args.handler(args)
+
+
+def _run_glue(args: argparse.Namespace) -> int:
+    from glue_eval import evaluate_glue
+    from glue_eval.results import default_out
+
+    result = evaluate_glue(args.run_dir, tasks=args.tasks, glue_dir=args.glue_dir,
+                           protocol=args.protocol, seed=args.seed, out=args.out,
+                           force=args.force, from_scratch=args.from_scratch, quiet=args.quiet)
+    _summary(result, args.quiet, args.out or default_out(args.run_dir, "glue", args.from_scratch))
+    return 0
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from glue_eval import evaluate_probes
+    from glue_eval.results import default_out
+
+    result = evaluate_probes(args.run_dir, data=args.data, seed=args.seed, out=args.out,
+                             force=args.force, quiet=args.quiet)
+    _summary(result, args.quiet, args.out or default_out(args.run_dir, "probe"))
+    return 0
+
+
+def _summary(result: dict, quiet: bool, path) -> None:
+    if quiet:
+        return
+    for name in ("avg_cramming", "avg_glue"):
+        avg = result.get(name) or {}
+        if avg.get("value") is not None:
+            print(f"{name}: {avg['value']:.2f}  [{avg['label']}]")
+    print(f"wrote {path}")
