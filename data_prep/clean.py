@@ -1,0 +1,61 @@
+"""The cleaning stream: sources -> normalized, long-enough, first-seen documents.
+
+Each pass over the corpus (tokenizer training, encoding) runs this same stream, so every pass
+sees exactly the same documents; the counts of the last pass go into the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+
+from data_prep.dedup import Deduplicator, digest
+from data_prep.filters import MIN_CHARS, long_enough
+from data_prep.normalize import normalize
+from data_prep.sources import Source, replaced_bytes
+
+
+@dataclass
+class CleanCounts:
+    documents_read: int = 0
+    chars_read: int = 0
+    replaced_bytes: int = 0  # undecodable input bytes, replaced by U+FFFD
+    dropped_too_short: int = 0  # includes documents that normalize to nothing
+    dropped_duplicates: int = 0
+    documents_kept: int = 0
+    chars_kept: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs: int | None,
+                    min_chars: int = MIN_CHARS) -> Iterator[tuple[str, bytes]]:
+    """Yield (normalized text, digest) for each kept document, counting every drop."""
+    seen = Deduplicator()
+    replaced_at_start = replaced_bytes()
+    try:
+        for source in sources:
+            for raw in source.documents():
+                if max_docs is not None and counts.documents_read >= max_docs:
+                    return
+                counts.documents_read += 1
+                counts.chars_read += len(raw)
+                text = normalize(raw)
+                if not long_enough(text, min_chars):
+                    counts.dropped_too_short += 1
+                    continue
+                doc_digest = digest(text)
+                if not seen.is_new(doc_digest):
+                    counts.dropped_duplicates += 1
+                    continue
+                counts.documents_kept += 1
+                counts.chars_kept += len(text)
+                yield text, doc_digest
+    finally:
+        counts.replaced_bytes = replaced_bytes() - replaced_at_start
+
+
+def texts(stream: Iterable[tuple[str, bytes]]) -> Iterator[str]:
+    for text, _ in stream:
+        yield text

@@ -1,0 +1,95 @@
+"""The encoding pass: cleaned documents -> trash filter -> split -> packed rows -> shards.
+
+Documents go to the Rust tokenizer in batches (`encode_batch_fast`: no offsets, parallel over
+documents). The text is already normalized (data_prep.normalize), so the batch encoder is a
+copy of the tokenizer without its normalizer: the same ids (tested) for less work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from data_prep.dedup import is_validation
+from data_prep.filters import not_trash
+from data_prep.pack import Packer
+from data_prep.shards import ShardWriter
+from data_prep.tokenizer import SPECIAL_IDS
+
+BATCH_CHARS = 4 << 20  # ~4 MiB of text per encode call: bounded memory, enough parallel work
+BATCH_DOCS = 4096
+
+
+def batches(stream: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    batch, size = [], 0
+    for item in stream:
+        batch.append(item)
+        size += len(item[0])
+        if size >= BATCH_CHARS or len(batch) >= BATCH_DOCS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def prenormalized(tokenizer: Tokenizer) -> Tokenizer:
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.normalizer = None
+    return copy
+
+
+def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
+                  reference: Tokenizer, root: Path, *, seq_len: int, val_fraction: float,
+                  quiet: bool) -> dict:
+    encoder = prenormalized(tokenizer)
+    judge = encoder if reference is tokenizer else prenormalized(reference)
+    sep = SPECIAL_IDS["sep"]
+    packers = {"train": Packer(seq_len, sep), "val": Packer(seq_len, sep)}
+    writers = {"train": ShardWriter(root, "train"), "val": ShardWriter(root, "val")}
+    documents = {"train": 0, "val": 0}
+    dropped_trash = 0
+    timings = {"read_clean": 0.0, "trash_filter": 0.0, "tokenize_pack": 0.0, "write": 0.0}
+    progress = tqdm(desc="encode", unit="doc", disable=quiet)
+    clock = time.perf_counter()
+    for batch in batches(stream):
+        now = time.perf_counter()
+        timings["read_clean"] += now - clock
+        docs = [text for text, _ in batch]
+        if judge is not encoder:
+            lengths = [len(e.ids) for e in judge.encode_batch_fast(docs, add_special_tokens=False)]
+        clock = time.perf_counter()
+        timings["trash_filter"] += clock - now
+        encoded = [e.ids for e in encoder.encode_batch_fast(docs, add_special_tokens=False)]
+        if judge is encoder:
+            lengths = [len(ids) for ids in encoded]
+        by_split: dict[str, list[list[int]]] = {"train": [], "val": []}
+        for (text, doc_digest), ids, ref_len in zip(batch, encoded, lengths, strict=True):
+            if not not_trash(ref_len, len(text)):
+                dropped_trash += 1
+                continue
+            split = "val" if is_validation(doc_digest, val_fraction) else "train"
+            by_split[split].append(ids)
+        rows = {split: packers[split].add(docs) for split, docs in by_split.items()}
+        now = time.perf_counter()
+        timings["tokenize_pack"] += now - clock
+        for split, split_rows in rows.items():
+            writers[split].write(split_rows)
+            documents[split] += len(by_split[split])
+        progress.update(len(batch))
+        clock = time.perf_counter()
+        timings["write"] += clock - now
+    progress.close()
+    shards = writers["train"].finish() + writers["val"].finish()
+    return {
+        "shards": shards,
+        "num_sequences": {split: w.num_rows for split, w in writers.items()},
+        "documents": documents,
+        "dropped_trash": dropped_trash,
+        "tokens_packed": sum(p.tokens_in - p.tokens_dropped for p in packers.values()),
+        "tokens_dropped": sum(p.tokens_dropped for p in packers.values()),
+        "timings": timings,
+    }

@@ -1,0 +1,162 @@
+"""`prepare()`: corpora in, a data dir (contract `cram-data/1`) out.
+
+Passes over the sources (each re-reads them; nothing holds the corpus in memory):
+1. clean (normalize, drop short, drop exact duplicates) -> train the WordPiece tokenizer
+   (skipped with `tokenizer=`, which reuses an existing one);
+2. only when the tokenizer's vocabulary is not the trash filter's reference size
+   (data_prep.filters): clean -> train the reference WordPiece;
+3. clean -> encode in batches -> trash filter -> split by document digest -> pack -> shards.
+The dir is built under a temporary name and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+from data_prep.clean import CleanCounts, clean_documents, texts
+from data_prep.encode import encode_corpus
+from data_prep.errors import UserError
+from data_prep.files import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
+from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
+from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
+from data_prep.shards import data_sha256
+from data_prep.sources import parse_source
+from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, set_threads, train_tokenizer
+
+MAX_VOCAB = 65535  # ids are stored as uint16
+MIN_SEQ_LEN = 8
+
+
+def check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers) -> None:
+    if not sources:
+        raise UserError("no --source given")
+    if not len(SPECIAL_TOKENS) < vocab_size <= MAX_VOCAB:
+        raise UserError(f"--vocab-size {vocab_size} out of range: must be more than "
+                        f"{len(SPECIAL_TOKENS)} (special tokens) and at most {MAX_VOCAB} (uint16)")
+    if seq_len < MIN_SEQ_LEN:
+        raise UserError(f"--seq-len {seq_len} is too short (minimum {MIN_SEQ_LEN})")
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"--val-fraction {val_fraction} must be in [0, 1)")
+    if max_docs is not None and max_docs < 1:
+        raise UserError(f"--max-docs {max_docs} must be at least 1")
+    if workers < 1:
+        raise UserError(f"--workers {workers} must be at least 1")
+
+
+def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 128,
+            val_fraction: float = 0.01, max_docs: int | None = None, tokenizer=None,
+            workers: int = 1, force: bool = False, quiet: bool = False) -> dict:
+    """Build the data dir `out` from `sources`; return its manifest."""
+    from data_prep.reader import load_tokenizer
+
+    check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists (use --force to replace it)")
+    quiet = quiet or os.environ.get("CI") == "true"
+    parsed = [parse_source(spec) for spec in sources]
+    set_threads(workers)
+    timings: dict[str, float] = {}
+
+    def cleaned(counts: CleanCounts):
+        return clean_documents(parsed, counts, max_docs=max_docs)
+
+    start = time.perf_counter()
+    if tokenizer is None:
+        tok = _train(cleaned, vocab_size, quiet, what="tokenizer")
+    else:
+        tok = load_tokenizer(tokenizer)
+        if tok.get_vocab_size() > MAX_VOCAB:
+            raise UserError(f"tokenizer {tokenizer} has {tok.get_vocab_size()} tokens; "
+                            f"uint16 shards hold at most {MAX_VOCAB}")
+    timings["train_tokenizer"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    trained_at_reference = vocab_size if tokenizer is None else tok.get_vocab_size()
+    reference = (tok if trained_at_reference == REFERENCE_VOCAB
+                 else _train(cleaned, REFERENCE_VOCAB, quiet, what="reference tokenizer"))
+    timings["train_reference"] = time.perf_counter() - start
+
+    with atomic_dir(out, force=force) as tmp:
+        counts = CleanCounts()
+        result = encode_corpus(cleaned(counts), tok, reference, tmp, seq_len=seq_len,
+                               val_fraction=val_fraction, quiet=quiet)
+        timings.update(result.pop("timings"))
+        _check_result(result, counts, val_fraction, seq_len)
+        write_text_atomic(tmp / TOKENIZER, tok.to_str())
+        manifest = _manifest(
+            parsed, tok, result, counts, tmp,
+            settings={"vocab_size_requested": vocab_size, "seq_len": seq_len,
+                      "val_fraction": val_fraction, "max_docs": max_docs,
+                      "tokenizer": "trained" if tokenizer is None else str(tokenizer),
+                      "min_chars": MIN_CHARS, "trash_cutoff": TRASH_CUTOFF,
+                      "trash_reference_vocab": REFERENCE_VOCAB,
+                      "normalize": "nfkd-ascii-lowercase-collapse-whitespace",
+                      "dedup": "exact-blake2b-128-normalized", "split": "blake2b-of-document"},
+        )
+        manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _train(cleaned, vocab_size: int, quiet: bool, *, what: str):
+    counts = CleanCounts()
+    tok = train_tokenizer(texts(cleaned(counts)), vocab_size, quiet=quiet)
+    _check_not_empty(counts)
+    return tok
+
+
+def _check_not_empty(counts: CleanCounts) -> None:
+    if counts.documents_read == 0:
+        raise UserError("the sources hold no documents (empty corpus)")
+    if counts.documents_kept == 0:
+        raise UserError(f"all {counts.documents_read} documents were filtered out "
+                        f"({counts.dropped_too_short} shorter than {MIN_CHARS} characters, "
+                        f"{counts.dropped_duplicates} duplicates)")
+
+
+def _check_result(result: dict, counts: CleanCounts, val_fraction: float, seq_len: int) -> None:
+    _check_not_empty(counts)
+    if result["documents"]["train"] == 0:
+        raise UserError(f"all {counts.documents_kept} cleaned documents were dropped as trash "
+                        f"(more than {TRASH_CUTOFF} tokens per character)")
+    if result["num_sequences"]["train"] == 0:
+        raise UserError(f"corpus too small: the train split does not fill one row of {seq_len} "
+                        "tokens")
+    if val_fraction > 0 and result["num_sequences"]["val"] == 0:
+        raise UserError(f"corpus too small for --val-fraction {val_fraction}: the val split "
+                        f"does not fill one row of {seq_len} tokens (raise it, or add text)")
+
+
+def _manifest(parsed, tok, result, counts, tmp: Path, *, settings: dict) -> dict:
+    import tokenizers
+
+    shards = result["shards"]
+    records = [record for source in parsed for record in source.describe()]
+    return {
+        "format": DATA_FORMAT,
+        "seq_len": settings["seq_len"],
+        "vocab_size": tok.get_vocab_size(),
+        "dtype": "uint16",
+        "special_ids": dict(SPECIAL_IDS),
+        "num_sequences": result["num_sequences"],
+        "num_tokens": sum(result["num_sequences"].values()) * settings["seq_len"],
+        "shards": shards,
+        "sources": records,
+        "pipeline": {
+            "settings": settings,
+            "counts": {**counts.as_dict(),
+                       "dropped_trash": result["dropped_trash"],
+                       "documents_train": result["documents"]["train"],
+                       "documents_val": result["documents"]["val"],
+                       "tokens_packed": result["tokens_packed"],
+                       "tokens_dropped_partial_row": result["tokens_dropped"]},
+        },
+        "tokenizer_sha256": sha256_file(tmp / TOKENIZER),
+        "data_sha256": data_sha256(shards),
+        "software": {"python": platform.python_version(), "tokenizers": tokenizers.__version__},
+        "splits": list(SPLITS),
+    }

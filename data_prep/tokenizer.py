@@ -1,0 +1,98 @@
+"""WordPiece tokenizer: built and trained with Hugging Face `tokenizers`.
+
+Special tokens are trained first, so their ids are fixed: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3
+[MASK]=4 (every stage relies on these). The normalizer folds text as data_prep.normalize does
+(NFKD, ASCII only, lowercase), so downstream text is encoded like the corpus. The
+post-processor adds BERT's `[CLS] A [SEP] (B [SEP])` for fine-tuning; pretraining rows are
+encoded without it (no [CLS] in the corpus, cramming recipe).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers.trainers import WordPieceTrainer
+
+from data_prep.errors import UserError
+from data_prep.normalize import ASCII_PUNCTUATION
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+MAX_INPUT_CHARS_PER_WORD = 100  # the BERT WordPiece default: longer "words" become [UNK]
+
+
+def new_tokenizer() -> Tokenizer:
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]",
+                                           max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Replace(src, dst) for src, dst in ASCII_PUNCTUATION.items()]
+        + [
+            normalizers.NFKD(),
+            normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False,
+                                       strip_accents=False, lowercase=True),
+            normalizers.Replace(Regex(r"[^\x00-\x7F]"), ""),
+        ]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
+
+
+def add_bert_template(tokenizer: Tokenizer) -> None:
+    cls, sep = SPECIAL_IDS["cls"], SPECIAL_IDS["sep"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+
+
+def set_threads(workers: int) -> None:
+    """Thread count for the Rust side. RAYON_NUM_THREADS takes effect only if set before
+    the first parallel call in the process; workers=1 turns parallelism off entirely."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if workers > 1 else "false"
+    os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, workers)))
+
+
+def train_tokenizer(documents: Iterable[str], vocab_size: int, *, quiet: bool) -> Tokenizer:
+    tokenizer = new_tokenizer()
+    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                               show_progress=not quiet)
+    tokenizer.train_from_iterator(documents, trainer=trainer)
+    canonicalize_ids(tokenizer)
+    add_bert_template(tokenizer)
+    check_special_ids(tokenizer, "the trained tokenizer")
+    return tokenizer
+
+
+def canonicalize_ids(tokenizer: Tokenizer) -> None:
+    """Give the trained vocabulary a deterministic id order.
+
+    The trainer finds the same set of tokens on every run, but hands out ids in hash-map
+    order, which changes from process to process (measured with tokenizers 0.23.3, 1 and 2
+    threads). WordPiece encoding is a greedy longest match over the vocabulary as a set, so
+    re-numbering (special tokens first, the rest sorted) changes no encoding, only the ids.
+    """
+    vocab = tokenizer.get_vocab()
+    rest = sorted(token for token in vocab if token not in SPECIAL_TOKENS)
+    ordered = {token: index for index, token in enumerate(list(SPECIAL_TOKENS) + rest)}
+    tokenizer.model = models.WordPiece(ordered, unk_token="[UNK]",
+                                       max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
+
+
+def check_special_ids(tokenizer: Tokenizer, where: str) -> None:
+    for token, expected in zip(SPECIAL_TOKENS, range(len(SPECIAL_TOKENS)), strict=True):
+        got = tokenizer.token_to_id(token)
+        if got != expected:
+            raise UserError(f"{where}: special token {token} has id {got}, expected {expected}")
+
+
+def read_tokenizer_file(path) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for bad JSON
+        raise UserError(f"cannot read tokenizer {path}: {str(err).splitlines()[0]}") from None
+    check_special_ids(tokenizer, str(path))
+    return tokenizer
