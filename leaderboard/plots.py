@@ -1,0 +1,122 @@
+"""The site's two figures, drawn by matplotlib (Agg backend) and saved as SVG.
+
+SVG output is made reproducible: a fixed hash salt for element ids and no creation date, so
+rebuilding a site from the same entries gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HOUR = 3600.0
+# Budgets people actually pick, from a one-minute smoke test to a four-day run.
+BUDGET_TICKS_H = (1 / 60, 5 / 60, 15 / 60, 1, 3, 8, 24, 96)
+TRACK_STYLE = {  # ranked: filled; open: hollow, so the two are never confused in grey-scale
+    "ranked": {"marker": "o", "color": "#1f5fae", "facecolor": "#1f5fae"},
+    "open": {"marker": "s", "color": "#c0561b", "facecolor": "none"},
+}
+
+
+def _figure(width_in: float = 8.0, height_in: float = 4.2):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render off-screen
+    matplotlib.rcParams.update({
+        "svg.hashsalt": "cramming-bench",
+        "svg.fonttype": "none",  # text stays text: searchable, crisp at any zoom
+        "font.size": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#e3e6ea",
+        "grid.linewidth": 0.8,
+    })
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    return path
+
+
+def score_vs_budget(rows: list[dict], reported: list[dict], path: Path) -> Path:
+    """GLUE average (cramming-paper columns) against budget in hours, log scale.
+
+    `rows`: entries with a GLUE score, as dicts with name, track, budget_s, avg.
+    `reported`: published rows; with a budget they are a star, without one a dashed line.
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    for track, style in TRACK_STYLE.items():
+        points = [r for r in rows if r["track"] == track]
+        if not points:
+            continue
+        ax.scatter([r["budget_s"] / HOUR for r in points], [r["avg"] for r in points],
+                   marker=style["marker"], s=46, edgecolors=style["color"],
+                   facecolors=style["facecolor"], linewidths=1.6, zorder=3,
+                   label=f"{track} track")
+        for r in points:
+            ax.annotate(r["name"], (r["budget_s"] / HOUR, r["avg"]), xytext=(6, 4),
+                        textcoords="offset points", fontsize=8.5, color="#333")
+    for ref in reported:
+        label = f"{ref['name']} (reported)"
+        if ref.get("budget_s"):
+            ax.scatter([ref["budget_s"] / HOUR], [ref["avg_cramming"]], marker="*", s=150,
+                       color="#6b6f76", zorder=3, label=label)
+        else:
+            ax.axhline(ref["avg_cramming"], color="#6b6f76", linestyle="--", linewidth=1,
+                       label=label)
+    ax.set_xscale("log")
+    budgets = [r["budget_s"] / HOUR for r in rows] + [
+        ref["budget_s"] / HOUR for ref in reported if ref.get("budget_s")]
+    low, high = min([*budgets, 1.0]) / 2, max([*budgets, 24.0]) * 2
+    ax.set_xlim(low, high)
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xticks([t for t in BUDGET_TICKS_H if low <= t <= high])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(_hours_formatter())
+    ax.set_xlabel("training budget (hours, log scale)")
+    ax.set_ylabel("GLUE dev average (cramming columns)")
+    ax.margins(y=0.2)  # room for the name labels above the highest point
+    if not rows:
+        ax.text(0.5, 0.5, "no GLUE-scored entries yet", transform=ax.transAxes,
+                ha="center", va="center", color="#888", fontsize=11)
+    ax.legend(loc="best", fontsize=8.5, framealpha=0.9, edgecolor="#e3e6ea")
+    return _save(fig, path)
+
+
+def loss_curves(curves: list[dict], path: Path) -> Path:
+    """Pretraining loss against elapsed time, one line per entry that carries a curve.
+
+    `curves`: dicts with name and points [[elapsed_s, loss], ...].
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    longest = max((c["points"][-1][0] for c in curves), default=0.0)
+    scale, unit = (HOUR, "h") if longest >= 2 * HOUR else (60.0, "min") if longest >= 120 \
+        else (1.0, "s")
+    for curve in curves:
+        ax.plot([t / scale for t, _ in curve["points"]], [x for _, x in curve["points"]],
+                linewidth=1.5, label=curve["name"])
+    ax.set_xlabel(f"training time ({unit})")
+    ax.set_ylabel("MLM loss (train)")
+    if curves:
+        ax.legend(loc="upper right", fontsize=8.5, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no entry carries a loss curve", transform=ax.transAxes,
+                ha="center", va="center", color="#888", fontsize=11)
+    return _save(fig, path)
+
+
+def _hours_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    def label(hours, _pos):
+        if hours >= 1:
+            return f"{hours:g} h"
+        return f"{hours * 60:.0f} min"
+
+    return FuncFormatter(label)

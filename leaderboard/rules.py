@@ -1,0 +1,92 @@
+"""Rules v1: which entries are ranked, and what makes any entry invalid.
+
+The rules as written (DESIGN.md, "Rules v1"):
+1. One GPU; the ranked track is RTX 2080 Ti, RTX A4000 or RTX A6000. Anything else is the
+   open track, labelled with its device.
+2. Training wall-clock time <= budget; the ranked budget is at most 24 h.
+3. From scratch (enforced by the trainer, recorded by its hashes).
+4. GLUE dev, all tasks but WNLI, with the `cramming` fine-tuning protocol.
+5. Reproducible: the entry carries the hashes of its data, config, model and results.
+
+`track_reasons` lists why an entry cannot be ranked (empty: ranked); `rule_violations` lists
+what makes an entry invalid in either track.
+"""
+
+from __future__ import annotations
+
+RULES_VERSION = 1
+RANKED_BUDGET_S = 24 * 3600  # rule 2: one day
+RANKED_PROTOCOL = "cramming"  # rule 4
+# Rule 4: GLUE without WNLI, in the order of the cramming paper's table.
+RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
+
+
+def is_ranked_gpu(gpu_name: str | None) -> bool:
+    from cramming import RANKED_GPUS  # the trainer labels runs from the same list
+
+    if not gpu_name:
+        return False
+    return _normalize(gpu_name) in {_normalize(ranked) for ranked in RANKED_GPUS}
+
+
+def _normalize(gpu_name: str) -> str:
+    # "NVIDIA GeForce RTX 2080 Ti" and "RTX 2080 Ti" name the same card.
+    return " ".join(gpu_name.lower().replace("nvidia", "").replace("geforce", "").split())
+
+
+def track_reasons(entry: dict) -> list[str]:
+    """Why Rules v1 put this entry in the open track; an empty list means ranked."""
+    from cramming import RANKED_GPUS
+
+    reasons = []
+    hardware = entry["hardware"]
+    if not is_ranked_gpu(hardware.get("gpu_name")):
+        device = hardware.get("gpu_name") or hardware.get("device")
+        reasons.append(f"{device} is not a ranked GPU ({', '.join(RANKED_GPUS)})")
+    elif hardware.get("gpu_count") != 1:
+        reasons.append(f"{hardware.get('gpu_count')} GPUs (the ranked track is one GPU)")
+    if entry["budget_s"] > RANKED_BUDGET_S:
+        reasons.append(f"budget {entry['budget_s'] / 3600:g} h is over the ranked 24 h")
+    results = entry["results"]
+    if results["suite"] != "glue":
+        reasons.append(f"{results['suite']} suite: no GLUE score")
+        return reasons  # protocol and task checks are about GLUE results
+    protocol = results["protocol"]
+    if protocol["name"] != RANKED_PROTOCOL or not protocol["rankable"]:
+        reasons.append(f"fine-tuning protocol {protocol['name']!r} is not the ranked "
+                       f"{RANKED_PROTOCOL!r} protocol")
+    missing = [task for task in RANKED_TASKS if task not in results["tasks"]]
+    if missing:
+        reasons.append(f"GLUE tasks missing: {', '.join(missing)}")
+    return reasons
+
+
+def decide_track(entry: dict) -> tuple[str, str | None]:
+    reasons = track_reasons(entry)
+    return ("open", "; ".join(reasons)) if reasons else ("ranked", None)
+
+
+def rule_violations(entry: dict) -> list[str]:
+    """What makes a schema-valid entry invalid in any track."""
+    problems = []
+    if entry["rules_version"] != RULES_VERSION:
+        problems.append(f"rules_version {entry['rules_version']} is unknown "
+                        f"(this validator knows Rules v{RULES_VERSION})")
+    if entry["train_elapsed_s"] > entry["budget_s"]:
+        problems.append(f"train_elapsed_s {entry['train_elapsed_s']:g} is over budget_s "
+                        f"{entry['budget_s']:g}")
+    track, reason = decide_track(entry)
+    if entry["track"] != track:
+        why = f": {reason}" if reason else ""
+        problems.append(f"track is {entry['track']!r} but Rules v{RULES_VERSION} give "
+                        f"{track!r}{why}")
+    elif entry["track_reason"] != reason:
+        problems.append(f"track_reason {entry['track_reason']!r} does not match the rules' "
+                        f"{reason!r}")
+    hashes, results = entry["hashes"], entry["results"]
+    if entry["data"]["data_sha256"] != hashes["data_sha256"]:
+        problems.append("data.data_sha256 differs from hashes.data_sha256")
+    if results["model_sha256"] != hashes["model_sha256"]:
+        problems.append("results.model_sha256 differs from hashes.model_sha256: the scores "
+                        "are for another model")
+    return problems

@@ -1,0 +1,64 @@
+"""The entry format (`cram-entry/1`): its JSON Schema, and reading entries from disk.
+
+The schema itself is data (`entry.schema.json`, shipped in the package) so that anyone can
+check an entry without this code; this module only turns its verdicts into readable lines.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+
+from data_prep import UserError
+
+ENTRY_FORMAT = "cram-entry/1"
+RESULTS_FORMAT = "cram-glue/1"  # contract 3, carried whole inside an entry
+RUN_FORMAT = "cram-run/1"  # contract 2, what `cram submit` reads
+
+
+@functools.cache
+def entry_schema() -> dict:
+    return json.loads(resources.files("leaderboard").joinpath("entry.schema.json").read_text())
+
+
+def schema_errors(entry) -> list[str]:
+    """Every way `entry` breaks the schema, one line each, as `where: what`.
+
+    An unknown `format` is reported alone: checking fields of a format we do not know would
+    only produce noise.
+    """
+    if not isinstance(entry, dict):
+        return [f"entry is a JSON {type(entry).__name__}, not an object"]
+    fmt = entry.get("format")
+    if fmt != ENTRY_FORMAT:
+        return [f"unknown format {fmt!r} (expected {ENTRY_FORMAT!r})"]
+    import jsonschema  # imported here: keeps `cram --help` fast
+
+    validator = jsonschema.Draft202012Validator(entry_schema())
+    lines = []
+    for error in sorted(validator.iter_errors(entry), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(part) for part in error.path) or "entry"
+        lines.append(f"{where}: {_short(error.message)}")
+    return lines
+
+
+def _short(message: str) -> str:
+    # jsonschema quotes the whole offending value; a results dict can be pages long.
+    return message if len(message) <= 160 else message[:157] + "..."
+
+
+def read_entry(path: str | Path) -> dict:
+    """Parse one entry file; a missing or non-JSON file is a UserError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"entry {path} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"entry {path} cannot be read: {err}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"entry {path} is not valid JSON: {err}") from None

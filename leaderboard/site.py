@@ -1,0 +1,237 @@
+"""`cram leaderboard build`: a static results site from a folder of entries.
+
+The site is one `index.html` with its stylesheet and two SVG figures beside it; it needs no
+server (open the file) and no JavaScript. Entries that fail the schema, the rules or the
+arithmetic are left out and listed at the bottom of the page with their first problem.
+
+Loss curves come from the entries themselves: `cram submit` embeds a thinned copy of the
+run's metrics.jsonl (`loss_curve`), so the site never needs the run dirs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from importlib import resources
+from pathlib import Path
+
+from data_prep import UserError
+from data_prep.files import atomic_dir
+from leaderboard import plots, rules
+from leaderboard.schema import read_entry, schema_errors
+
+GENERATOR = "cramming-bench leaderboard"  # marks a folder as a site this module may replace
+# Column order of the cramming paper's table; (task, [metric keys], header).
+TASK_COLUMNS = (
+    ("mnli", ("accuracy_m", "accuracy_mm"), "MNLI", "m/mm"),
+    ("qqp", ("f1", "accuracy"), "QQP", "F1/acc"),
+    ("qnli", ("accuracy",), "QNLI", "acc"),
+    ("sst2", ("accuracy",), "SST-2", "acc"),
+    ("cola", ("mcc",), "CoLA", "MCC"),
+    ("stsb", ("pearson", "spearman"), "STS-B", "P/S"),
+    ("mrpc", ("f1", "accuracy"), "MRPC", "F1/acc"),
+    ("rte", ("accuracy",), "RTE", "acc"),
+)
+GLUE_PLOT, LOSS_PLOT = "glue_vs_budget.svg", "loss_curves.svg"
+
+
+def build_site(entries_dir, out) -> Path:
+    """Write the site into `out` (replaced whole if it is an earlier build); return index.html."""
+    entries_dir, out = Path(entries_dir), Path(out)
+    if not entries_dir.is_dir():
+        raise UserError(f"entries folder {entries_dir} not found")
+    if out.exists() and not (out / "index.html").is_file() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not a site built by `cram leaderboard build`; "
+                        "choose another --out")
+    if (out / "index.html").is_file() and GENERATOR not in (out / "index.html").read_text():
+        raise UserError(f"{out}/index.html was not built by `cram leaderboard build`; "
+                        "choose another --out")
+    entries, skipped = load_entries(entries_dir)
+    reported = json.loads(_asset("reported.json"))
+    with atomic_dir(out, force=True) as tmp:
+        (tmp / "style.css").write_text(_asset("style.css"))
+        glue_rows = [{"name": e["name"], "track": e["track"], "budget_s": e["budget_s"],
+                      "avg": e["results"]["avg_cramming"]["value"]}
+                     for e in entries if _has_glue_score(e)]
+        plots.score_vs_budget(glue_rows, reported["rows"], tmp / GLUE_PLOT)
+        curves = [{"name": e["name"], "points": e["loss_curve"]["points"]}
+                  for e in entries if e["loss_curve"]]
+        plots.loss_curves(curves, tmp / LOSS_PLOT)
+        (tmp / "index.html").write_text(render_page(entries, skipped, reported))
+    return out / "index.html"
+
+
+def load_entries(entries_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(valid entries, [(file name, first problem)] for the ones left out)."""
+    from leaderboard.validate import arithmetic_problems
+
+    entries, skipped = [], []
+    for path in sorted(entries_dir.glob("*.json")):
+        try:
+            entry = read_entry(path)
+        except UserError as err:
+            skipped.append((path.name, str(err)))
+            continue
+        problems = schema_errors(entry)
+        problems = problems or rules.rule_violations(entry) + arithmetic_problems(entry)
+        if problems:
+            skipped.append((path.name, problems[0]))
+        else:
+            entries.append(entry)
+    return entries, skipped
+
+
+def _has_glue_score(entry: dict) -> bool:
+    results = entry["results"]
+    return results["suite"] == "glue" and results["avg_cramming"]["value"] is not None
+
+
+def _rank_key(entry: dict):
+    # Best GLUE average first; entries without one last; ties go to the shorter run.
+    avg = entry["results"]["avg_cramming"]["value"] if _has_glue_score(entry) else None
+    return (avg is None, -(avg or 0.0), entry["train_elapsed_s"], entry["name"])
+
+
+def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict) -> str:
+    ranked = sorted((e for e in entries if e["track"] == "ranked"), key=_rank_key)
+    open_ = sorted((e for e in entries if e["track"] == "open"), key=_rank_key)
+    built = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    gpus = ", ".join(_ranked_gpu_names())
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="{GENERATOR}">',
+        "<title>cramming-bench leaderboard</title>",
+        '<link rel="stylesheet" href="style.css"></head><body><main>',
+        "<header><h1>cramming-bench</h1>",
+        "<p class=lede>How good a BERT can one GPU pretrain in one day? Every row below was "
+        "trained from scratch under a wall-clock budget the trainer enforces, then fine-tuned "
+        "on GLUE with one fixed protocol.</p>",
+        f"<p class=rules><strong>Rules v{rules.RULES_VERSION}.</strong> Ranked track: one "
+        f"{_e(gpus)}; budget at most 24 h; GLUE dev, all tasks but WNLI, the "
+        "<code>cramming</code> protocol (5 epochs, batch 16, lr 4e-5). Anything else runs in "
+        "the open track, which says why. Scores are dev-set percent points; "
+        "<em>avg (cram)</em> is the cramming paper's average, <em>avg (GLUE)</em> one score "
+        "per task.</p></header>",
+        "<section><h2>Ranked track</h2>",
+        _table(ranked, "ranked") if ranked else
+        "<p class=empty>No ranked entries yet.</p>",
+        "</section><section><h2>Open track</h2>",
+        _table(open_, "open") if open_ else "<p class=empty>No open-track entries yet.</p>",
+        "</section>",
+        '<section class=figures><figure><h2>GLUE score against budget</h2>',
+        f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
+        "<figcaption>Entries with a GLUE score, by track; grey marks are the reported results "
+        "below.</figcaption></figure>",
+        '<figure><h2>Pretraining loss</h2>',
+        f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
+        "<figcaption>MLM training loss against wall-clock time, from each entry's run "
+        "log.</figcaption></figure></section>",
+        _reported(reported),
+    ]
+    if skipped:
+        parts.append("<section class=skipped><h2>Entries not shown</h2><ul>")
+        parts += [f"<li><code>{_e(name)}</code>: {_e(why)}</li>" for name, why in skipped]
+        parts.append("</ul></section>")
+    parts.append(f"<footer>{len(entries)} entries · built {built} · validate any entry with "
+                 "<code>cram leaderboard validate ENTRY --run RUN</code></footer>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _table(entries: list[dict], track: str) -> str:
+    head = [("#", ""), ("Entry", "date · preset"), ("GPU", "params"), ("Time", "of budget"),
+            ("avg", "cram"), ("avg", "GLUE")]
+    head += [(task, metrics) for _, _, task, metrics in TASK_COLUMNS]
+    rows = [f'<div class=scroll><table class="board {track}"><thead><tr>']
+    rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
+    rows.append("</tr></thead><tbody>")
+    for rank, entry in enumerate(entries, 1):
+        hardware = entry["hardware"]
+        gpu = (hardware["gpu_name"] or hardware["device"]).removeprefix("NVIDIA ")
+        if hardware["gpu_count"] > 1:
+            gpu = f"{hardware['gpu_count']}x {gpu}"
+        name = f"<strong>{_e(entry['name'])}</strong><span class=sub>{_e(entry['date'])} · "
+        name += f"{_e(entry['model']['preset'])}</span>"
+        gpu = f"{_e(gpu)}<span class=sub>{_params(entry['model']['params'])}</span>"
+        time = f"{_duration(entry['train_elapsed_s'])}<span class=sub>of "
+        time += f"{_duration(entry['budget_s'])}</span>"
+        cells = [f"<td class=num>{rank}</td>", f"<td class=name>{name}</td>",
+                 f"<td class=gpu>{gpu}</td>", f"<td class=num>{time}</td>"]
+        cells += _score_cells(entry)
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+        if entry["track_reason"]:  # a row of its own: long reasons would squeeze the table
+            rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>open track: "
+                        f"{_e(entry['track_reason'])}</td></tr>")
+    rows.append("</tbody></table></div>")
+    return "".join(rows)
+
+
+def _score_cells(entry: dict) -> list[str]:
+    results = entry["results"]
+    if results["suite"] != "glue":
+        probes = ", ".join(
+            f"{task} {metric} {value:.1f}"
+            for task, spec in results["tasks"].items() for metric, value in spec["metrics"].items())
+        return ["<td class=num>–</td>", "<td class=num>–</td>",
+                f'<td colspan={len(TASK_COLUMNS)} class=probe>no GLUE score · '
+                f"{_e(results['suite'])} tasks: {_e(probes)}</td>"]
+    cells = []
+    for key in ("avg_cramming", "avg_glue"):
+        avg = results[key]
+        mark = "" if avg["complete"] else '<span class=partial title="partial average">*</span>'
+        cells.append(f"<td class='num avg'>{_score(avg['value'])}{mark}</td>")
+    for task, metrics, _, _ in TASK_COLUMNS:
+        found = results["tasks"].get(task, {}).get("metrics", {})
+        values = [found.get(metric) for metric in metrics]
+        text = "/".join(_score(v) for v in values) if any(v is not None for v in values) \
+            else "–"
+        cells.append(f"<td class=num>{text}</td>")
+    return cells
+
+
+def _reported(reported: dict) -> str:
+    rows = ["<section class=reported><h2>Reported, not reproduced</h2>",
+            f"<p>{_e(reported['note'])}</p>",
+            "<table><thead><tr><th>Model</th><th>Hardware</th><th>Budget</th>"
+            "<th>avg (cram)</th><th>Source</th></tr></thead><tbody>"]
+    for row in reported["rows"]:
+        budget = _duration(row["budget_s"]) if row["budget_s"] else "–"
+        rows.append(f"<tr><td>{_e(row['name'])}</td><td>{_e(row['hardware'])}</td>"
+                    f"<td class=num>{budget}</td><td class=num>{row['avg_cramming']:.1f}</td>"
+                    f'<td><a href="{_e(row["url"])}">{_e(row["source"])}</a></td></tr>')
+    rows.append("</tbody></table></section>")
+    return "".join(rows)
+
+
+def _ranked_gpu_names() -> list[str]:
+    from cramming import RANKED_GPUS
+
+    return list(RANKED_GPUS)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:.1f} M params" if n >= 1e5 else f"{n / 1e3:.0f} k params"
+
+
+def _score(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _asset(name: str) -> str:
+    return resources.files("leaderboard").joinpath("assets", name).read_text()
+

@@ -1,0 +1,184 @@
+"""Turn a scored run dir (contract 2 + contract 3) into a leaderboard entry (contract 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+from data_prep import UserError
+from data_prep.files import sha256_file, write_json_atomic
+from leaderboard import rules
+from leaderboard.schema import ENTRY_FORMAT, RESULTS_FORMAT, RUN_FORMAT, schema_errors
+
+# GLUE results win over probe results when a run has both.
+RESULTS_FILES = ("eval/glue.json", "eval/probe.json")
+# Enough points to draw a smooth curve, few enough to keep an entry a few kB.
+LOSS_CURVE_POINTS = 200
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def submit(run, name: str, *, out=None, force: bool = False) -> dict:
+    """Write `out` (default `entries/NAME.json`) for the scored run `run`; return the entry."""
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"entry name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit")
+    out = Path(out) if out is not None else Path("entries") / f"{name}.json"
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists (use --force to replace it)")
+    entry = build_entry(Path(run), name)
+    problems = schema_errors(entry) or rules.rule_violations(entry)
+    if problems:  # a run dir that produces a bad entry is a bad run dir; name the first fault
+        raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
+    write_json_atomic(out, entry)
+    return entry
+
+
+def build_entry(run: Path, name: str) -> dict:
+    summary = read_run_summary(run)
+    results_file, results = read_results(run)
+    model_sha256 = sha256_file(_require(run / "final" / "model.safetensors", run))
+    if summary["model_sha256"] != model_sha256:
+        raise UserError(f"{run}/final/model.safetensors does not match the model_sha256 in "
+                        f"{run}/summary.json: the run dir was changed after training")
+    if results.get("model_sha256") != model_sha256:
+        raise UserError(f"{run}/{results_file} scores a different model than "
+                        f"{run}/final/model.safetensors: re-run the evaluation")
+    manifest = read_data_manifest(run, summary)
+    if manifest.get("data_sha256") != summary["data_sha256"]:
+        raise UserError(f"the data dir's manifest has data_sha256 {manifest.get('data_sha256')}"
+                        f" but the run was trained on {summary['data_sha256']}")
+    entry = {
+        "format": ENTRY_FORMAT,
+        "name": name,
+        "date": str(summary.get("finished_utc") or _utc_now())[:10],
+        "submitted_utc": _utc_now(),
+        "rules_version": rules.RULES_VERSION,
+        "track": None,  # decided below, from the finished entry
+        "track_reason": None,
+        "hardware": {key: summary["hardware"].get(key)
+                     for key in ("device", "gpu_name", "gpu_count", "gpu_memory_gb")},
+        "budget_s": summary["budget_s"],
+        "train_elapsed_s": summary["train_elapsed_s"],
+        "stopped_by": summary["stopped_by"],
+        "model": {"preset": summary["preset"], "params": summary["params"],
+                  "shape": summary["model"]},
+        "training": {key: summary[key]
+                     for key in ("steps", "tokens_seen", "train_loss", "val_loss")},
+        "data": {"sources": manifest.get("sources", []), "data_sha256": summary["data_sha256"]},
+        "hashes": {
+            "data_sha256": summary["data_sha256"],
+            "config_sha256": summary["config_sha256"],
+            "model_sha256": model_sha256,
+            "eval_sha256": sha256_file(run / results_file),
+        },
+        "results_file": results_file,
+        "results": results,
+        "software": summary["software"],
+        "code_version": summary.get("code_version"),
+        "loss_curve": loss_curve(run),
+    }
+    if summary["hardware"].get("gpu_count") is None:
+        entry["hardware"]["gpu_count"] = 0
+    entry["track"], entry["track_reason"] = rules.decide_track(entry)
+    return entry
+
+
+def read_run_summary(run: Path) -> dict:
+    if not run.is_dir():
+        raise UserError(f"run dir {run} not found")
+    summary = _read_json(_require(run / "summary.json", run))
+    if summary.get("format") != RUN_FORMAT:
+        raise UserError(f"{run}/summary.json has format {summary.get('format')!r}, "
+                        f"expected {RUN_FORMAT!r}")
+    needed = ("budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
+              "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
+              "data_sha256", "config_sha256", "model_sha256")
+    missing = [key for key in needed if key not in summary]
+    if missing:
+        raise UserError(f"{run}/summary.json lacks {', '.join(missing)} (an unfinished run?)")
+    if not isinstance(summary["hardware"], dict):
+        raise UserError(f"{run}/summary.json: hardware is not an object")
+    return summary
+
+
+def read_results(run: Path) -> tuple[str, dict]:
+    """The run's evaluation results: (path relative to the run dir, parsed JSON)."""
+    for relative in RESULTS_FILES:
+        if (run / relative).is_file():
+            results = _read_json(run / relative)
+            if results.get("format") != RESULTS_FORMAT:
+                raise UserError(f"{run}/{relative} has format {results.get('format')!r}, "
+                                f"expected {RESULTS_FORMAT!r}")
+            return relative, results
+    raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "
+                    f"score it first with `cram eval glue --run {run}`")
+
+
+def data_dir_of(run: Path, summary: dict) -> Path:
+    """The run's data dir, as recorded; a relative path is tried from here, then the run."""
+    recorded = summary.get("data_path")
+    if not recorded:
+        raise UserError(f"{run}/summary.json does not name its data dir (data_path)")
+    path = Path(recorded)
+    if not path.is_absolute() and not path.exists() and (run / path).exists():
+        path = run / path
+    return path
+
+
+def read_data_manifest(run: Path, summary: dict) -> dict:
+    data = data_dir_of(run, summary)
+    manifest = data / "manifest.json"
+    if not manifest.is_file():
+        raise UserError(f"data dir {data} (recorded in {run}/summary.json) has no manifest.json;"
+                        " the entry needs it for the data sources")
+    return _read_json(manifest)
+
+
+def loss_curve(run: Path, max_points: int = LOSS_CURVE_POINTS) -> dict | None:
+    """(elapsed_s, loss) pairs from metrics.jsonl, evenly thinned to at most `max_points`.
+
+    Embedding the curve keeps an entry self-contained: the site needs no run dir, and
+    `validate --run` can recompute the same thinning from the run's metrics.jsonl.
+    """
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    points = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            points.append([float(record["elapsed_s"]), float(record["loss"])])
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path} line {number} is not a metrics record with elapsed_s "
+                            "and loss") from None
+    if not points:
+        return None
+    if len(points) > max_points:
+        # Even spacing by index, always keeping the first and the last point.
+        step = (len(points) - 1) / (max_points - 1)
+        points = [points[round(i * step)] for i in range(max_points)]
+    return {"source": "metrics.jsonl", "points": [[round(t, 3), round(x, 5)] for t, x in points]}
+
+
+def _require(path: Path, run: Path) -> Path:
+    if not path.is_file():
+        raise UserError(f"run dir {run} lacks {path.relative_to(run)} (an unfinished run?)")
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not readable JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} holds a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,216 @@
+"""`cram leaderboard validate`: is an entry well-formed, within the rules, and true?
+
+Four layers, each listing every problem it finds as one line:
+1. schema: the entry parses against `entry.schema.json`;
+2. rules: Rules v1 hold and the track label is the one the rules give;
+3. arithmetic: both GLUE averages recompute from the per-task scores;
+4. with a run dir, every hash, the copied results and the loss curve recompute from the run
+   and its data dir; with a GLUE dir too, every metric recomputes from the saved dev
+   predictions against the dev labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from data_prep import UserError
+from data_prep.files import sha256_file
+from leaderboard import rules
+from leaderboard.schema import read_entry, schema_errors
+from leaderboard.submit import data_dir_of, loss_curve, read_run_summary
+
+# Scores are stored unrounded and JSON floats round-trip exactly, so a recomputation differs
+# only by summation order; any edited score moves its average far more than this.
+TOLERANCE = 1e-6
+# Entry fields that are copies of the run's summary.json.
+SUMMARY_FIELDS = {
+    "budget_s": ("budget_s",),
+    "train_elapsed_s": ("train_elapsed_s",),
+    "stopped_by": ("stopped_by",),
+    "model.params": ("params",),
+    "model.preset": ("preset",),
+    "model.shape": ("model",),
+    "training.steps": ("steps",),
+    "training.tokens_seen": ("tokens_seen",),
+    "hardware.gpu_name": ("hardware", "gpu_name"),
+    "hardware.device": ("hardware", "device"),
+    "hashes.data_sha256": ("data_sha256",),
+    "hashes.config_sha256": ("config_sha256",),
+}
+
+
+def validate_entries(paths, *, run=None, glue_dir=None) -> dict[str, list[str]]:
+    """Map each entry path to its problems (an empty list: valid)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserError("no entry to validate")
+    if run is not None and len(paths) > 1:
+        raise UserError("--run checks one entry against one run dir: give a single entry")
+    if glue_dir is not None and run is None:
+        raise UserError("--glue-dir needs --run: the saved dev predictions live in the run dir")
+    return {str(path): validate_entry(path, run=run, glue_dir=glue_dir) for path in paths}
+
+
+def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
+    try:
+        entry = read_entry(path)
+    except UserError as err:
+        return [str(err)]
+    problems = schema_errors(entry)
+    if problems:  # the later layers assume the schema's structure
+        return problems
+    problems = rules.rule_violations(entry) + arithmetic_problems(entry)
+    if run is not None:
+        problems += run_problems(entry, Path(run))
+    if glue_dir is not None:
+        problems += metric_problems(entry, Path(run), Path(glue_dir))
+    return problems
+
+
+def arithmetic_problems(entry: dict) -> list[str]:
+    results = entry["results"]
+    if results["suite"] != "glue":
+        return []  # probe averages are not GLUE averages; nothing of them is ranked
+    from glue_eval import compute_averages
+
+    task_metrics = {task: spec["metrics"] for task, spec in results["tasks"].items()}
+    try:
+        recomputed = compute_averages(task_metrics)
+    except (KeyError, ValueError) as err:
+        return [f"results.tasks cannot be averaged: {err}"]
+    problems = []
+    for key in ("avg_cramming", "avg_glue"):
+        stated, actual = results[key]["value"], recomputed[key]["value"]
+        if not _close(stated, actual):
+            problems.append(f"results.{key}.value is {stated} but the per-task scores "
+                            f"average to {_fmt(actual)}")
+    return problems
+
+
+def run_problems(entry: dict, run: Path) -> list[str]:
+    """Recompute what the run dir can tell: copied fields, the hash chain, results, curve."""
+    try:
+        summary = read_run_summary(run)
+    except UserError as err:
+        return [str(err)]
+    problems = []
+    for field, keys in SUMMARY_FIELDS.items():
+        stated, recorded = _get(entry, field.split(".")), _get(summary, keys)
+        if stated != recorded:
+            problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
+    problems += _hash_problems(entry, run, summary)
+    results_path = run / entry["results_file"]
+    if results_path.is_file():
+        on_disk = json.loads(results_path.read_text())
+        where = _first_difference(entry["results"], on_disk)
+        if where is not None:
+            problems.append(f"results.{where} differs from {results_path}")
+        problems += _prediction_problems(entry, results_path.parent)
+    if entry["loss_curve"] != loss_curve(run):
+        problems.append(f"loss_curve does not match {run}/metrics.jsonl")
+    return problems
+
+
+def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
+    from cramming import config_sha256
+    from data_prep import open_data_dir
+
+    hashes, problems = entry["hashes"], []
+
+    def check(name: str, compute) -> None:
+        try:
+            actual = compute()
+        except (UserError, OSError) as err:
+            problems.append(f"hashes.{name} cannot be recomputed: {err}")
+            return
+        if actual != hashes[name]:
+            problems.append(f"hashes.{name} {hashes[name][:12]}... does not match the "
+                            f"recomputed {actual[:12]}...")
+
+    data_dir = data_dir_of(run, summary)
+    check("data_sha256", lambda: open_data_dir(data_dir, verify_hashes=True).data_sha256)
+    check("config_sha256", lambda: config_sha256(run / "config.yaml"))
+    check("model_sha256", lambda: sha256_file(run / "final" / "model.safetensors"))
+    check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))
+    return problems
+
+
+def _prediction_problems(entry: dict, results_dir: Path) -> list[str]:
+    problems = []
+    for task, spec in entry["results"]["tasks"].items():
+        for item in spec.get("predictions", []):
+            path = results_dir / item["file"]
+            if not path.is_file():
+                problems.append(f"{task} {item['split']} predictions {path} not found")
+            elif sha256_file(path) != item["sha256"]:
+                problems.append(f"{task} {item['split']} predictions {path} do not match "
+                                "their sha256")
+    return problems
+
+
+def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
+    """Score every saved dev prediction file again against the dev labels in `glue_dir`."""
+    results = entry["results"]
+    if results["suite"] != "glue":
+        return [f"--glue-dir: this entry has {results['suite']} results, not GLUE"]
+    import numpy as np
+
+    from glue_eval import compute_metrics, read_predictions, read_split
+
+    results_dir = (run / entry["results_file"]).parent
+    problems = []
+    for task, spec in results["tasks"].items():
+        recomputed = {}
+        for item in spec.get("predictions", []):
+            try:
+                labels = read_split(glue_dir, task, item["split"]).labels
+                indices, predictions = read_predictions(results_dir / item["file"])
+                if not np.array_equal(indices, np.arange(len(labels))):
+                    raise UserError(f"{item['file']} has {len(indices)} predictions, not one "
+                                    f"per dev row 0..{len(labels) - 1}")
+                recomputed.update(compute_metrics(task, labels, predictions,
+                                                  split=item["split"]))
+            except (UserError, OSError) as err:
+                problems.append(f"{task} {item['split']}: metrics cannot be recomputed: {err}")
+        if not spec.get("predictions"):
+            problems.append(f"{task}: no saved predictions to recompute its metrics from")
+        for metric, actual in recomputed.items():
+            stated = spec["metrics"].get(metric)
+            if not _close(stated, actual):
+                problems.append(f"results.tasks.{task}.metrics.{metric} is {stated} but the "
+                                f"saved predictions score {_fmt(actual)}")
+    return problems
+
+
+def _close(stated, actual) -> bool:
+    if stated is None or actual is None:
+        return stated is None and actual is None
+    return abs(stated - actual) <= TOLERANCE
+
+
+def _fmt(value) -> str:
+    return "nothing" if value is None else f"{value:.4f}"
+
+
+def _get(obj, keys):
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _first_difference(a, b, path: str = "") -> str | None:
+    """Dotted path of the first place where two JSON values differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            where = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if where is not None:
+                return where
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            where = _first_difference(x, y, f"{path}[{i}]")
+            if where is not None:
+                return where
+        return None
+    return None if a == b else (path or "(whole)")

@@ -1,0 +1,299 @@
+"""Leaderboard entries: submit from a run dir, Rules v1 tracks, validation and its reasons.
+
+The run dirs here are built by hand to the on-disk contracts (run dir, results JSON, data
+manifest), with GLUE metrics computed by glue_eval from labels and predictions made here, so
+these tests need no training. The round trip through real stages is in
+test_leaderboard_roundtrip.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from cramming.cli import main
+from data_prep import UserError
+from glue_eval import compute_averages, compute_metrics
+from leaderboard import submit, validate_entries
+
+A6000 = {"device": "cuda", "gpu_name": "NVIDIA RTX A6000", "gpu_count": 1,
+         "gpu_memory_gb": 47.53, "track": "ranked", "track_reason": None}
+CPU = {"device": "cpu", "gpu_name": None, "gpu_count": 0, "gpu_memory_gb": None,
+       "track": "open", "track_reason": "CPU run"}
+ALL_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _task_predictions(task: str, rng: np.random.Generator) -> dict[str, tuple]:
+    """split -> (labels, predictions) of a model that is right about 80% of the time."""
+    splits = ("dev_matched", "dev_mismatched") if task == "mnli" else ("dev",)
+    out = {}
+    for split in splits:
+        if task == "stsb":
+            labels = rng.uniform(0, 5, 60)
+            out[split] = (labels, labels + rng.normal(0, 1.0, 60))
+        else:
+            classes = 3 if task == "mnli" else 2
+            labels = rng.integers(0, classes, 60)
+            wrong = rng.random(60) < 0.2
+            out[split] = (labels, np.where(wrong, (labels + 1) % classes, labels))
+    return out
+
+
+def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", model_sha256):
+    """RUN/eval/{suite}.json and its prediction files, as glue_eval writes them (contract 3)."""
+    rng = np.random.default_rng(0)
+    pred_dir = run / "eval" / f"{suite}-predictions"
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    record = {"format": "cram-glue/1", "suite": suite,
+              "protocol": {"name": protocol, "rankable": protocol == "cramming", "epochs": 5,
+                           "batch_size": 16, "lr": 4e-5, "warmup_fraction": 0.1,
+                           "schedule": "cosine", "dropout": 0.1, "max_length": 128,
+                           "pooling": "first", "max_train_rows": None, "seed": 0},
+              "source": "dir", "from_scratch": False, "model_sha256": model_sha256, "tasks": {}}
+    for task in tasks:
+        metrics, predictions = {}, []
+        if suite == "probe":  # probe tasks are not GLUE tasks: an accuracy, no prediction file
+            record["tasks"][task] = {"metrics": {"accuracy": float(rng.uniform(20, 60))}}
+            continue
+        for split, (labels, preds) in _task_predictions(task, rng).items():
+            metrics.update(compute_metrics(task, labels, preds, split=split))
+            lines = ["index\tprediction"] + [
+                f"{i}\t{repr(float(p)) if task == 'stsb' else int(p)}"
+                for i, p in enumerate(preds)]
+            path = pred_dir / f"{task}-{split}.tsv"
+            path.write_text("\n".join(lines) + "\n")
+            predictions.append({"split": split, "file": f"{pred_dir.name}/{path.name}",
+                                "sha256": _sha(path.read_bytes())})
+        record["tasks"][task] = {"metrics": metrics, "n_train": 100, "n_dev": 60, "epochs": 5,
+                                 "seconds": 1.0, "malformed_rows": {"train": 0, "dev": 0},
+                                 "predictions": predictions}
+    if suite == "probe":
+        record.update({key: {"value": None, "label": "probe tasks are not GLUE",
+                             "components": [], "complete": False}
+                       for key in ("avg_cramming", "avg_glue")})
+    else:
+        record.update(compute_averages({t: s["metrics"] for t, s in record["tasks"].items()}))
+    record.update({"software": {"python": "3.11"}, "started_utc": "2026-11-23T10:00:00Z",
+                   "finished_utc": "2026-11-23T10:30:00Z"})
+    (run / "eval" / f"{suite}.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
+             tasks=ALL_TASKS, suite="glue", protocol="cramming", log_lines=500, name="run"):
+    """A finished, scored run dir and its data dir, written to contracts 1-3."""
+    data = tmp_path / f"{name}-data"
+    data.mkdir()
+    data_sha = _sha(b"shards of " + name.encode())
+    (data / "manifest.json").write_text(json.dumps({
+        "format": "cram-data/1", "data_sha256": data_sha,
+        "sources": [{"name": "demo", "kind": "embedded", "bytes": 1234, "sha256": _sha(b"x")}]}))
+    run = tmp_path / name
+    (run / "final").mkdir(parents=True)
+    model_bytes = b"weights of " + name.encode()
+    (run / "final" / "model.safetensors").write_bytes(model_bytes)
+    model_sha = _sha(model_bytes)
+    with open(run / "metrics.jsonl", "w") as handle:
+        for step in range(log_lines):
+            t = elapsed_s * (step + 1) / log_lines
+            handle.write(json.dumps({"step": step * 10, "elapsed_s": t, "tokens": step * 4096,
+                                     "loss": 10.0 / (1 + step / 50), "lr": 1e-3,
+                                     "batch_size": 64, "tokens_per_s": 1e5}) + "\n")
+    summary = {
+        "format": "cram-run/1", "budget_s": budget_s, "train_elapsed_s": elapsed_s,
+        "stopped_by": "budget", "steps": log_lines * 10, "tokens_seen": log_lines * 40960,
+        "train_loss": 2.1, "val_loss": 2.3, "params": 120_000_000, "preset": "crammed-bert",
+        "model": {"hidden": 768, "layers": 16, "heads": 12}, "hardware": hardware,
+        "software": {"python": "3.11.9", "torch": "2.13.0", "cuda": "12.8"},
+        "data_sha256": data_sha, "data_path": str(data), "config_sha256": _sha(b"config"),
+        "model_sha256": model_sha, "code_version": "abc1234",
+        "started_utc": "2026-11-22T09:00:00Z", "finished_utc": "2026-11-23T09:00:00Z"}
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    if tasks:
+        write_results(run, tasks, suite=suite, protocol=protocol, model_sha256=model_sha)
+    return run
+
+
+def _write(path, entry) -> str:
+    path.write_text(json.dumps(entry))
+    return str(path)
+
+
+@pytest.fixture
+def ranked_entry(tmp_path):
+    run = make_run(tmp_path)
+    out = tmp_path / "entries" / "a6000.json"
+    entry = submit(run, "a6000", out=out)
+    return out, entry
+
+
+def test_submit_ranked_entry_carries_contract_and_hash_chain(ranked_entry, tmp_path):
+    out, entry = ranked_entry
+    assert json.loads(out.read_text()) == entry
+    assert entry["format"] == "cram-entry/1" and entry["rules_version"] == 1
+    assert (entry["track"], entry["track_reason"]) == ("ranked", None)
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert entry["hashes"] == {
+        "data_sha256": summary["data_sha256"], "config_sha256": summary["config_sha256"],
+        "model_sha256": _sha((run / "final" / "model.safetensors").read_bytes()),
+        "eval_sha256": _sha((run / "eval" / "glue.json").read_bytes())}
+    assert entry["results"] == json.loads((run / "eval" / "glue.json").read_text())
+    assert entry["data"]["sources"][0]["name"] == "demo"
+    assert entry["date"] == "2026-11-23"
+    points = entry["loss_curve"]["points"]
+    assert len(points) == 200  # thinned from 500 log lines, first and last kept
+    assert points[0][0] == pytest.approx(86390.5 / 500) and points[-1][0] == 86390.5
+    assert validate_entries([out]) == {str(out): []}
+
+
+def test_cpu_run_is_open_track_with_reason(tmp_path):
+    entry = submit(make_run(tmp_path, hardware=CPU, budget_s=180, elapsed_s=179.0), "cpu",
+                   out=tmp_path / "cpu.json")
+    assert entry["track"] == "open"
+    assert entry["track_reason"].startswith("cpu is not a ranked GPU (RTX 2080 Ti")
+
+
+def test_probe_results_make_an_open_entry_without_glue_score(tmp_path):
+    entry = submit(make_run(tmp_path, hardware=CPU, budget_s=180, elapsed_s=179.0,
+                            tasks=("cola", "sst2"), suite="probe", protocol="quick"),
+                   "probe", out=tmp_path / "probe.json")
+    assert entry["track"] == "open" and "probe suite: no GLUE score" in entry["track_reason"]
+    assert validate_entries([tmp_path / "probe.json"]) == {str(tmp_path / "probe.json"): []}
+
+
+def test_partial_glue_on_ranked_gpu_is_open_and_says_why(tmp_path):
+    entry = submit(make_run(tmp_path, tasks=("cola", "sst2", "mrpc", "stsb", "rte"),
+                            protocol="quick"), "quick", out=tmp_path / "quick.json")
+    assert entry["track"] == "open"
+    assert "protocol 'quick' is not the ranked 'cramming' protocol" in entry["track_reason"]
+    assert "GLUE tasks missing: mnli, qqp, qnli" in entry["track_reason"]
+
+
+def _tamper_score(entry):
+    entry["results"]["tasks"]["cola"]["metrics"]["mcc"] += 5.0
+
+
+def _tamper_budget_below_elapsed(entry):
+    entry["budget_s"] = 3600.0
+
+
+def _tamper_budget_over_a_day(entry):
+    entry["budget_s"] = 2 * 86400.0
+
+
+def _tamper_model_hash(entry):
+    entry["hashes"]["model_sha256"] = "0" * 64
+
+
+def _tamper_data_hash(entry):
+    entry["data"]["data_sha256"] = "f" * 64
+
+
+def _tamper_track(entry):
+    entry["track"], entry["track_reason"] = "open", "modest"
+
+
+def _tamper_gpu(entry):
+    entry["hardware"]["gpu_name"] = "NVIDIA H100 80GB HBM3"
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (_tamper_score, "results.avg_cramming.value is "),
+    (_tamper_budget_below_elapsed, "train_elapsed_s 86390.5 is over budget_s 3600"),
+    (_tamper_budget_over_a_day, "track is 'ranked' but Rules v1 give 'open': budget 48 h is "
+                                "over the ranked 24 h"),
+    (_tamper_model_hash, "results.model_sha256 differs from hashes.model_sha256"),
+    (_tamper_data_hash, "data.data_sha256 differs from hashes.data_sha256"),
+    (_tamper_track, "track is 'open' but Rules v1 give 'ranked'"),
+    (_tamper_gpu, "track is 'ranked' but Rules v1 give 'open': NVIDIA H100 80GB HBM3 is not a "
+                  "ranked GPU"),
+])
+def test_tampered_entry_fails_with_the_specific_reason(ranked_entry, tmp_path, tamper, reason):
+    _, entry = ranked_entry
+    entry = copy.deepcopy(entry)
+    tamper(entry)
+    path = _write(tmp_path / "tampered.json", entry)
+    problems = validate_entries([path])[path]
+    assert any(p.startswith(reason) for p in problems), problems
+
+
+def test_score_tamper_reports_both_averages(ranked_entry, tmp_path):
+    _, entry = ranked_entry
+    entry["results"]["tasks"]["rte"]["metrics"]["accuracy"] = 99.0
+    path = _write(tmp_path / "t.json", entry)
+    problems = validate_entries([path])[path]
+    assert [p.split(" is ")[0] for p in problems] == ["results.avg_cramming.value",
+                                                      "results.avg_glue.value"]
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda e: e.pop("name"), "entry: 'name' is a required property"),
+    (lambda e: e.update(format="cram-entry/9"),
+     "unknown format 'cram-entry/9' (expected 'cram-entry/1')"),
+    (lambda e: e["results"]["tasks"]["cola"]["metrics"].update(mcc="high"),
+     "results.tasks.cola.metrics.mcc: 'high' is not of type 'number'"),
+    (lambda e: e["hashes"].update(eval_sha256="not-a-hash"),
+     "hashes.eval_sha256: 'not-a-hash' does not match"),
+    (lambda e: e.update(budget_s="24h"), "budget_s: '24h' is not of type 'number'"),
+])
+def test_malformed_entry_reasons(ranked_entry, tmp_path, edit, reason):
+    _, entry = ranked_entry
+    edit(entry)
+    path = _write(tmp_path / "bad.json", entry)
+    problems = validate_entries([path])[path]
+    assert any(p.startswith(reason) for p in problems), problems
+
+
+def test_validate_cli_prints_valid_or_every_reason(ranked_entry, tmp_path, capsys):
+    out, entry = ranked_entry
+    assert main(["leaderboard", "validate", str(out)]) == 0
+    assert capsys.readouterr().out == "valid\n"
+    entry["budget_s"] = 3600.0
+    entry["results"]["tasks"]["sst2"]["metrics"]["accuracy"] = 100.0
+    bad = _write(tmp_path / "bad.json", entry)
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["leaderboard", "validate", bad, str(tmp_path / "junk.json"),
+                 str(tmp_path / "absent.json")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{bad}: train_elapsed_s 86390.5 is over budget_s 3600" in lines
+    assert any(line.startswith(f"{bad}: results.avg_glue.value is ") for line in lines)
+    assert any("junk.json is not valid JSON" in line for line in lines)
+    assert any(line.endswith("absent.json not found") for line in lines)
+
+
+def test_submit_refuses_run_without_results_in_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, tasks=())
+    status = main(["submit", "--run", str(run), "--name", "x", "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "has no eval results (eval/glue.json or eval/probe.json)" in err
+
+
+def test_submit_user_errors(ranked_entry, tmp_path):
+    out, _ = ranked_entry
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match="already exists"):
+        submit(run, "a6000", out=out)
+    submit(run, "a6000", out=out, force=True)
+    with pytest.raises(UserError, match="entry name"):
+        submit(run, "../escape", out=tmp_path / "e.json")
+    with pytest.raises(UserError, match="run dir .* not found"):
+        submit(tmp_path / "nowhere", "x", out=tmp_path / "e.json")
+    (run / "final" / "model.safetensors").write_bytes(b"other weights")
+    with pytest.raises(UserError, match="changed after training"):
+        submit(run, "x", out=tmp_path / "e.json")
+
+
+def test_glue_dir_needs_run(ranked_entry, tmp_path):
+    out, _ = ranked_entry
+    with pytest.raises(UserError, match="--glue-dir needs --run"):
+        validate_entries([out], glue_dir=tmp_path)

@@ -1,0 +1,110 @@
+"""The static results site: tables per track, reported rows, matplotlib SVG figures, and the
+page as headless Chromium renders it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from test_leaderboard import CPU, make_run
+
+from data_prep import UserError
+from leaderboard import build_site, submit
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture
+def entries(tmp_path):
+    """Four entries: ranked GLUE, open GLUE on CPU, open probe-only, and one broken file."""
+    folder = tmp_path / "entries"
+    submit(make_run(tmp_path, name="a6000-run"), "crammed-a6000", out=folder / "a.json")
+    submit(make_run(tmp_path, name="cpu-run", hardware=CPU, budget_s=3 * 3600,
+                    elapsed_s=3 * 3600 - 5), "cpu-3h", out=folder / "b.json")
+    submit(make_run(tmp_path, name="probe-run", hardware=CPU, budget_s=180, elapsed_s=179,
+                    tasks=("masked_word", "next_chunk"), suite="probe", protocol="quick"),
+           "demo-probe", out=folder / "c.json")
+    broken = json.loads((folder / "a.json").read_text())
+    broken["name"], broken["budget_s"] = "too-long", 60.0
+    (folder / "d.json").write_text(json.dumps(broken))
+    return folder
+
+
+def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path):
+    index = build_site(entries, tmp_path / "site")
+    page = index.read_text()
+    ranked, open_ = page.split("<h2>Ranked track</h2>")[1].split("<h2>Open track</h2>")
+    assert "crammed-a6000" in ranked and "cpu-3h" not in ranked
+    assert "cpu-3h" in open_ and "cpu is not a ranked GPU" in open_
+    assert "demo-probe" in open_ and "no GLUE score" in open_
+    assert "Reported, not reproduced" in page and "arXiv:2212.14034v1" in page
+    assert ">78.6<" in page and ">80.9<" in page
+    # The broken entry is left out, and the page says why.
+    assert "Entries not shown" in page and "too-long" not in ranked + open_.split("Reported")[0]
+    assert "train_elapsed_s 86390.5 is over budget_s 60" in page
+    for figure in ("glue_vs_budget.svg", "loss_curves.svg"):
+        svg = ET.parse(tmp_path / "site" / figure).getroot()
+        assert svg.tag.endswith("svg") and f'src="{figure}"' in page
+        assert "Matplotlib" in (tmp_path / "site" / figure).read_text()
+    # Entry names are text in the figures (svg.fonttype none): the plots show the entries.
+    assert "crammed-a6000" in (tmp_path / "site" / "glue_vs_budget.svg").read_text()
+    assert "demo-probe" in (tmp_path / "site" / "loss_curves.svg").read_text()
+
+
+def test_rebuild_replaces_site_but_not_foreign_folders(entries, tmp_path):
+    site = tmp_path / "site"
+    build_site(entries, site)
+    first = (site / "glue_vs_budget.svg").read_bytes()
+    build_site(entries, site)
+    assert (site / "glue_vs_budget.svg").read_bytes() == first  # reproducible SVG
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a site built by"):
+        build_site(entries, foreign)
+    with pytest.raises(UserError, match="entries folder .* not found"):
+        build_site(tmp_path / "none", tmp_path / "site2")
+
+
+def test_empty_entries_folder_still_builds(tmp_path):
+    (tmp_path / "entries").mkdir()
+    page = build_site(tmp_path / "entries", tmp_path / "site").read_text()
+    assert "No ranked entries yet" in page and "Reported, not reproduced" in page
+
+
+def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True,
+                          timeout=120, check=True)
+
+
+def check_page_in_chromium(index: Path, tmp_path: Path, artifact: str) -> str:
+    """Screenshot `index` into test-artifacts/ and return the rendered DOM."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`)")
+    url = index.resolve().as_uri()
+    shot = tmp_path / "page.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / artifact)
+    return _chromium("--dump-dom", url, tmp_path=tmp_path).stdout
+
+
+def test_page_renders_in_headless_chromium(entries, tmp_path):
+    index = build_site(entries, tmp_path / "site")
+    dom = check_page_in_chromium(index, tmp_path, "site.png")
+    rows = re.findall(r"<tr>.*?</tr>", dom.split("<tbody>", 1)[1])
+    assert len(re.findall(r'<table class="board ranked">.*?</table>', dom, re.S)) == 1
+    assert any("crammed-a6000" in row for row in rows)
+    assert '<img src="glue_vs_budget.svg"' in dom and '<img src="loss_curves.svg"' in dom
