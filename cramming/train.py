@@ -1,0 +1,280 @@
+"""`cram pretrain --data DATA --budget 24h --out RUN`: pretrain a crammed BERT to a deadline.
+
+`pretrain` sets the run up (config, run dir, hardware, clock, model) and `train_loop` runs
+optimizer steps until the budget, `train.max_steps` or a signal stops it; helpers beside them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+
+from cramming.budget import Budget, DurationEstimate, parse_budget
+from cramming.checkpoint import load_checkpoint, save_checkpoint
+from cramming.config import PretrainConfig, config_sha256
+from cramming.hardware import check_track, detect_hardware, resolve_device, resolve_precision
+from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
+from cramming.objective import mask_tokens, step_generator
+from cramming.progress import LogWindow, progress_bar, show, warn
+from cramming.run_dir import MetricsLog, open_run
+from cramming.schedules import batch_size_at, lr_factor
+from cramming.summary import finish_run
+from data_prep import UserError, open_data_dir
+
+
+class RowStream:
+    """Training rows in the data dir's seeded order, handed out in any count. `position` counts
+    rows of completed steps only, so a resume replays a step cut off by the deadline or a signal."""
+
+    def __init__(self, data_dir, *, seed: int, start: int, chunk: int):
+        self.position = start
+        self._batches = data_dir.iter_batches("train", chunk, seed=seed, start=start)
+        self._buffer = np.empty((0, data_dir.seq_len), dtype=np.int64)
+
+    def peek(self, n: int) -> np.ndarray:
+        while len(self._buffer) < n:
+            self._buffer = np.concatenate([self._buffer, next(self._batches)])
+        return self._buffer[:n]
+
+    def consume(self, n: int) -> None:
+        self._buffer = self._buffer[n:]
+        self.position += n
+
+
+class StopSignal:
+    """SIGINT/SIGTERM set a flag the loop reads before every micro-batch: stop cleanly, save."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), device="auto",
+             gpu_check="open", seed=None, resume=None, force=False, quiet=False,
+             clock=time.monotonic) -> dict:
+    """Train within `budget` (e.g. "24h") on the prepared data dir `data`; returns the summary.
+
+    seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests."""
+    budget_s = parse_budget(budget)
+    data_dir = open_data_dir(data)
+    quiet = quiet or os.environ.get("CI") == "true"
+    run, cfg, resumed = open_run(data_dir, out, budget_s, preset, overrides, device, seed,
+                                 resume, force)
+    hardware = detect_hardware(resolve_device(cfg.impl.device))
+    check_track(hardware, gpu_check)
+    dev = resolve_device(cfg.impl.device)
+    precision = resolve_precision(cfg.impl.precision, dev)
+    if cfg.impl.threads:
+        torch.set_num_threads(cfg.impl.threads)
+
+    # The clock starts here: after the data dir is open, before the model is built.
+    clock_budget = Budget(budget_s, elapsed_offset=resumed["elapsed_s"] if resumed else 0.0,
+                          clock=clock)
+    torch.manual_seed(cfg.seed)
+    model = CrammedBert(cfg.model).to(dev)
+    if not quiet:
+        name = hardware["gpu_name"] or hardware["cpu_name"]
+        print(f"cram pretrain: {count_parameters(model):,} parameters, {hardware['device']} "
+              f"({name}), {precision}, budget {budget_s:g}s")
+    optimizer = build_optimizer(model, cfg, dev)
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
+    state = {"step": 0, "tokens": 0, "rows": 0, "nonfinite_skips": 0, "train_loss": None,
+             "config_sha256": config_sha256(cfg), "data_sha256": data_dir.data_sha256,
+             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset)}
+    if resumed:
+        state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler))
+    step_fn = torch.compile(model) if cfg.impl.compile else model
+    rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch)
+    metrics = MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None)
+    with StopSignal() as stop:
+        stopped_by = train_loop(step_fn, model, optimizer, scaler, rows, clock_budget, cfg, state,
+                                run=run, metrics=metrics, stop=stop, data_dir=data_dir,
+                                precision=precision, quiet=quiet)
+    state["elapsed_s"] = round(clock_budget.elapsed(), 3)  # the clock stops here
+    save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
+    return finish_run(run, model, cfg, state, stopped_by=stopped_by, data_dir=data_dir,
+                      hardware=hardware, precision=precision,
+                      evaluate=lambda: validation_loss(
+                          model, data_dir, cfg, precision))
+
+
+def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
+               *, run, metrics, stop, data_dir, precision, quiet) -> str:
+    """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
+
+    Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place."""
+    t, impl = cfg.train, cfg.impl
+    per_row, per_update = DurationEstimate(), DurationEstimate()  # seconds/row, seconds/update
+    last_checkpoint = budget.elapsed()
+    if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
+        save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                        train_state={**state, "elapsed_s": budget.elapsed()})
+    window = LogWindow(budget.elapsed(), state["tokens"])
+    bar = progress_bar(budget, quiet)
+    recovered_since_checkpoint = False
+    lr = n_rows = 0
+
+    def finish(stopped_by: str) -> str:  # log the steps since the last log line, if any
+        if window.steps:
+            record = window.flush(state, budget.elapsed(), lr, n_rows)
+            metrics.append(record)
+            state["train_loss"] = record["loss"]
+        bar.close()
+        return stopped_by
+
+    model.train()
+    while True:
+        if t.max_steps is not None and state["step"] >= t.max_steps:
+            return finish("steps")
+        f = budget.fraction()
+        n_rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
+        lr = cfg.optim.lr * lr_factor(f, t.lr_start_factor, t.lr_peak_at)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, labels = mask_tokens(
+            torch.from_numpy(rows.peek(n_rows)), special_ids=data_dir.special_ids,
+            vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, state["step"]),
+            mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
+            random_token_prob=t.random_token_prob)
+        total_masked = int((labels != IGNORE_INDEX).sum())
+        step_loss = 0.0
+        for begin in range(0, n_rows, impl.micro_batch):
+            end = min(begin + impl.micro_batch, n_rows)
+            # The deadline check: stop if this micro-batch (and, when it ends the step, the
+            # optimizer update) would not finish within the budget.
+            needed = per_row.estimate() * (end - begin)
+            needed += per_update.estimate() if end == n_rows else 0.0
+            if stop.requested:
+                return finish("interrupt")
+            if budget.would_overrun(needed):
+                return finish("budget")
+            started = time.perf_counter()
+            loss = micro_step(step_fn, inputs[begin:end], labels[begin:end], total_masked,
+                              scaler, model, precision)
+            per_row.update((time.perf_counter() - started) / (end - begin))
+            if not math.isfinite(loss):
+                break
+            step_loss += loss
+        else:  # every micro-batch ran: update the weights
+            started = time.perf_counter()
+            optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
+            rows.consume(n_rows)
+            state["step"] += 1
+            state["rows"] = rows.position
+            state["tokens"] += n_rows * cfg.model.seq_len
+            window.add(step_loss)
+            if state["step"] == 1 or state["step"] % impl.log_every == 0:
+                record = window.flush(state, budget.elapsed(), lr, n_rows)
+                metrics.append(record)
+                state["train_loss"] = record["loss"]
+                show(bar, budget, record)
+            per_update.update(time.perf_counter() - started)
+            if budget.elapsed() - last_checkpoint >= impl.checkpoint_every_min * 60:
+                started = time.perf_counter()
+                save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                                train_state={**state, "elapsed_s": budget.elapsed()})
+                last_checkpoint, recovered_since_checkpoint = budget.elapsed(), False
+                per_update.update(time.perf_counter() - started)
+            continue
+        # A non-finite loss: reload the last checkpoint, skip this batch, go on; twice is an error.
+        optimizer.zero_grad(set_to_none=True)
+        if recovered_since_checkpoint:
+            raise UserError(f"loss became non-finite again at step {state['step']} after a "
+                            f"reload from {run / 'checkpoint'}; lower optim.lr or check the data")
+        load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, restore_rng=False)
+        rows.consume(n_rows)
+        state["rows"] = rows.position
+        state["nonfinite_skips"] += 1
+        recovered_since_checkpoint = True
+        warn(bar, f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
+                   f"skipped {n_rows} rows", quiet)
+
+
+def micro_step(step_fn, inputs, labels, total_masked, scaler, model, precision) -> float:
+    """Forward and backward on one micro-batch; gradients accumulate across the step.
+
+    Each micro-batch's mean loss is weighted by its share of the step's masked tokens, so the
+    accumulated gradient equals that of one big batch whatever impl.micro_batch is."""
+    device = next(model.parameters()).device
+    inputs = inputs.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    n_masked = int((labels != IGNORE_INDEX).sum())
+    if n_masked == 0:
+        return 0.0
+    with autocast(device, precision):
+        loss, _ = step_fn(inputs, labels)
+    scaler.scale(loss * (n_masked / total_masked)).backward()
+    return loss.item() * n_masked / total_masked
+
+
+def optimizer_update(model, optimizer, scaler, grad_clip: float) -> None:
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def build_optimizer(model, cfg: PretrainConfig, device) -> torch.optim.Optimizer:
+    """AdamW; weight decay only on the matrices of linear layers, never on norms, biases or
+    embeddings (cramming paper, as BERT)."""
+    word = model.encoder.embedding.word.weight
+    decay = [p for p in model.parameters() if p.ndim >= 2 and p is not word]
+    no_decay = [p for p in model.parameters() if p.ndim < 2 or p is word]
+    o = cfg.optim
+    groups = [{"params": decay, "weight_decay": o.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                             fused=device.type == "cuda")
+
+
+def autocast(device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def validation_loss(model, data_dir, cfg: PretrainConfig, precision: str) -> float | None:
+    """MLM loss on the first `train.val_rows` val rows, masked with a fixed seed (0) so every
+    run of a data dir is scored on the same positions."""
+    n_rows = min(cfg.train.val_rows, data_dir.num_rows("val"))
+    if n_rows == 0:
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    total, weight = 0.0, 0
+    batch = cfg.impl.micro_batch
+    for i, start in enumerate(range(0, n_rows, batch)):
+        rows = np.arange(start, min(start + batch, n_rows))
+        inputs, labels = mask_tokens(
+            torch.from_numpy(data_dir.get_rows("val", rows)), special_ids=data_dir.special_ids,
+            vocab_size=cfg.model.vocab_size, generator=step_generator(0, i),
+            mask_prob=cfg.train.mask_prob)
+        n_masked = int((labels != IGNORE_INDEX).sum())
+        if n_masked:
+            with autocast(device, precision):
+                loss, _ = model(inputs.to(device), labels.to(device))
+            total, weight = total + loss.item() * n_masked, weight + n_masked
+    return total / weight if weight else None
