@@ -1,0 +1,132 @@
+"""The whole pipeline in a few minutes on a CPU: prepare -> pretrain -> eval -> submit -> site.
+
+Uses the embedded demo corpus and the `tiny` preset, so it needs no download. GLUE comes from
+`--glue-dir` when given (quick protocol, the tasks the folder holds), else from the Hub; when
+the Hub is out of reach the run is scored on the offline probe tasks instead, which makes an
+open-track entry without a GLUE score.
+
+Layout of OUT: data/ (prepared corpus, reused when complete), run/ (replaced each time),
+entries/demo.json, site/index.html.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from data_prep import UserError
+
+DEMO_PRESET = "tiny"
+DEMO_NAME = "demo"
+DEMO_PARTS = {"data", "run", "entries", "site"}
+
+
+def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = None,
+             force: bool = False, quiet: bool = False, log=print) -> dict:
+    """Run every stage into `out`; return the paths written and how the run was scored.
+
+    `log` receives one line per stage (the CLI prints them); `quiet` silences the stages'
+    own progress output.
+    """
+    from cramming import load_config, parse_budget, pretrain
+
+    out = Path(out)
+    parse_budget(budget)  # a bad budget fails now, not after data preparation
+    _check_out(out)
+    started = time.perf_counter()
+    data, run = out / "data", out / "run"
+
+    settings = load_config(DEMO_PRESET).model
+    if not force and _reusable(data, settings.vocab_size, max_docs):
+        log(f"[1/5] reusing prepared data in {data}")
+    else:
+        from data_prep import prepare
+
+        log(f"[1/5] preparing the embedded demo corpus into {data}")
+        prepare(["demo"], data, vocab_size=settings.vocab_size, seq_len=settings.seq_len,
+                max_docs=max_docs, force=True, quiet=quiet)
+
+    log(f"[2/5] pretraining the {DEMO_PRESET} preset on CPU for {budget} into {run}")
+    summary = pretrain(data, run, budget=budget, preset=DEMO_PRESET, device="cpu", force=True,
+                       quiet=quiet)
+
+    log("[3/5] scoring the run")
+    results_file, note = _evaluate(run, glue_dir, quiet, log)
+
+    log("[4/5] writing the leaderboard entry")
+    from leaderboard.site import build_site
+    from leaderboard.submit import submit
+
+    entry_path = out / "entries" / f"{DEMO_NAME}.json"
+    entry = submit(run, DEMO_NAME, out=entry_path, force=True)
+
+    log("[5/5] building the results site")
+    index = build_site(out / "entries", out / "site")
+    return {
+        "data": data, "run": run, "results": run / results_file, "entry": entry_path,
+        "site": index, "suite": entry["results"]["suite"], "note": note,
+        "track": entry["track"], "track_reason": entry["track_reason"],
+        "avg_cramming": entry["results"]["avg_cramming"]["value"],
+        "probe_scores": {task: spec["metrics"] for task, spec in entry["results"]["tasks"].items()},
+        "train_elapsed_s": summary["train_elapsed_s"], "steps": summary["steps"],
+        "val_loss": summary["val_loss"], "seconds": time.perf_counter() - started,
+    }
+
+
+def _check_out(out: Path) -> None:
+    """OUT must be new, empty, or an earlier demo's folder: the demo replaces what it made."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir()
+                         if p.name not in DEMO_PARTS and not p.name.startswith("."))
+        if foreign:
+            raise UserError(f"--out {out} holds {', '.join(foreign[:3])}, which the demo did "
+                            "not write; choose an empty or new folder")
+
+
+def _reusable(data: Path, vocab_size: int, max_docs: int | None) -> bool:
+    """A complete data dir (every shard present and matching its hash) with our settings."""
+    from data_prep import open_data_dir
+
+    if not (data / "manifest.json").is_file():
+        return False
+    try:
+        prepared = open_data_dir(data, verify_hashes=True)
+    except UserError:
+        return False
+    settings = prepared.manifest.get("pipeline", {}).get("settings", {})
+    return prepared.vocab_size == vocab_size and settings.get("max_docs") == max_docs
+
+
+def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
+    """(results file relative to the run, a note on what was scored)."""
+    from glue_eval import evaluate_glue, evaluate_probes
+
+    if glue_dir is not None:
+        tasks = _tasks_in(Path(glue_dir))
+        log(f"      GLUE from {glue_dir}: {', '.join(tasks)} (quick protocol)")
+        evaluate_glue(run, tasks=tasks, glue_dir=glue_dir, protocol="quick", force=True,
+                      quiet=quiet, device="cpu")
+        return "eval/glue.json", f"GLUE dev from {glue_dir}, quick protocol"
+    try:
+        evaluate_glue(run, protocol="quick", force=True, quiet=quiet, device="cpu")
+        return "eval/glue.json", "GLUE dev from the Hub, quick protocol"
+    except (UserError, OSError, ConnectionError) as err:
+        reason = " ".join(str(err).split())[:200]
+        log(f"      GLUE is not reachable on the Hub ({reason}); scoring the offline probe "
+            "tasks instead (no GLUE score)")
+    evaluate_probes(run, force=True, quiet=quiet, device="cpu")
+    return "eval/probe.json", "offline probe tasks (the Hub was not reachable): no GLUE score"
+
+
+def _tasks_in(glue_dir: Path) -> list[str]:
+    from glue_eval import TASKS
+
+    if not glue_dir.is_dir():
+        raise UserError(f"--glue-dir {glue_dir} does not exist")
+    tasks = [name for name, spec in TASKS.items()
+             if spec.in_protocol and (glue_dir / spec.folder).is_dir()]
+    if not tasks:
+        raise UserError(f"--glue-dir {glue_dir} holds no GLUE task folder (CoLA/, SST-2/, ...)")
+    return tasks
