@@ -5,6 +5,8 @@ No download. The rule:
 2. The docstrings of the standard library's `.py` modules (found with `ast`, never imported),
    walked in sorted path order, skipping test suites, idlelib and installed packages; one
    document per module (module, class and function docstrings joined by blank lines).
+   Interactive examples (a `>>>` line up to the next blank line) are removed: they are code,
+   not prose, and the trash filter would drop whole modules for them.
 3. Because 1 + 2 come to about 2.2 MB on CPython 3.11 (under the ~3 MB a demo needs), the
    docstrings of the installed `numpy` and `scipy` (core dependencies, pinned) are added by
    the same rule.
@@ -21,6 +23,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import platform
+import re
 import sysconfig
 import warnings
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from data_prep.sources import Source
 SKIP_DIRS = {
     "test", "tests", "testing", "idlelib", "site-packages", "dist-packages", "__pycache__",
 }
+DOCTEST = re.compile(r"^[ \t]*>>>.*?(?:\n[ \t]*\n|\Z)", re.MULTILINE | re.DOTALL)
 
 
 def _module_docstrings(path: Path) -> str:
@@ -44,6 +48,7 @@ def _module_docstrings(path: Path) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             doc = ast.get_docstring(node, clean=True)
+            doc = DOCTEST.sub("", doc).strip() if doc else ""
             if doc:
                 docs.append(doc)
     return "\n\n".join(docs)
