@@ -19,8 +19,9 @@ def shard_name(split: str, index: int) -> str:
 class ShardWriter:
     """Appends rows for one split, starting a new file every `rows_per_shard` rows."""
 
-    def __init__(self, root: Path, split: str, *, rows_per_shard: int = ROWS_PER_SHARD):
-        self.root, self.split, self.rows_per_shard = root, split, rows_per_shard
+    def __init__(self, root: Path, split: str, *, rows_per_shard: int | None = None):
+        self.root, self.split = root, split
+        self.rows_per_shard = rows_per_shard or ROWS_PER_SHARD
         self.records: list[dict] = []
         self._handle = None
         self._hash = None

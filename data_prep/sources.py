@@ -11,12 +11,15 @@ order each time: preparation makes one pass to train the tokenizer and a second 
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.errors import UserError
 
 # Undecodable bytes become U+FFFD and are counted, so the manifest says how much was damaged.
+# A URL-style scheme ("s3:", "gs:", "http:"); two letters or more, so "C:" stays a path.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 DECODE_ERRORS = "cram-count-replace"
 _replaced_bytes = [0]
 
@@ -62,9 +65,9 @@ def parse_source(spec: str) -> Source:
         from data_prep.hub import HubSource
 
         return HubSource.from_spec(spec)
-    scheme, sep, _ = spec.partition(":")
-    if sep and scheme.isalpha() and len(scheme) > 1 and not Path(spec).exists():
-        raise UserError(f"unknown source scheme {scheme + ':'!r} in {spec!r} "
+    scheme = _SCHEME.match(spec)
+    if scheme and not Path(spec).exists():
+        raise UserError(f"unknown source scheme {scheme.group()!r} in {spec!r} "
                         "(use demo, hf:NAME[:CONFIG][:SPLIT] or a local path)")
     from data_prep.local import LocalSource
 

@@ -21,10 +21,13 @@ from data_prep.normalize import ASCII_PUNCTUATION
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 MAX_INPUT_CHARS_PER_WORD = 100  # the BERT WordPiece default: longer "words" become [UNK]
+# Every word-continuing piece that normalized text can produce: after NFKD/ASCII folding and
+# lowercasing, the BERT pre-tokenizer leaves words of letters and digits only.
+CONTINUATION_SEEDS = tuple(f"##{c}" for c in "0123456789abcdefghijklmnopqrstuvwxyz")
 
 
-def new_tokenizer() -> Tokenizer:
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]",
+def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]",
                                            max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
     tokenizer.normalizer = normalizers.Sequence(
         [normalizers.Replace(src, dst) for src, dst in ASCII_PUNCTUATION.items()]
@@ -53,33 +56,32 @@ def set_threads(workers: int) -> None:
     """Thread count for the Rust side. RAYON_NUM_THREADS takes effect only if set before
     the first parallel call in the process; workers=1 turns parallelism off entirely."""
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if workers > 1 else "false"
-    os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, workers)))
+    if workers > 1:
+        os.environ["RAYON_NUM_THREADS"] = str(workers)
 
 
 def train_tokenizer(documents: Iterable[str], vocab_size: int, *, quiet: bool) -> Tokenizer:
-    tokenizer = new_tokenizer()
-    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+    """Train WordPiece on `documents`; the same documents give the same tokenizer, always.
+
+    tokenizers 0.23.3 alone is not deterministic (huggingface/tokenizers#1794, measured here
+    too: the token set changed between runs on the same text). The trainer creates the
+    `##x` continuation pieces in hash-map order, and their ids break ties between equally
+    frequent merges. Handing the trainer those pieces up front, in a fixed order, as extra
+    special tokens fixes their ids and so the merges. Ids are then renumbered in a fixed
+    order too (the trainer assigns the rest in hash-map order as well); WordPiece encoding
+    is a greedy longest match over the vocabulary as a set, so renumbering changes no split.
+    """
+    trained = new_tokenizer()
+    trainer = WordPieceTrainer(vocab_size=vocab_size,
+                               special_tokens=list(SPECIAL_TOKENS + CONTINUATION_SEEDS),
                                show_progress=not quiet)
-    tokenizer.train_from_iterator(documents, trainer=trainer)
-    canonicalize_ids(tokenizer)
+    trained.train_from_iterator(documents, trainer=trainer)
+    rest = sorted(token for token in trained.get_vocab() if token not in SPECIAL_TOKENS)
+    tokenizer = new_tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(rest))})
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))  # the seeds stay ordinary pieces
     add_bert_template(tokenizer)
     check_special_ids(tokenizer, "the trained tokenizer")
     return tokenizer
-
-
-def canonicalize_ids(tokenizer: Tokenizer) -> None:
-    """Give the trained vocabulary a deterministic id order.
-
-    The trainer finds the same set of tokens on every run, but hands out ids in hash-map
-    order, which changes from process to process (measured with tokenizers 0.23.3, 1 and 2
-    threads). WordPiece encoding is a greedy longest match over the vocabulary as a set, so
-    re-numbering (special tokens first, the rest sorted) changes no encoding, only the ids.
-    """
-    vocab = tokenizer.get_vocab()
-    rest = sorted(token for token in vocab if token not in SPECIAL_TOKENS)
-    ordered = {token: index for index, token in enumerate(list(SPECIAL_TOKENS) + rest)}
-    tokenizer.model = models.WordPiece(ordered, unk_token="[UNK]",
-                                       max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
 
 
 def check_special_ids(tokenizer: Tokenizer, where: str) -> None:
