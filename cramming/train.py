@@ -28,6 +28,10 @@ from cramming.schedules import batch_size_at, lr_factor
 from cramming.summary import finish_run
 from data_prep import UserError, open_data_dir
 
+# Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
+# of time so that timing noise does not carry it past the budget.
+SAFETY = 1.5
+
 
 class RowStream:
     """Training rows in the data dir's seeded order, handed out in any count. `position` counts
@@ -109,7 +113,6 @@ def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), dev
         stopped_by = train_loop(step_fn, model, optimizer, scaler, rows, clock_budget, cfg, state,
                                 run=run, metrics=metrics, stop=stop, data_dir=data_dir,
                                 precision=precision, quiet=quiet)
-    state["elapsed_s"] = round(clock_budget.elapsed(), 3)  # the clock stops here
     save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
     return finish_run(run, model, cfg, state, stopped_by=stopped_by, data_dir=data_dir,
                       hardware=hardware, precision=precision,
@@ -123,19 +126,25 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
 
     Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place."""
     t, impl = cfg.train, cfg.impl
-    per_row, per_update = DurationEstimate(), DurationEstimate()  # seconds/row, seconds/update
-    last_checkpoint = budget.elapsed()
+    # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
+    per_micro, per_update, per_checkpoint = (DurationEstimate() for _ in range(3))
     if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
+        started = budget.elapsed()
         save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
-                        train_state={**state, "elapsed_s": budget.elapsed()})
+                        train_state={**state, "elapsed_s": started})
+        per_checkpoint.update(budget.elapsed() - started)
+    last_checkpoint = budget.elapsed()
     window = LogWindow(budget.elapsed(), state["tokens"])
     bar = progress_bar(budget, quiet)
     recovered_since_checkpoint = False
     lr = n_rows = 0
+    update_started = None  # when the last optimizer update began, until the next check
 
-    def finish(stopped_by: str) -> str:  # log the steps since the last log line, if any
+    def finish(stopped_by: str, now: float) -> str:
+        """The clock stops at the check that ended the run; log the steps not yet logged."""
+        state["elapsed_s"] = round(now, 3)
         if window.steps:
-            record = window.flush(state, budget.elapsed(), lr, n_rows)
+            record = window.flush(state, now, lr, n_rows)
             metrics.append(record)
             state["train_loss"] = record["loss"]
         bar.close()
@@ -144,7 +153,7 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
     model.train()
     while True:
         if t.max_steps is not None and state["step"] >= t.max_steps:
-            return finish("steps")
+            return finish("steps", budget.elapsed())
         f = budget.fraction()
         n_rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
         lr = cfg.optim.lr * lr_factor(f, t.lr_start_factor, t.lr_peak_at)
@@ -159,23 +168,26 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
         step_loss = 0.0
         for begin in range(0, n_rows, impl.micro_batch):
             end = min(begin + impl.micro_batch, n_rows)
-            # The deadline check: stop if this micro-batch (and, when it ends the step, the
-            # optimizer update) would not finish within the budget.
-            needed = per_row.estimate() * (end - begin)
+            now = budget.elapsed()
+            if update_started is not None:  # the update, logging and next batch's preparation
+                per_update.update(now - update_started)
+                update_started = None
+            # The deadline check: stop unless this micro-batch (and the update, if it ends the
+            # step) fits in the budget, with a margin for timing noise.
+            needed = per_micro.estimate()  # a short last micro-batch takes no longer
             needed += per_update.estimate() if end == n_rows else 0.0
             if stop.requested:
-                return finish("interrupt")
-            if budget.would_overrun(needed):
-                return finish("budget")
-            started = time.perf_counter()
+                return finish("interrupt", now)
+            if budget.would_overrun(SAFETY * needed):
+                return finish("budget", now)
             loss = micro_step(step_fn, inputs[begin:end], labels[begin:end], total_masked,
                               scaler, model, precision)
-            per_row.update((time.perf_counter() - started) / (end - begin))
+            per_micro.update(budget.elapsed() - now)
             if not math.isfinite(loss):
                 break
             step_loss += loss
         else:  # every micro-batch ran: update the weights
-            started = time.perf_counter()
+            update_started = budget.elapsed()
             optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
             rows.consume(n_rows)
             state["step"] += 1
@@ -187,13 +199,16 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
                 metrics.append(record)
                 state["train_loss"] = record["loss"]
                 show(bar, budget, record)
-            per_update.update(time.perf_counter() - started)
-            if budget.elapsed() - last_checkpoint >= impl.checkpoint_every_min * 60:
-                started = time.perf_counter()
+            # A periodic checkpoint counts against the budget; skip one that would overrun it
+            # (the run saves at its end anyway, off the clock).
+            due = budget.elapsed() - last_checkpoint >= impl.checkpoint_every_min * 60
+            if due and not budget.would_overrun(SAFETY * per_checkpoint.estimate()):
+                started = budget.elapsed()
                 save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
                                 train_state={**state, "elapsed_s": budget.elapsed()})
                 last_checkpoint, recovered_since_checkpoint = budget.elapsed(), False
-                per_update.update(time.perf_counter() - started)
+                per_checkpoint.update(last_checkpoint - started)
+                update_started += last_checkpoint - started  # timed apart from the update
             continue
         # A non-finite loss: reload the last checkpoint, skip this batch, go on; twice is an error.
         optimizer.zero_grad(set_to_none=True)

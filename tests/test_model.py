@@ -1,0 +1,137 @@
+"""The crammed BERT: shapes, sparse prediction, padding masks, save/load round trips."""
+
+import pytest
+import torch
+
+from cramming.checkpoint import load_checkpoint, save_checkpoint
+from cramming.config import ModelConfig, load_config
+from cramming.model import (
+    IGNORE_INDEX,
+    CrammedBert,
+    CrammedBertForSequenceClassification,
+    count_parameters,
+    load_pretrained,
+    save_pretrained,
+)
+from data_prep import UserError
+
+CFG = ModelConfig(vocab_size=512, seq_len=32, hidden=64, layers=2, heads=4, ffn_hidden=256,
+                  head_hidden=48)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _batch(b=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, CFG.vocab_size, (b, CFG.seq_len), generator=g)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[:, 1::4] = ids[:, 1::4]
+    return ids, labels
+
+
+def test_loss_at_init_is_near_uniform_and_shapes():
+    torch.manual_seed(0)
+    model = CrammedBert(CFG)
+    ids, labels = _batch()
+    loss, logits = model(ids, labels)
+    assert logits.shape == (int((labels != IGNORE_INDEX).sum()), CFG.vocab_size)
+    assert abs(loss.item() - torch.log(torch.tensor(CFG.vocab_size)).item()) < 0.5
+    assert model.encode(ids).shape == (3, CFG.seq_len, CFG.hidden)
+    none_loss, all_logits = model(ids)
+    assert none_loss is None and all_logits.shape == (3, CFG.seq_len, CFG.vocab_size)
+
+
+def test_decoder_only_sees_masked_rows():
+    model = CrammedBert(CFG)
+    seen = []
+    model.mlm_head.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape))
+    ids, labels = _batch()
+    model(ids, labels)
+    assert seen == [(int((labels != IGNORE_INDEX).sum()), CFG.hidden)]
+
+
+def test_sparse_loss_equals_dense_loss_on_masked_positions():
+    model = CrammedBert(CFG).eval()
+    ids, labels = _batch()
+    loss, _ = model(ids, labels)
+    _, dense = model(ids)
+    expected = torch.nn.functional.cross_entropy(dense.reshape(-1, CFG.vocab_size),
+                                                 labels.reshape(-1))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_reference_architecture_has_no_biases_in_attention_and_ffn():
+    model = CrammedBert(load_config("crammed-bert").model)
+    names = [n for n, _ in model.named_parameters()]
+    assert not [n for n in names if (".attn." in n or ".ffn." in n) and n.endswith("bias")]
+    assert model.encoder.blocks[0].ffn.down.in_features == 1536  # GLU: half of 3072 goes out
+    assert len(model.encoder.blocks) == 16
+    assert 100e6 < count_parameters(model) < 140e6  # cramming paper: ~120M with vocab 32768
+
+
+def test_padding_does_not_change_real_tokens():
+    model = CrammedBertForSequenceClassification(CFG, num_labels=2).eval()
+    ids, _ = _batch(b=1)
+    short = ids[:, :20]
+    padded = torch.cat([short, torch.zeros(1, 12, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(1, 20), torch.zeros(1, 12)], dim=1).long()
+    assert torch.allclose(model(short, torch.ones_like(short)), model(padded, mask), atol=1e-5)
+
+
+def test_pretrained_round_trip_gives_identical_logits(tmp_path):
+    model = CrammedBert(CFG).eval()
+    save_pretrained(model, tmp_path)
+    cfg, state = load_pretrained(tmp_path)
+    assert cfg == CFG
+    again = CrammedBert(cfg).eval()
+    again.load_state_dict(state)
+    ids, labels = _batch()
+    assert torch.equal(model(ids, labels)[1], again(ids, labels)[1])
+
+
+def test_classifier_from_pretrained_uses_the_encoder(tmp_path):
+    model = CrammedBert(CFG).eval()
+    save_pretrained(model, tmp_path)
+    clf = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=3).eval()
+    ids, _ = _batch()
+    assert torch.equal(clf.encoder(ids), model.encode(ids))
+    assert clf(ids, torch.ones_like(ids)).shape == (3, 3)
+    assert clf.dense.out_features == CFG.head_hidden
+    regression = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=1)
+    assert regression(ids, torch.ones_like(ids)).shape == (3, 1)
+
+
+def test_from_pretrained_fails_clearly(tmp_path):
+    with pytest.raises(UserError, match="model.safetensors is missing"):
+        CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
+
+
+def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = CrammedBert(CFG)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ids, labels = _batch()
+    model(ids, labels)[0].backward()
+    optimizer.step()
+    save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler,
+                    train_state={"step": 1, "elapsed_s": 2.5})
+    other = CrammedBert(CFG)
+    other_opt = torch.optim.AdamW(other.parameters(), lr=1e-3)
+    state = load_checkpoint(tmp_path, model=other, optimizer=other_opt, scaler=scaler)
+    assert state["step"] == 1 and state["elapsed_s"] == 2.5
+    model.eval(), other.eval()
+    assert torch.equal(model(ids, labels)[1], other(ids, labels)[1])
+    # the next optimizer step is identical too: Adam moments came back
+    for m, opt in ((model, optimizer), (other, other_opt)):
+        m.train()
+        opt.zero_grad()
+        m(ids, labels)[0].backward()
+        opt.step()
+    assert torch.equal(model(ids, labels)[1], other(ids, labels)[1])

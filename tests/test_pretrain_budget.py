@@ -1,0 +1,63 @@
+"""The budget parser and the clock, driven by a fake clock."""
+
+import pytest
+
+from cramming.budget import Budget, DurationEstimate, parse_budget
+from data_prep import UserError
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("24h", 86400), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("5400", 5400),
+     ("2h15m30s", 8130), ("1.5h", 5400), (" 90s ", 90), ("12.5", 12.5)],
+)
+def test_parse_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1d", "h", "90 m", "1m1h", "abc", "0", "-5", "0s", "inf",
+                                  "nan"])
+def test_parse_budget_rejects(text):
+    with pytest.raises(UserError, match="bad budget"):
+        parse_budget(text)
+
+
+def test_budget_fraction_and_overrun():
+    clock = FakeClock()
+    budget = Budget(100, clock=clock)
+    assert budget.elapsed() == 0 and budget.fraction() == 0
+    clock.now += 60
+    assert budget.fraction() == pytest.approx(0.6)
+    assert budget.remaining() == pytest.approx(40)
+    assert not budget.would_overrun(40)
+    assert budget.would_overrun(40.001)
+    clock.now += 100
+    assert budget.fraction() == 1.0 and budget.remaining() == 0
+
+
+def test_budget_resumes_the_same_clock():
+    clock = FakeClock()
+    budget = Budget(100, elapsed_offset=70, clock=clock)
+    assert budget.fraction() == pytest.approx(0.7)
+    clock.now += 10
+    assert budget.elapsed() == pytest.approx(80)
+    assert budget.would_overrun(21) and not budget.would_overrun(19)
+
+
+def test_duration_estimate_is_cautious_after_an_outlier():
+    estimate = DurationEstimate()
+    assert estimate.estimate() == 0
+    for _ in range(20):
+        estimate.update(1.0)
+    estimate.update(5.0)
+    assert estimate.estimate() == 5.0  # the slow outlier counts at once
+    estimate.update(1.0)
+    assert 1.0 < estimate.estimate() < 5.0  # then the average remembers it

@@ -1,0 +1,65 @@
+"""Every preset parses into the config tree; overrides are strict; the recipe hash ignores impl."""
+
+import pytest
+
+from cramming.config import (
+    PRESETS,
+    PretrainConfig,
+    config_from_yaml,
+    config_sha256,
+    load_config,
+    to_yaml,
+)
+from data_prep import UserError
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_parses(preset):
+    cfg = load_config(preset)
+    assert isinstance(cfg, PretrainConfig)
+    assert cfg.model.hidden % cfg.model.heads == 0
+    assert cfg.train.batch_start <= cfg.train.batch_size
+
+
+def test_reference_recipe_values():
+    cfg = load_config("crammed-bert")
+    m, o, t = cfg.model, cfg.optim, cfg.train
+    assert (m.layers, m.hidden, m.heads, m.ffn_hidden, m.vocab_size, m.seq_len) == (
+        16, 768, 12, 3072, 32768, 128)
+    assert (o.lr, tuple(o.betas), o.eps, o.weight_decay, o.grad_clip) == (
+        1e-3, (0.9, 0.98), 1e-12, 0.01, 0.5)
+    assert (t.batch_size, t.batch_ramp_until, t.mask_prob) == (8192, 0.6, 0.25)
+
+
+def test_overrides_and_typos():
+    cfg = load_config("tiny", ["optim.lr=5e-4", "impl.compile=true", "train.max_steps=3"])
+    assert cfg.optim.lr == 5e-4 and cfg.impl.compile and cfg.train.max_steps == 3
+    with pytest.raises(UserError, match="optim.lrr"):
+        load_config("tiny", ["optim.lrr=1"])
+    with pytest.raises(UserError, match="not key=value"):
+        load_config("tiny", ["optim.lr"])
+    with pytest.raises(UserError, match="unknown preset"):
+        load_config("huge")
+    with pytest.raises(UserError, match="divisible"):
+        load_config("tiny", ["model.heads=3"])
+
+
+def test_preset_file_and_saved_config_round_trip(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model:\n  hidden: 96\n  heads: 3\n")
+    cfg = load_config(path)
+    assert cfg.model.hidden == 96 and cfg.model.layers == 16
+    saved = tmp_path / "config.yaml"
+    saved.write_text(to_yaml(cfg))
+    assert config_from_yaml(saved) == cfg
+    assert config_sha256(saved) == config_sha256(cfg)
+
+
+def test_recipe_hash_covers_results_not_speed():
+    base = config_sha256(load_config("tiny"))
+    speed_only = load_config("tiny", ["impl.micro_batch=8", "impl.compile=true",
+                                      "impl.precision=fp32", "impl.log_every=1",
+                                      "data.path=/elsewhere"])
+    assert config_sha256(speed_only) == base
+    for change in ("optim.lr=5e-4", "seed=1", "train.budget_s=60", "model.layers=3"):
+        assert config_sha256(load_config("tiny", [change])) != base, change
