@@ -5,11 +5,11 @@ No download. The rule:
 2. The docstrings of the standard library's `.py` modules (found with `ast`, never imported),
    walked in sorted path order, skipping test suites, idlelib and installed packages; one
    document per module (module, class and function docstrings joined by blank lines).
-   Interactive examples (a `>>>` line up to the next blank line) are removed: they are code,
-   not prose, and the trash filter would drop whole modules for them.
 3. Because 1 + 2 come to about 2.2 MB on CPython 3.11 (under the ~3 MB a demo needs), the
    docstrings of the installed `numpy` and `scipy` (core dependencies, pinned) are added by
    the same rule.
+In all parts, interactive examples (a `>>>` line up to the next blank line) are removed: they
+are code, not prose, and the trash filter would drop whole documents for them.
 Each part is recorded in the manifest's `sources` with the Python or package version and the
 sha256 of the text it produced, so a different Python or package build is visible there.
 The demo is small and fixed, so its documents are built once per process and kept.
@@ -68,7 +68,8 @@ def _package_documents(root: Path) -> list[str]:
 def _topics() -> list[str]:
     from pydoc_data.topics import topics
 
-    return [topics[key] for key in sorted(topics)]
+    docs = (DOCTEST.sub("", topics[key]).strip() for key in sorted(topics))
+    return [doc for doc in docs if doc]
 
 
 def _package_root(name: str) -> Path:
