@@ -122,5 +122,5 @@ PROTOCOLS: dict[str, Protocol] = {
     # A higher lr makes up for ~50x fewer updates, so a tiny model still moves off chance.
     "quick": Protocol("quick", False, epochs=2, batch_size=16, lr=1e-4,
                       warmup_fraction=0.1, dropout=0.1, max_length=128,
-                      max_train_rows=800, max_dev_rows=400, weight_decay=0.01),
+                      max_train_rows=800, max_dev_rows=2000, weight_decay=0.01),
 }

@@ -1,0 +1,213 @@
+"""`evaluate_probes`: offline sanity tasks built from a data dir's val split (not GLUE).
+
+The val split is packed token rows with documents joined by [SEP], so cutting the
+concatenated rows at [SEP] gives back token-level documents. Two binary tasks come from them:
+
+- `continuation`: is segment B the text that follows segment A in the same document, or a
+  segment of another document? (both segments have the same fixed length, so length is no cue)
+- `word_order`: is this segment's word order original, or are its words shuffled? (words are
+  WordPiece tokens grouped with their `##` continuations, so a shuffle never splits a word)
+
+Train and dev examples come from disjoint documents. They are fine-tuned and scored with the
+same recipe as GLUE (the `quick` protocol, 5 epochs), recorded as `suite: "probe"`, never
+rankable.
+Accuracy of a model that learnt nothing is 50%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score
+
+from data_prep import UserError
+from glue_eval import results
+from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
+from glue_eval.evaluate import fit_and_predict
+from glue_eval.finetune import join_pair, progress_disabled
+from glue_eval.tasks import PROTOCOLS
+
+SEGMENT = 32  # tokens per segment: short enough that most paragraphs hold two
+DEV_FRACTION = 0.3  # share of the val split's tokens held out for dev
+MAX_TRAIN, MAX_DEV = 1000, 400  # examples per probe; a tiny model trains on CPU in seconds
+# The quick recipe with the cramming paper's 5 epochs: probe train sets are a few hundred
+# examples, too few updates in 2 epochs for any model to move off chance.
+PROBE_PROTOCOL = dataclasses.replace(PROTOCOLS["quick"], name="probe", epochs=5,
+                                     max_train_rows=MAX_TRAIN, max_dev_rows=MAX_DEV)
+MIN_DEV = 20  # fewer dev examples than this gives no usable accuracy
+PROBES = ("continuation", "word_order")
+
+
+def documents(rows: np.ndarray, sep_id: int) -> list[np.ndarray]:
+    """Token arrays of the documents in packed rows (the first and last may be partial)."""
+    stream = rows.reshape(-1)
+    cuts = np.flatnonzero(stream == sep_id)
+    pieces = np.split(stream, cuts)
+    return [p[1:] if len(p) and p[0] == sep_id else p for p in pieces]
+
+
+def continuation_examples(docs: list[np.ndarray], rng: np.random.Generator, *, cls_id: int,
+                          sep_id: int, max_length: int):
+    # Every segment boundary of every document is one example (A before it, B after it).
+    pairs = [(d, doc[i - SEGMENT: i], doc[i: i + SEGMENT]) for d, doc in enumerate(docs)
+             for i in range(SEGMENT, len(doc) - SEGMENT + 1, SEGMENT)]
+    if len({d for d, _, _ in pairs}) < 2:
+        return [], np.zeros(0, dtype=np.int64)
+    rows, labels = [], []
+    for d, a, b in pairs:
+        label = int(rng.random() < 0.5)  # 1 = B is A's true continuation
+        if not label:  # B from another document: draw until the document differs
+            while True:
+                other_doc, _, other_b = pairs[rng.integers(len(pairs))]
+                if other_doc != d:
+                    b = other_b
+                    break
+        rows.append(join_pair(a.tolist(), b.tolist(), cls_id=cls_id, sep_id=sep_id,
+                              max_length=max_length))
+        labels.append(label)
+    return rows, np.asarray(labels, dtype=np.int64)
+
+
+def word_order_examples(docs: list[np.ndarray], rng: np.random.Generator, *,
+                        is_continuation: np.ndarray, cls_id: int, sep_id: int):
+    rows, labels = [], []
+    for doc in docs:
+        for words in _word_segments(doc, is_continuation):
+            if len(words) < 3:
+                continue  # too few words for a shuffle to be told from the original
+            label = int(rng.random() < 0.5)  # 1 = original order
+            if not label:
+                order = rng.permutation(len(words))
+                if (order == np.arange(len(words))).all():
+                    order = np.roll(order, 1)
+                words = [words[i] for i in order]
+            rows.append([cls_id, *np.concatenate(words).tolist(), sep_id])
+            labels.append(label)
+    return rows, np.asarray(labels, dtype=np.int64)
+
+
+def _word_segments(doc: np.ndarray, is_continuation: np.ndarray) -> list[list[np.ndarray]]:
+    """Consecutive whole words packed into segments of at most SEGMENT tokens."""
+    starts = np.flatnonzero(~is_continuation[doc])
+    if not len(starts):
+        return []
+    words = np.split(doc[starts[0]:], starts[1:] - starts[0])  # drop a leading word piece
+    segments, current, size = [], [], 0
+    for word in words:
+        if size + len(word) > SEGMENT and current:
+            segments.append(current)
+            current, size = [], 0
+        if len(word) <= SEGMENT:
+            current.append(word)
+            size += len(word)
+    return segments
+
+
+def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str, dict]:
+    """probe -> {"train": (rows, labels), "dev": (rows, labels)} from the val split."""
+    special = data_dir.special_ids
+    n = data_dir.num_rows("val")
+    if n == 0:
+        raise UserError(f"data dir {data_dir.path} has no val rows to build probes from")
+    docs = [d for d in documents(data_dir.get_rows("val", np.arange(n)), special["sep"])
+            if len(d) >= SEGMENT]
+    rng = np.random.default_rng(seed)
+    # Documents in random order go to dev until it holds DEV_FRACTION of the tokens (document
+    # lengths vary by orders of magnitude, so counting documents would not size the split).
+    order = rng.permutation(len(docs))
+    tokens_before = np.cumsum([0, *(len(docs[i]) for i in order)])[:-1]
+    to_dev = tokens_before < DEV_FRACTION * sum(len(d) for d in docs)
+    parts = {"dev": [docs[i] for i, d in zip(order, to_dev, strict=True) if d],
+             "train": [docs[i] for i, d in zip(order, to_dev, strict=True) if not d]}
+    vocab = tokenizer.get_vocab()
+    is_continuation = np.zeros(max(vocab.values()) + 1, dtype=bool)
+    for token, idx in vocab.items():
+        is_continuation[idx] = token.startswith("##")
+    probes = {}
+    for name in PROBES:
+        probes[name] = {}
+        for part, part_docs in parts.items():
+            if name == "continuation":
+                rows, labels = continuation_examples(part_docs, rng, cls_id=special["cls"],
+                                                     sep_id=special["sep"], max_length=max_length)
+            else:
+                rows, labels = word_order_examples(part_docs, rng, cls_id=special["cls"],
+                                                   sep_id=special["sep"],
+                                                   is_continuation=is_continuation)
+            cap = MAX_DEV if part == "dev" else MAX_TRAIN
+            keep = np.sort(rng.permutation(len(rows))[:cap])
+            probes[name][part] = ([rows[i] for i in keep], labels[keep])
+        n_dev_rows = len(probes[name]["dev"][0])
+        if n_dev_rows < MIN_DEV or len(probes[name]["train"][0]) < MIN_DEV:
+            raise UserError(
+                f"val split of {data_dir.path} too small for the {name} probe "
+                f"({len(probes[name]['train'][0])} train / {n_dev_rows} dev examples from "
+                f"{len(docs)} documents); prepare with a larger --val-fraction")
+    return probes
+
+
+def _data_path(run: Path, data) -> Path:
+    if data is not None:
+        return Path(data)
+    from cramming import config_from_yaml
+
+    config = run / "config.yaml"
+    if not config.is_file():
+        raise UserError(f"run dir {run} has no config.yaml; pass --data with the data dir")
+    path = config_from_yaml(config).data.path
+    if not path:
+        raise UserError(f"{config} names no data.path; pass --data with the data dir")
+    return Path(path)
+
+
+def evaluate_probes(run, *, data=None, seed=0, out=None, force=False, quiet=False,
+                    device="auto") -> dict:
+    """Score `run` on the offline probes; writes RUN/eval/probe.json (or `out`)."""
+    from data_prep import open_data_dir
+
+    started = results.utc_now()
+    final = final_dir(run)
+    out = Path(out) if out else results.default_out(run, "probe")
+    results.check_out_path(out, force)
+    data_dir = open_data_dir(_data_path(Path(run), data))
+    encoder = Encoder(final)
+    if data_dir.vocab_size != encoder.config.vocab_size:
+        raise UserError(f"data dir {data_dir.path} has vocab {data_dir.vocab_size}, the run's "
+                        f"model {encoder.config.vocab_size}: not the run's data")
+    proto = PROBE_PROTOCOL
+    device = pick_device(device)
+    probes = build_probes(data_dir, encoder.tokenizer, seed=seed, max_length=proto.max_length)
+    record = {
+        "format": results.FORMAT, "suite": "probe",
+        "protocol": proto.record(seed),
+        "source": f"probe:{data_dir.path.name}/val", "data_sha256": data_dir.data_sha256,
+        "from_scratch": False, "model_sha256": model_sha256(final), "tasks": {},
+    }
+    all_preds = {}
+    for name, parts in probes.items():
+        t0 = time.perf_counter()
+        (train_rows, train_labels), (dev_rows, dev_labels) = parts["train"], parts["dev"]
+        preds = fit_and_predict(encoder, train_rows, train_labels, {"dev": dev_rows},
+                                num_labels=2, protocol=proto, seed=seed, device=device,
+                                desc=name, quiet=quiet)["dev"]
+        record["tasks"][name] = {
+            "metrics": {"accuracy": 100.0 * float(accuracy_score(dev_labels, preds))},
+            "n_train": len(train_rows), "n_dev": len(dev_rows), "epochs": proto.epochs,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "malformed_rows": {"train": 0, "dev": 0},
+            "dev_positive_fraction": 100.0 * float(dev_labels.mean()),
+        }
+        all_preds[(name, "dev")] = (np.arange(len(dev_rows)), preds)
+        if not progress_disabled(quiet):
+            print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
+                  f"({len(train_rows)} train, {len(dev_rows)} dev, "
+                  f"{record['tasks'][name]['seconds']:.1f} s)")
+    label = "not applicable: probe tasks are not GLUE"
+    for key in ("avg_cramming", "avg_glue"):
+        record[key] = {"value": None, "label": label, "components": [], "complete": False}
+    record["software"] = results.software()
+    record["started_utc"], record["finished_utc"] = started, results.utc_now()
+    return results.write_results(out, record, all_preds, force=force)
