@@ -2,13 +2,16 @@
 
 Documents go to the Rust tokenizer in batches (`encode_batch_fast`: no offsets, parallel over
 documents). The text is already normalized (data_prep.normalize), so the batch encoder is a
-copy of the tokenizer without its normalizer: the same ids (tested) for less work.
+copy of the tokenizer without its normalizer: the same ids (tested) for less work. Long
+documents (a novel can be one) are encoded in pieces cut at whitespace, so the threads share
+the work evenly; the pre-tokenizer splits words at whitespace, so the ids are the same (tested).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -22,6 +25,7 @@ from data_prep.tokenizer import SPECIAL_IDS
 
 BATCH_CHARS = 4 << 20  # ~4 MiB of text per encode call: bounded memory, enough parallel work
 BATCH_DOCS = 4096
+PIECE_CHARS = 1 << 16  # longer documents are encoded in pieces of at most this many characters
 
 
 def batches(stream: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
@@ -34,6 +38,41 @@ def batches(stream: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, byt
             batch, size = [], 0
     if batch:
         yield batch
+
+
+def split_at_whitespace(text: str, limit: int = PIECE_CHARS) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break or else a space.
+
+    A run of `limit` characters without whitespace is cut where it is; such a "word" is far
+    beyond WordPiece's 100-character limit and encodes as [UNK] either way.
+    """
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        cut = text.rfind("\n", start + 1, start + limit)
+        if cut < 0:
+            cut = text.rfind(" ", start + 1, start + limit)
+        if cut < 0:
+            cut = start + limit
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def encode_ids(encoder: Tokenizer, docs: list[str]) -> list[list[int]]:
+    """Token ids per document, long documents encoded in parallel pieces."""
+    pieces, owners = [], []
+    for index, doc in enumerate(docs):
+        parts = split_at_whitespace(doc)
+        pieces.extend(parts)
+        owners.extend([index] * len(parts))
+    encoded = encoder.encode_batch_fast(pieces, add_special_tokens=False)
+    if len(pieces) == len(docs):
+        return [e.ids for e in encoded]
+    out: list[list[list[int]]] = [[] for _ in docs]
+    for owner, encoding in zip(owners, encoded, strict=True):
+        out[owner].append(encoding.ids)
+    return [parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)) for parts in out]
 
 
 def prenormalized(tokenizer: Tokenizer) -> Tokenizer:
@@ -52,7 +91,8 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
     writers = {"train": ShardWriter(root, "train"), "val": ShardWriter(root, "val")}
     documents = {"train": 0, "val": 0}
     dropped_trash = 0
-    timings = {"read_clean": 0.0, "trash_filter": 0.0, "tokenize_pack": 0.0, "write": 0.0}
+    timings = {"read_clean": 0.0, "trash_filter": 0.0, "tokenize_pack": 0.0,
+              "tokenize_pack_cpu": 0.0, "write": 0.0}
     progress = tqdm(desc="encode", unit="doc", disable=quiet)
     clock = time.perf_counter()
     for batch in batches(stream):
@@ -60,10 +100,11 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
         timings["read_clean"] += now - clock
         docs = [text for text, _ in batch]
         if judge is not encoder:
-            lengths = [len(e.ids) for e in judge.encode_batch_fast(docs, add_special_tokens=False)]
+            lengths = [len(ids) for ids in encode_ids(judge, docs)]
         clock = time.perf_counter()
         timings["trash_filter"] += clock - now
-        encoded = [e.ids for e in encoder.encode_batch_fast(docs, add_special_tokens=False)]
+        cpu = time.process_time()
+        encoded = encode_ids(encoder, docs)
         if judge is encoder:
             lengths = [len(ids) for ids in encoded]
         by_split: dict[str, list[list[int]]] = {"train": [], "val": []}
@@ -76,6 +117,7 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
         rows = {split: packers[split].add(docs) for split, docs in by_split.items()}
         now = time.perf_counter()
         timings["tokenize_pack"] += now - clock
+        timings["tokenize_pack_cpu"] += time.process_time() - cpu
         for split, split_rows in rows.items():
             writers[split].write(split_rows)
             documents[split] += len(by_split[split])
