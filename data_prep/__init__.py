@@ -3,23 +3,37 @@
     prepare(sources, out, ...)   build a data dir (data_prep.prepare)
     open_data_dir(path)          read one back: rows, batches, manifest (data_prep.reader)
     load_tokenizer(path)         the WordPiece tokenizer of a data dir or run
+
+Names other than UserError are imported on first use, so that importing the package (the
+`cram` CLI does, for UserError) does not load numpy and tokenizers.
 """
 
-from data_prep.errors import UserError
-from data_prep.files import atomic_dir, canonical_json, sha256_file, write_json_atomic
-from data_prep.manifest import DATA_FORMAT
-from data_prep.prepare import prepare
-from data_prep.reader import DataDir, load_tokenizer, open_data_dir
+import importlib
 
-__all__ = [
-    "DATA_FORMAT",
-    "DataDir",
-    "UserError",
-    "atomic_dir",
-    "canonical_json",
-    "load_tokenizer",
-    "open_data_dir",
-    "prepare",
-    "sha256_file",
-    "write_json_atomic",
-]
+from data_prep.errors import UserError
+
+_LAZY = {
+    "DATA_FORMAT": "data_prep.manifest",
+    "DataDir": "data_prep.reader",
+    "atomic_dir": "data_prep.files",
+    "canonical_json": "data_prep.files",
+    "load_tokenizer": "data_prep.reader",
+    "open_data_dir": "data_prep.reader",
+    "prepare": "data_prep.prepare",
+    "sha256_file": "data_prep.files",
+    "write_json_atomic": "data_prep.files",
+}
+
+__all__ = ["UserError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'data_prep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-docs", type=int, default=None, metavar="N",
                         help="read at most N documents from the sources")
     parser.add_argument("--tokenizer", metavar="DATA_OR_JSON",
-                        help="reuse the tokenizer of a data dir or a tokenizer.json")
+                        help="reuse the tokenizer of a data dir or a tokenizer.json "
+                             "(its vocabulary replaces --vocab-size)")
     parser.add_argument("--workers", type=int, default=1,
                         help="tokenizer threads (default 1; results do not depend on it)")
     parser.add_argument("--force", action="store_true", help="replace an existing DATA")
@@ -55,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: train {manifest['num_sequences']['train']} rows, val "
           f"{manifest['num_sequences']['val']} rows of {manifest['seq_len']}, vocab "
           f"{manifest['vocab_size']}, {counts['documents_kept']} of "
-          f"{counts['documents_read']} documents kept, data_sha256 {manifest['data_sha256']}")
+          f"{counts['documents_read']} documents kept, {manifest['timings_s']['total']:.1f} s, "
+          f"data_sha256 {manifest['data_sha256']}")
     return 0

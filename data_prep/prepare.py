@@ -64,7 +64,7 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     def cleaned(counts: CleanCounts):
         return clean_documents(parsed, counts, max_docs=max_docs)
 
-    start = time.perf_counter()
+    started = start = time.perf_counter()
     if tokenizer is None:
         tok = _train(cleaned, vocab_size, quiet, what="tokenizer")
     else:
@@ -97,6 +97,7 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
                       "normalize": "nfkd-ascii-lowercase-collapse-whitespace",
                       "dedup": "exact-blake2b-128-normalized", "split": "blake2b-of-document"},
         )
+        timings["total"] = time.perf_counter() - started
         manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         write_json_atomic(tmp / MANIFEST, manifest)
     return manifest

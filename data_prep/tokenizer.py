@@ -10,6 +10,7 @@ encoded without it (no [CLS] in the corpus, cramming recipe).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -74,7 +75,7 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int, *, quiet: bool) -
     trained = new_tokenizer()
     trainer = WordPieceTrainer(vocab_size=vocab_size,
                                special_tokens=list(SPECIAL_TOKENS + CONTINUATION_SEEDS),
-                               show_progress=not quiet)
+                               show_progress=not quiet and sys.stderr.isatty())
     trained.train_from_iterator(documents, trainer=trainer)
     rest = sorted(token for token in trained.get_vocab() if token not in SPECIAL_TOKENS)
     tokenizer = new_tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(rest))})

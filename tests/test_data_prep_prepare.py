@@ -156,11 +156,16 @@ def bad_inputs(tmp_path: Path, corpus: Path):
     short = tmp_path / "short"
     short.mkdir()
     (short / "lines.txt").write_text("Call me Ishmael.\n\nIt was the best of times.\n")
+    trash = tmp_path / "trash"
+    trash.mkdir()
+    for n in range(5):  # number tables: one token per two characters
+        (trash / f"table{n}.txt").write_text(" ".join(str(n * 100 + i % 10) for i in range(90)))
     src = str(corpus)
     return [
         (["--source", str(tmp_path / "missing")], "source path not found"),
         (["--source", str(empty)], "no documents"),
         (["--source", str(short)], "all 2 documents were filtered out"),
+        (["--source", str(trash)], "all 5 cleaned documents were dropped as trash"),
         (["--source", src, "--vocab-size", "70000"], "--vocab-size 70000 out of range"),
         (["--source", src, "--vocab-size", "4"], "--vocab-size 4 out of range"),
         (["--source", src, "--seq-len", "7"], "--seq-len 7 is too short"),
@@ -193,3 +198,8 @@ def test_cli_prepare_and_verify(corpus, tmp_path, capsys):
     assert main(["prepare", "--verify", str(out)]) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"OK {out}: cram-data/1") and line.count("\n") == 1
+    shard = out / "shards" / "train-00000.bin"
+    shard.write_bytes(shard.read_bytes()[:-128])
+    assert main(["prepare", "--verify", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "train-00000.bin is corrupt or truncated" in err and err.count("\n") == 1
