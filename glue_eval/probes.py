@@ -106,6 +106,17 @@ def _word_segments(doc: np.ndarray, is_continuation: np.ndarray) -> list[list[np
     return segments
 
 
+def split_documents(docs: list[np.ndarray], rng: np.random.Generator) -> dict[str, list]:
+    """{"train": docs, "dev": docs}, disjoint. Documents in random order go to dev until it
+    holds DEV_FRACTION of the tokens (document lengths vary by orders of magnitude, so counting
+    documents would not size the split)."""
+    order = rng.permutation(len(docs))
+    tokens_before = np.cumsum([0, *(len(docs[i]) for i in order)])[:-1]
+    to_dev = tokens_before < DEV_FRACTION * sum(len(d) for d in docs)
+    return {"dev": [docs[i] for i, d in zip(order, to_dev, strict=True) if d],
+            "train": [docs[i] for i, d in zip(order, to_dev, strict=True) if not d]}
+
+
 def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str, dict]:
     """probe -> {"train": (rows, labels), "dev": (rows, labels)} from the val split."""
     special = data_dir.special_ids
@@ -115,13 +126,7 @@ def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str
     docs = [d for d in documents(data_dir.get_rows("val", np.arange(n)), special["sep"])
             if len(d) >= SEGMENT]
     rng = np.random.default_rng(seed)
-    # Documents in random order go to dev until it holds DEV_FRACTION of the tokens (document
-    # lengths vary by orders of magnitude, so counting documents would not size the split).
-    order = rng.permutation(len(docs))
-    tokens_before = np.cumsum([0, *(len(docs[i]) for i in order)])[:-1]
-    to_dev = tokens_before < DEV_FRACTION * sum(len(d) for d in docs)
-    parts = {"dev": [docs[i] for i, d in zip(order, to_dev, strict=True) if d],
-             "train": [docs[i] for i, d in zip(order, to_dev, strict=True) if not d]}
+    parts = split_documents(docs, rng)
     vocab = tokenizer.get_vocab()
     is_continuation = np.zeros(max(vocab.values()) + 1, dtype=bool)
     for token, idx in vocab.items():

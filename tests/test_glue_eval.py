@@ -1,0 +1,190 @@
+"""`evaluate_glue` and `cram eval glue` end to end on a tiny run made here (a randomly
+initialised tiny encoder saved through cramming's API, with a data dir's tokenizer)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from cramming import CrammedBert, ModelConfig, save_pretrained
+from cramming.cli import main
+from data_prep import UserError, open_data_dir, prepare, sha256_file
+from glue_eval import (
+    TASKS,
+    compute_averages,
+    compute_metrics,
+    evaluate_glue,
+    read_predictions,
+    read_split,
+)
+
+WORDS = {
+    "subject": ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher"],
+    "verb": ["sees", "likes", "follows", "paints", "carries", "finds"],
+    "object": ["a red ball", "the small boat", "an apple", "the letter", "a blue kite"],
+}
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS[k]) for k in ("subject", "verb", "object")) + "."
+
+
+def make_tiny_run(root):
+    """A data dir (small grammar corpus, 30% val) and a run dir whose final/ holds a random
+    1-layer encoder, its tokenizer, and a config.yaml naming the data dir."""
+    rng = random.Random(0)
+    docs = [" ".join(sentence(rng) for _ in range(rng.randint(10, 30))) for _ in range(300)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, val_fraction=0.3,
+            quiet=True)
+    data = open_data_dir(root / "data")
+    cfg = ModelConfig(vocab_size=data.vocab_size, hidden=32, layers=1, heads=2, ffn_hidden=64,
+                      head_hidden=32)
+    final = root / "run" / "final"
+    final.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_pretrained(CrammedBert(cfg), final)
+    shutil.copy(data.tokenizer_path, final / "tokenizer.json")
+    (root / "run" / "config.yaml").write_text(f"data:\n  path: {root / 'data'}\n")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp("glue_eval"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+MNLI_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+               "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
+
+
+def write_glue_dir(root, n_train=40, n_dev=12):
+    """RTE, STS-B and MNLI in their GLUE layouts, with one broken row in RTE train."""
+    rng = random.Random(1)
+    nli = ["entailment", "not_entailment"]
+    mnli = ["entailment", "neutral", "contradiction"]
+
+    def write(folder, split, header, rows):
+        path = root / folder / f"{split}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([header, *rows]) + "\n")
+
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        rows = [f"{i}\t{sentence(rng)}\t{sentence(rng)}\t{rng.choice(nli)}" for i in range(n)]
+        if split == "train":
+            rows.append(f"{n}\ta sentence with no label column")
+        write("RTE", split, "index\tsentence1\tsentence2\tlabel", rows)
+        write("STS-B", split, "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\t"
+              "sentence1\tsentence2\tscore",
+              [f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{sentence(rng)}\t{sentence(rng)}\t"
+               f"{rng.uniform(0, 5):.3f}" for i in range(n)])
+    for split, n in (("train", n_train), ("dev_matched", n_dev), ("dev_mismatched", n_dev)):
+        width = 1 if split == "train" else 5
+        header = MNLI_HEADER if split == "train" else MNLI_HEADER.replace(
+            "label1", "label1\tlabel2\tlabel3\tlabel4\tlabel5")
+        rows = []
+        for i in range(n):
+            gold = rng.choice(mnli)
+            rows.append("\t".join([str(i), "1", f"{i}e", "fiction", "(a)", "(b)", "(A)", "(B)",
+                                   sentence(rng), sentence(rng), *[gold] * width, gold]))
+        write("MNLI", split, header, rows)
+    return root
+
+
+def test_quick_eval_writes_contract_3_and_its_predictions_rescore(tiny_run, tmp_path):
+    glue_dir = write_glue_dir(tmp_path / "glue")
+    out = tmp_path / "eval" / "glue.json"
+    with pytest.warns(UserWarning, match="rte train: skipped 1 malformed"):
+        result = evaluate_glue(tiny_run, tasks="rte,stsb,mnli", glue_dir=glue_dir,
+                               protocol="quick", out=out, quiet=True, device="cpu")
+    assert json.loads(out.read_text()) == result
+    assert (result["format"], result["suite"], result["source"]) == ("cram-glue/1", "glue", "dir")
+    assert result["protocol"]["name"] == "quick" and result["protocol"]["rankable"] is False
+    assert result["protocol"]["max_train_rows"] == 800 and result["protocol"]["epochs"] == 2
+    assert result["model_sha256"] == sha256_file(tiny_run / "final" / "model.safetensors")
+    assert result["from_scratch"] is False
+    assert list(result["tasks"]) == ["stsb", "mnli", "rte"]  # table order
+    assert result["tasks"]["rte"]["malformed_rows"] == {"train": 1, "dev": 0}
+    assert result["tasks"]["rte"]["n_train"] == 40 and result["tasks"]["rte"]["n_dev"] == 12
+    assert result["tasks"]["mnli"]["n_dev"] == {"dev_matched": 12, "dev_mismatched": 12}
+
+    for task, entry in result["tasks"].items():
+        assert tuple(entry["metrics"]) == TASKS[task].metric_keys
+        assert entry["seconds"] > 0 and entry["epochs"] == 2
+        rescored = {}
+        for item in entry["predictions"]:
+            path = out.parent / item["file"]
+            assert item["sha256"] == sha256_file(path)
+            indices, preds = read_predictions(path)
+            labels = read_split(glue_dir, task, item["split"]).labels
+            assert indices.tolist() == list(range(len(labels)))
+            rescored.update(compute_metrics(task, labels[indices], preds, split=item["split"]))
+        assert rescored == entry["metrics"]  # exactly: the files hold what was scored
+    assert [p["split"] for p in result["tasks"]["mnli"]["predictions"]] == [
+        "dev_matched", "dev_mismatched"]
+    averages = compute_averages({t: e["metrics"] for t, e in result["tasks"].items()})
+    assert result["avg_cramming"] == averages["avg_cramming"]
+    assert result["avg_glue"] == averages["avg_glue"]
+    assert not result["avg_glue"]["complete"]
+
+    with pytest.raises(UserError, match="exists; pass --force"):
+        evaluate_glue(tiny_run, tasks="rte", glue_dir=glue_dir, protocol="quick", out=out)
+
+
+@pytest.mark.filterwarnings("ignore:rte train. skipped 1 malformed")
+def test_from_scratch_control_is_seeded_and_kept_apart(tiny_run, tmp_path):
+    glue_dir = write_glue_dir(tmp_path / "glue", n_train=16, n_dev=8)
+    first = evaluate_glue(tiny_run, tasks="rte", glue_dir=glue_dir, protocol="quick",
+                          from_scratch=True, quiet=True, device="cpu")
+    assert first["from_scratch"] is True
+    written = tiny_run / "eval" / "glue-from-scratch.json"
+    assert json.loads(written.read_text())["from_scratch"] is True
+    again = evaluate_glue(tiny_run, tasks="rte", glue_dir=glue_dir, protocol="quick",
+                          from_scratch=True, quiet=True, device="cpu", force=True)
+    sha = [r["tasks"]["rte"]["predictions"][0]["sha256"] for r in (first, again)]
+    assert sha[0] == sha[1]  # same seed, same predictions
+
+
+def test_cli_writes_results_and_reports_user_errors_in_one_line(tiny_run, tmp_path, capsys):
+    glue_dir = write_glue_dir(tmp_path / "glue", n_train=16, n_dev=8)
+    out = tmp_path / "cli.json"
+    argv = ["eval", "glue", "--run", str(tiny_run), "--glue-dir", str(glue_dir), "--tasks",
+            "stsb", "--protocol", "quick", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert set(json.loads(out.read_text())["tasks"]) == {"stsb"}
+
+    (tmp_path / "unfinished").mkdir()
+    cases = [
+        (argv, "exists; pass --force"),
+        (argv[:3] + [str(tmp_path / "unfinished")], "has no final/model.safetensors"),
+        (argv[:7] + ["cola,squad"] + argv[8:] + ["--force"], "unknown GLUE task(s) squad"),
+        (argv[:7] + ["cola,stsb"] + argv[8:] + ["--force"], "lacks CoLA/train.tsv, CoLA/dev.tsv"),
+    ]
+    for case, message in cases:
+        capsys.readouterr()
+        assert main(case) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and err.startswith("cram eval: error:")
+
+
+def test_real_rte_scores_every_dev_row(tiny_run, shared_data, tmp_path):
+    result = evaluate_glue(tiny_run, tasks="rte", glue_dir=shared_data / "glue",
+                           protocol="quick", out=tmp_path / "rte.json", quiet=True, device="cpu")
+    entry = result["tasks"]["rte"]
+    assert (entry["n_train"], entry["n_dev"]) == (800, 277)  # train capped, dev whole
+    indices, preds = read_predictions(tmp_path / entry["predictions"][0]["file"])
+    assert indices.tolist() == list(range(277)) and set(np.unique(preds)) <= {0, 1}
+    assert 0.0 <= entry["metrics"]["accuracy"] <= 100.0
