@@ -104,8 +104,12 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
 
 
 def _train(cleaned, vocab_size: int, quiet: bool, *, what: str):
+    from tqdm import tqdm
+
     counts = CleanCounts()
-    tok = train_tokenizer(texts(cleaned(counts)), vocab_size, quiet=quiet)
+    stream = tqdm(texts(cleaned(counts)), desc=f"train {what}", unit="doc", disable=quiet)
+    tok = train_tokenizer(stream, vocab_size)
+    stream.close()
     _check_not_empty(counts)
     return tok
 

@@ -10,7 +10,6 @@ encoded without it (no [CLS] in the corpus, cramming recipe).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -61,7 +60,7 @@ def set_threads(workers: int) -> None:
         os.environ["RAYON_NUM_THREADS"] = str(workers)
 
 
-def train_tokenizer(documents: Iterable[str], vocab_size: int, *, quiet: bool) -> Tokenizer:
+def train_tokenizer(documents: Iterable[str], vocab_size: int) -> Tokenizer:
     """Train WordPiece on `documents`; the same documents give the same tokenizer, always.
 
     tokenizers 0.23.3 alone is not deterministic (huggingface/tokenizers#1794, measured here
@@ -75,7 +74,7 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int, *, quiet: bool) -
     trained = new_tokenizer()
     trainer = WordPieceTrainer(vocab_size=vocab_size,
                                special_tokens=list(SPECIAL_TOKENS + CONTINUATION_SEEDS),
-                               show_progress=not quiet and sys.stderr.isatty())
+                               show_progress=False)  # the caller shows progress
     trained.train_from_iterator(documents, trainer=trainer)
     rest = sorted(token for token in trained.get_vocab() if token not in SPECIAL_TOKENS)
     tokenizer = new_tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(rest))})

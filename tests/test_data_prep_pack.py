@@ -21,7 +21,7 @@ SEP = SPECIAL_IDS["sep"]
 def real_docs() -> list[list[int]]:
     """Token ids of real documents (the pydoc topics) under a small trained tokenizer."""
     texts = [normalize(topics[key]) for key in sorted(topics)]
-    tokenizer = train_tokenizer(texts, 1000, quiet=True)
+    tokenizer = train_tokenizer(texts, 1000)
     return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
@@ -77,7 +77,7 @@ def test_long_documents_encode_the_same_in_pieces(shared_data):
     assert len(pieces) > 100 and max(map(len, pieces)) <= 5000 and "".join(pieces) == novel
     assert split_at_whitespace("x" * 12, limit=5) == ["xxxxx", "xxxxx", "xx"]
     assert split_at_whitespace("ab cd ef", limit=4) == ["ab", " cd", " ef"]
-    tokenizer = prenormalized(train_tokenizer([novel], 3000, quiet=True))
+    tokenizer = prenormalized(train_tokenizer([novel], 3000))
     whole = tokenizer.encode(novel, add_special_tokens=False).ids
     assert encode_ids(tokenizer, [novel[:100], novel]) == [
         tokenizer.encode(novel[:100], add_special_tokens=False).ids, whole]
