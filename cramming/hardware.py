@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import re
 import sys
+from contextlib import nullcontext
 
 import torch
 
@@ -107,3 +108,10 @@ def software_info() -> dict:
         "cuda": torch.version.cuda,
         "platform": sys.platform,
     }
+
+
+def autocast(device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

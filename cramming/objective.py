@@ -47,3 +47,14 @@ def mask_tokens(
     inputs = torch.where(to_mask, torch.full_like(input_ids, special_ids["mask"]), input_ids)
     inputs = torch.where(to_random, random_ids, inputs)
     return inputs, labels
+
+
+def pad_rows(inputs, labels, rows: int):
+    """Fill a short micro-batch up to `rows` with [PAD] rows that carry no labels: a compiled
+    encoder then sees one shape, and rows never attend across each other, so the loss and
+    gradients are those of the short batch."""
+    missing = rows - inputs.shape[0]
+    if missing <= 0:
+        return inputs, labels
+    fill = torch.zeros(missing, inputs.shape[1], dtype=inputs.dtype)  # [PAD] is id 0
+    return torch.cat([inputs, fill]), torch.cat([labels, torch.full_like(fill, IGNORE_INDEX)])

@@ -5,15 +5,19 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 
+import numpy as np
+import torch
+
 from cramming.config import PretrainConfig, config_sha256
-from cramming.hardware import software_info
-from cramming.model import count_parameters, save_pretrained
+from cramming.hardware import autocast, software_info
+from cramming.model import IGNORE_INDEX, count_parameters, save_pretrained
+from cramming.objective import mask_tokens, pad_rows, step_generator
 from cramming.run_dir import code_version, write_summary
 from data_prep.files import atomic_dir, sha256_file
 
 
 def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str, data_dir,
-               hardware: dict, precision: str, evaluate) -> dict:
+               hardware: dict, precision: str) -> dict:
     """Write final/ and the val loss for a finished run; an interrupted run (resumable from its
     checkpoint) gets a summary with stopped_by "interrupt" and no final/."""
     final = run / "final"
@@ -23,7 +27,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str,
             save_pretrained(model, tmp)
             shutil.copyfile(data_dir.tokenizer_path, tmp / "tokenizer.json")
         model_sha256 = sha256_file(final / "model.safetensors")
-        val_loss = evaluate()
+        val_loss = validation_loss(model, data_dir, cfg, precision)
     summary = {
         "budget_s": cfg.train.budget_s,
         "train_elapsed_s": state["elapsed_s"],
@@ -53,3 +57,29 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str,
     }
     write_summary(run, summary)
     return {"format": "cram-run/1", **summary}
+
+
+@torch.no_grad()
+def validation_loss(model, data_dir, cfg: PretrainConfig, precision: str) -> float | None:
+    """MLM loss on the first `train.val_rows` val rows, masked with a fixed seed (0) so every
+    run on a data dir is scored on the same positions, whatever its micro-batch."""
+    n_rows = min(cfg.train.val_rows, data_dir.num_rows("val"))
+    if n_rows == 0:
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    inputs, labels = mask_tokens(
+        torch.from_numpy(data_dir.get_rows("val", np.arange(n_rows))),
+        special_ids=data_dir.special_ids, vocab_size=cfg.model.vocab_size,
+        generator=step_generator(0, 0), mask_prob=cfg.train.mask_prob)
+    total, weight, batch = 0.0, 0, cfg.impl.micro_batch
+    for start in range(0, n_rows, batch):
+        x, y = inputs[start:start + batch], labels[start:start + batch]
+        n_masked = int((y != IGNORE_INDEX).sum())
+        if cfg.impl.compile:  # the compiled encoder's one shape
+            x, y = pad_rows(x, y, batch)
+        if n_masked:
+            with autocast(device, precision):
+                loss, _ = model(x.to(device), y.to(device))
+            total, weight = total + loss.item() * n_masked, weight + n_masked
+    return total / weight if weight else None

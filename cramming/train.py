@@ -10,7 +10,6 @@ import math
 import os
 import signal
 import time
-from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,9 +18,15 @@ import torch
 from cramming.budget import Budget, DurationEstimate, parse_budget
 from cramming.checkpoint import load_checkpoint, save_checkpoint
 from cramming.config import PretrainConfig, config_sha256
-from cramming.hardware import check_track, detect_hardware, resolve_device, resolve_precision
+from cramming.hardware import (
+    autocast,
+    check_track,
+    detect_hardware,
+    resolve_device,
+    resolve_precision,
+)
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
-from cramming.objective import mask_tokens, step_generator
+from cramming.objective import mask_tokens, pad_rows, step_generator
 from cramming.progress import LogWindow, progress_bar, show, warn
 from cramming.run_dir import MetricsLog, open_run
 from cramming.schedules import batch_size_at, lr_factor
@@ -106,21 +111,23 @@ def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), dev
              "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset)}
     if resumed:
         state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler))
-    step_fn = torch.compile(model) if cfg.impl.compile else model
+    if cfg.impl.compile:
+        # Only the encoder: its shapes are static once micro-batches are padded (micro_step),
+        # while the MLM head's gather of masked rows has a data-dependent size. In-place
+        # compilation keeps the state-dict names of the plain module.
+        model.encoder.compile(dynamic=False)
     rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch)
     metrics = MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None)
     with StopSignal() as stop:
-        stopped_by = train_loop(step_fn, model, optimizer, scaler, rows, clock_budget, cfg, state,
+        stopped_by = train_loop(model, optimizer, scaler, rows, clock_budget, cfg, state,
                                 run=run, metrics=metrics, stop=stop, data_dir=data_dir,
                                 precision=precision, quiet=quiet)
     save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
     return finish_run(run, model, cfg, state, stopped_by=stopped_by, data_dir=data_dir,
-                      hardware=hardware, precision=precision,
-                      evaluate=lambda: validation_loss(
-                          model, data_dir, cfg, precision))
+                      hardware=hardware, precision=precision)
 
 
-def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
+def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
@@ -143,6 +150,8 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
     def finish(stopped_by: str, now: float) -> str:
         """The clock stops at the check that ended the run; log the steps not yet logged."""
         state["elapsed_s"] = round(now, 3)
+        if now > budget.budget_s:  # only a first step (compilation) longer than the budget
+            warn(bar, f"training took {now:.1f}s, over the {budget.budget_s:g}s budget", quiet)
         if window.steps:
             record = window.flush(state, now, lr, n_rows)
             metrics.append(record)
@@ -180,8 +189,8 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
                 return finish("interrupt", now)
             if budget.would_overrun(SAFETY * needed):
                 return finish("budget", now)
-            loss = micro_step(step_fn, inputs[begin:end], labels[begin:end], total_masked,
-                              scaler, model, precision)
+            loss = micro_step(model, inputs[begin:end], labels[begin:end], total_masked, scaler,
+                              precision, pad_to=impl.micro_batch if impl.compile else None)
             per_micro.update(budget.elapsed() - now)
             if not math.isfinite(loss):
                 break
@@ -224,19 +233,19 @@ def train_loop(step_fn, model, optimizer, scaler, rows, budget, cfg: PretrainCon
                    f"skipped {n_rows} rows", quiet)
 
 
-def micro_step(step_fn, inputs, labels, total_masked, scaler, model, precision) -> float:
+def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to=None) -> float:
     """Forward and backward on one micro-batch; gradients accumulate across the step.
 
     Each micro-batch's mean loss is weighted by its share of the step's masked tokens, so the
     accumulated gradient equals that of one big batch whatever impl.micro_batch is."""
-    device = next(model.parameters()).device
-    inputs = inputs.to(device, non_blocking=True)
-    labels = labels.to(device, non_blocking=True)
     n_masked = int((labels != IGNORE_INDEX).sum())
     if n_masked == 0:
         return 0.0
+    if pad_to:
+        inputs, labels = pad_rows(inputs, labels, pad_to)
+    device = next(model.parameters()).device
     with autocast(device, precision):
-        loss, _ = step_fn(inputs, labels)
+        loss, _ = model(inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
     scaler.scale(loss * (n_masked / total_masked)).backward()
     return loss.item() * n_masked / total_masked
 
@@ -261,35 +270,3 @@ def build_optimizer(model, cfg: PretrainConfig, device) -> torch.optim.Optimizer
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                              fused=device.type == "cuda")
-
-
-def autocast(device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
-@torch.no_grad()
-def validation_loss(model, data_dir, cfg: PretrainConfig, precision: str) -> float | None:
-    """MLM loss on the first `train.val_rows` val rows, masked with a fixed seed (0) so every
-    run of a data dir is scored on the same positions."""
-    n_rows = min(cfg.train.val_rows, data_dir.num_rows("val"))
-    if n_rows == 0:
-        return None
-    model.eval()
-    device = next(model.parameters()).device
-    total, weight = 0.0, 0
-    batch = cfg.impl.micro_batch
-    for i, start in enumerate(range(0, n_rows, batch)):
-        rows = np.arange(start, min(start + batch, n_rows))
-        inputs, labels = mask_tokens(
-            torch.from_numpy(data_dir.get_rows("val", rows)), special_ids=data_dir.special_ids,
-            vocab_size=cfg.model.vocab_size, generator=step_generator(0, i),
-            mask_prob=cfg.train.mask_prob)
-        n_masked = int((labels != IGNORE_INDEX).sum())
-        if n_masked:
-            with autocast(device, precision):
-                loss, _ = model(inputs.to(device), labels.to(device))
-            total, weight = total + loss.item() * n_masked, weight + n_masked
-    return total / weight if weight else None

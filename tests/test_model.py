@@ -13,6 +13,7 @@ from cramming.model import (
     load_pretrained,
     save_pretrained,
 )
+from cramming.objective import pad_rows
 from data_prep import UserError
 
 CFG = ModelConfig(vocab_size=512, seq_len=32, hidden=64, layers=2, heads=4, ffn_hidden=256,
@@ -135,3 +136,34 @@ def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
         m(ids, labels)[0].backward()
         opt.step()
     assert torch.equal(model(ids, labels)[1], other(ids, labels)[1])
+
+
+def _loss_and_grads(model, ids, labels):
+    model.zero_grad()
+    loss, _ = model(ids, labels)
+    loss.backward()
+    return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+
+def test_padding_a_micro_batch_changes_nothing():
+    model = CrammedBert(CFG)
+    ids, labels = _batch(b=5)
+    loss, grads = _loss_and_grads(model, ids, labels)
+    padded_loss, padded_grads = _loss_and_grads(model, *pad_rows(ids, labels, 8))
+    assert padded_loss == pytest.approx(loss, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grads, padded_grads, strict=True))
+
+
+@pytest.mark.slow
+def test_compiled_encoder_matches_the_plain_one():
+    torch.manual_seed(0)
+    plain = CrammedBert(CFG)
+    compiled = CrammedBert(CFG)
+    compiled.load_state_dict(plain.state_dict())
+    compiled.encoder.compile(dynamic=False)
+    ids, labels = _batch(b=6)
+    loss, grads = _loss_and_grads(plain, ids, labels)
+    compiled_loss, compiled_grads = _loss_and_grads(compiled, *pad_rows(ids, labels, 8))
+    assert compiled_loss == pytest.approx(loss, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, compiled_grads, strict=True))
+    assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints stay portable
