@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     glue = suites.add_parser("glue", help="fine-tune and score on GLUE dev sets",
                              description="Fine-tune and score a run on GLUE dev sets.")
-    glue.add_argument("--run", dest="run_dir", required=True, help="run dir with final/")
+    glue.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
+                      help="run dir with final/")
     glue.add_argument("--tasks", default="all",
                       help="all (every task but WNLI) or a comma list, e.g. cola,sst2,mrpc")
     glue.add_argument("--glue-dir", default=None,
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     probe = suites.add_parser("probe", help="offline probes from the data dir's val split",
                               description="Offline probe tasks built from the data dir's val "
                                           "split (not GLUE; never rankable).")
-    probe.add_argument("--run", dest="run_dir", required=True,
+    probe.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
                        help="run dir with final/")
     probe.add_argument("--data", default=None,
                        help="prepared data dir (default: data.path in RUN/config.yaml)")

@@ -83,8 +83,12 @@ def evaluate_glue(run, *, tasks="all", glue_dir=None, protocol="cramming", seed=
         check_glue_dir(Path(glue_dir), names)
     device = pick_device(device)
     encoder = Encoder(final, from_scratch=from_scratch)
+    protocol_record = proto.record(seed)
+    # Rankable only as the whole ranked recipe: every protocol task, pretrained weights.
+    protocol_record["rankable"] = (proto.rankable and not from_scratch
+                                   and set(PROTOCOL_TASKS) <= set(names))
     record = {
-        "format": results.FORMAT, "suite": "glue", "protocol": proto.record(seed),
+        "format": results.FORMAT, "suite": "glue", "protocol": protocol_record,
         "source": "dir" if glue_dir is not None else f"hub:{data.HUB_DATASET}",
         "from_scratch": from_scratch, "model_sha256": model_sha256(final), "tasks": {},
     }

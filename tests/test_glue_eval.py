@@ -188,3 +188,13 @@ def test_real_rte_scores_every_dev_row(tiny_run, shared_data, tmp_path):
     indices, preds = read_predictions(tmp_path / entry["predictions"][0]["file"])
     assert indices.tolist() == list(range(277)) and set(np.unique(preds)) <= {0, 1}
     assert 0.0 <= entry["metrics"]["accuracy"] <= 100.0
+
+
+def test_ranked_protocol_on_a_subset_is_not_rankable(tiny_run, tmp_path):
+    glue_dir = write_glue_dir(tmp_path / "glue", n_train=8, n_dev=4)
+    result = evaluate_glue(tiny_run, tasks="stsb", glue_dir=glue_dir, protocol="cramming",
+                           out=tmp_path / "ranked.json", quiet=True, device="cpu")
+    protocol = result["protocol"]
+    assert (protocol["epochs"], protocol["batch_size"], protocol["lr"]) == (5, 16, 4e-5)
+    assert protocol["max_train_rows"] is None and protocol["warmup_fraction"] == 0.1
+    assert protocol["rankable"] is False  # 1 of the 8 tasks: a partial score is never ranked
