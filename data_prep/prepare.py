@@ -24,7 +24,7 @@ from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
 from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source
-from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, set_threads, train_tokenizer
+from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, threads, train_tokenizer
 
 MAX_VOCAB = 65535  # ids are stored as uint16
 MIN_SEQ_LEN = 8
@@ -50,15 +50,22 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
             val_fraction: float = 0.01, max_docs: int | None = None, tokenizer=None,
             workers: int = 1, force: bool = False, quiet: bool = False) -> dict:
     """Build the data dir `out` from `sources`; return its manifest."""
-    from data_prep.reader import load_tokenizer
-
     check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
     out = Path(out)
     if out.exists() and not force:
         raise UserError(f"{out} already exists (use --force to replace it)")
     quiet = quiet or os.environ.get("CI") == "true"
     parsed = [parse_source(spec) for spec in sources]
-    set_threads(workers)
+    with threads(workers):
+        return _prepare(parsed, out, vocab_size=vocab_size, seq_len=seq_len,
+                        val_fraction=val_fraction, max_docs=max_docs, tokenizer=tokenizer,
+                        force=force, quiet=quiet)
+
+
+def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, tokenizer,
+             force, quiet) -> dict:
+    from data_prep.reader import load_tokenizer
+
     timings: dict[str, float] = {}
 
     def cleaned(counts: CleanCounts):

@@ -9,8 +9,9 @@ encoded without it (no [CLS] in the corpus, cramming recipe).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import WordPieceTrainer
@@ -52,12 +53,25 @@ def add_bert_template(tokenizer: Tokenizer) -> None:
     )
 
 
-def set_threads(workers: int) -> None:
-    """Thread count for the Rust side. RAYON_NUM_THREADS takes effect only if set before
-    the first parallel call in the process; workers=1 turns parallelism off entirely."""
+@contextlib.contextmanager
+def threads(workers: int) -> Iterator[None]:
+    """Thread count for the Rust side while the block runs; the environment is restored after.
+
+    workers=1 turns parallelism off. RAYON_NUM_THREADS sizes the thread pool only if set
+    before the first parallel call in the process (the pool is built once).
+    """
+    saved = {key: os.environ.get(key) for key in ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")}
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if workers > 1 else "false"
     if workers > 1:
         os.environ["RAYON_NUM_THREADS"] = str(workers)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def train_tokenizer(documents: Iterable[str], vocab_size: int) -> Tokenizer:

@@ -203,3 +203,10 @@ def test_cli_prepare_and_verify(corpus, tmp_path, capsys):
     assert main(["prepare", "--verify", str(out)]) == 2
     err = capsys.readouterr().err
     assert "train-00000.bin is corrupt or truncated" in err and err.count("\n") == 1
+
+
+def test_thread_settings_are_restored(corpus, tmp_path, monkeypatch):
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    monkeypatch.setenv("RAYON_NUM_THREADS", "7")
+    prepare([str(corpus)], tmp_path / "out", max_docs=800, workers=2, **SETTINGS)
+    assert "TOKENIZERS_PARALLELISM" not in os.environ and os.environ["RAYON_NUM_THREADS"] == "7"
