@@ -27,9 +27,8 @@ def read_summary(run_dir) -> dict | None:
         raise UserError(f"cannot read {path}: {err}") from None
 
 
-def open_fresh(out, *, force: bool) -> Path:
-    """An empty run dir; an existing run there is an error unless `force` (then it is removed:
-    only the run's own files, never anything else the folder holds)."""
+def check_fresh(out, *, force: bool) -> Path:
+    """An existing run in `out` is an error unless `force`."""
     out = Path(out)
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held and not force:
@@ -37,14 +36,21 @@ def open_fresh(out, *, force: bool) -> Path:
             f"{out} already holds a run ({', '.join(held)}); "
             "use --force to replace it or --resume to continue it"
         )
-    for name in held:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def write_run(run: Path, cfg, *, fresh: bool) -> None:
+    """Create the run dir (a fresh one replaces only a previous run's own files, never anything
+    else the folder holds) and save the resolved config."""
+    if fresh:
+        for name in RUN_FILES:
+            target = run / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run / "config.yaml", to_yaml(cfg))
 
 
 def open_resumable(run) -> Path:
@@ -105,9 +111,9 @@ def code_version() -> str:
     return f"{base}+git.{commit}" if commit else base
 
 
-def open_run(data_dir, out, budget_s, preset, overrides, device, seed, resume, force):
-    """-> (run dir, resolved config, checkpoint train_state or None); every mismatch between
-    preset, data dir and a run being resumed is a UserError here, before the clock starts."""
+def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume, force):
+    """-> (run dir, resolved config, checkpoint train_state or None), writing nothing: every
+    mismatch between preset, data dir and a run being resumed is a UserError here."""
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise UserError(f"--resume {resume} writes into that run; drop --out {out}")
@@ -139,8 +145,7 @@ def open_run(data_dir, out, budget_s, preset, overrides, device, seed, resume, f
             raise UserError(f"--resume {run}: budget, seed or overrides change its recipe; "
                             f"resume with the same --budget and recipe (impl.* may change)")
     else:
-        run = open_fresh(out, force=force)
-    write_text_atomic(run / "config.yaml", to_yaml(cfg))
+        run = check_fresh(out, force=force)
     return run, cfg, resumed
 
 

@@ -28,7 +28,7 @@ from cramming.hardware import (
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.objective import mask_tokens, pad_rows, step_generator
 from cramming.progress import LogWindow, progress_bar, show, warn
-from cramming.run_dir import MetricsLog, open_run
+from cramming.run_dir import MetricsLog, resolve_run, write_run
 from cramming.schedules import batch_size_at, lr_factor
 from cramming.summary import finish_run
 from data_prep import UserError, open_data_dir
@@ -86,12 +86,13 @@ def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), dev
     budget_s = parse_budget(budget)
     data_dir = open_data_dir(data)
     quiet = quiet or os.environ.get("CI") == "true"
-    run, cfg, resumed = open_run(data_dir, out, budget_s, preset, overrides, device, seed,
-                                 resume, force)
-    hardware = detect_hardware(resolve_device(cfg.impl.device))
-    check_track(hardware, gpu_check)
+    run, cfg, resumed = resolve_run(data_dir, out, budget_s, preset, overrides, device, seed,
+                                    resume, force)
     dev = resolve_device(cfg.impl.device)
+    hardware = detect_hardware(dev)
+    check_track(hardware, gpu_check)
     precision = resolve_precision(cfg.impl.precision, dev)
+    write_run(run, cfg, fresh=resumed is None)
     if cfg.impl.threads:
         torch.set_num_threads(cfg.impl.threads)
 

@@ -101,6 +101,10 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
         pretrain(tmp_path / "missing", tmp_path / "other", budget="2s", preset="tiny")
     with pytest.raises(UserError, match="not a run dir"):
         pretrain(data, budget="2s", resume=tmp_path / "nothing", quiet=True)
+    with pytest.raises(UserError, match="not a ranked-track GPU"):
+        pretrain(data, tmp_path / "ranked", budget="2s", preset="tiny", overrides=overrides,
+                 device="cpu", gpu_check="ranked", quiet=True)
+    assert not (tmp_path / "ranked").exists()  # refused before anything was written
     summary = pretrain(data, run, budget="2s", preset="tiny", force=True,
                        overrides=overrides + ["train.max_steps=2"], quiet=True)
     assert summary["stopped_by"] == "steps" and summary["steps"] == 2
@@ -174,6 +178,12 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     first = json.loads((run / "summary.json").read_text())
     assert first["stopped_by"] == "interrupt" and first["train_elapsed_s"] < budget
     assert not (run / "final").exists()
+
+    other_budget = [c if c != f"{budget}s" else "30s" for c in command]
+    refused = subprocess.run([*other_budget, "--resume", str(run)], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 2 and "change its recipe" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
 
     done = subprocess.run([*command, "--resume", str(run)], env=env, capture_output=True,
                           text=True, timeout=120)
