@@ -98,30 +98,32 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
     for batch in batches(stream):
         now = time.perf_counter()
         timings["read_clean"] += now - clock
-        docs = [text for text, _ in batch]
-        if judge is not encoder:
-            lengths = [len(ids) for ids in encode_ids(judge, docs)]
+        progress.update(len(batch))
+        texts = [text for text, _ in batch]
+        if judge is not encoder:  # judge first, so trash is never encoded twice
+            keep = [not_trash(len(ids), len(text))
+                    for ids, text in zip(encode_ids(judge, texts), texts, strict=True)]
+            batch = [item for item, kept in zip(batch, keep, strict=True) if kept]
+            texts = [text for text, _ in batch]
+            dropped_trash += len(keep) - len(batch)
         clock = time.perf_counter()
         timings["trash_filter"] += clock - now
         cpu = time.process_time()
-        encoded = encode_ids(encoder, docs)
-        if judge is encoder:
-            lengths = [len(ids) for ids in encoded]
+        encoded = encode_ids(encoder, texts)
         by_split: dict[str, list[list[int]]] = {"train": [], "val": []}
-        for (text, doc_digest), ids, ref_len in zip(batch, encoded, lengths, strict=True):
-            if not not_trash(ref_len, len(text)):
+        for (text, doc_digest), ids in zip(batch, encoded, strict=True):
+            if judge is encoder and not not_trash(len(ids), len(text)):
                 dropped_trash += 1
                 continue
             split = "val" if is_validation(doc_digest, val_fraction) else "train"
             by_split[split].append(ids)
-        rows = {split: packers[split].add(docs) for split, docs in by_split.items()}
+        rows = {split: packers[split].add(ids) for split, ids in by_split.items()}
         now = time.perf_counter()
         timings["tokenize_pack"] += now - clock
         timings["tokenize_pack_cpu"] += time.process_time() - cpu
         for split, split_rows in rows.items():
             writers[split].write(split_rows)
             documents[split] += len(by_split[split])
-        progress.update(len(batch))
         clock = time.perf_counter()
         timings["write"] += clock - now
     progress.close()
