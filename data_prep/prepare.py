@@ -132,7 +132,7 @@ def _check_not_empty(counts: CleanCounts) -> None:
 
 def _check_result(result: dict, counts: CleanCounts, val_fraction: float, seq_len: int) -> None:
     _check_not_empty(counts)
-    if result["documents"]["train"] == 0:
+    if result["dropped_trash"] == counts.documents_kept:
         raise UserError(f"all {counts.documents_kept} cleaned documents were dropped as trash "
                         f"(more than {TRASH_CUTOFF} tokens per character)")
     if result["num_sequences"]["train"] == 0:
