@@ -11,14 +11,21 @@ entries/demo.json, site/index.html.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from data_prep import UserError
 
 DEMO_PRESET = "tiny"
 DEMO_NAME = "demo"
 DEMO_PARTS = {"data", "run", "entries", "site"}
+# Validation share of the demo corpus (about 840 documents): the default 1% leaves a handful
+# of documents, too few for the probe tasks' dev sets or a --max-docs slice.
+DEMO_VAL_FRACTION = 0.05
 
 
 def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = None,
@@ -39,16 +46,22 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
     settings = load_config(DEMO_PRESET).model
     if not force and _reusable(data, settings.vocab_size, max_docs):
         log(f"[1/5] reusing prepared data in {data}")
+        manifest = json.loads((data / "manifest.json").read_text())
     else:
         from data_prep import prepare
 
         log(f"[1/5] preparing the embedded demo corpus into {data}")
-        prepare(["demo"], data, vocab_size=settings.vocab_size, seq_len=settings.seq_len,
-                max_docs=max_docs, force=True, quiet=quiet)
+        manifest = prepare(["demo"], data, vocab_size=settings.vocab_size,
+                           seq_len=settings.seq_len, val_fraction=DEMO_VAL_FRACTION,
+                           max_docs=max_docs, force=True, quiet=quiet)
 
     log(f"[2/5] pretraining the {DEMO_PRESET} preset on CPU for {budget} into {run}")
-    summary = pretrain(data, run, budget=budget, preset=DEMO_PRESET, device="cpu", force=True,
-                       quiet=quiet)
+    # A --max-docs slice can be too small to fill the preset's vocabulary; the model follows
+    # the tokenizer the data dir actually has.
+    overrides = [] if manifest["vocab_size"] == settings.vocab_size else [
+        f"model.vocab_size={manifest['vocab_size']}"]
+    summary = pretrain(data, run, budget=budget, preset=DEMO_PRESET, overrides=overrides,
+                       device="cpu", force=True, quiet=quiet)
 
     log("[3/5] scoring the run")
     results_file, note = _evaluate(run, glue_dir, quiet, log)
@@ -96,7 +109,9 @@ def _reusable(data: Path, vocab_size: int, max_docs: int | None) -> bool:
     except UserError:
         return False
     settings = prepared.manifest.get("pipeline", {}).get("settings", {})
-    return prepared.vocab_size == vocab_size and settings.get("max_docs") == max_docs
+    return (settings.get("vocab_size_requested") == vocab_size
+            and settings.get("max_docs") == max_docs
+            and settings.get("val_fraction") == DEMO_VAL_FRACTION)
 
 
 def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
@@ -109,15 +124,30 @@ def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
         evaluate_glue(run, tasks=tasks, glue_dir=glue_dir, protocol="quick", force=True,
                       quiet=quiet, device="cpu")
         return "eval/glue.json", f"GLUE dev from {glue_dir}, quick protocol"
-    try:
-        evaluate_glue(run, protocol="quick", force=True, quiet=quiet, device="cpu")
-        return "eval/glue.json", "GLUE dev from the Hub, quick protocol"
-    except (UserError, OSError, ConnectionError) as err:
-        reason = " ".join(str(err).split())[:200]
-        log(f"      GLUE is not reachable on the Hub ({reason}); scoring the offline probe "
-            "tasks instead (no GLUE score)")
+    reason = _hub_unreachable()
+    if reason is None:
+        try:
+            evaluate_glue(run, protocol="quick", force=True, quiet=quiet, device="cpu")
+            return "eval/glue.json", "GLUE dev from the Hub, quick protocol"
+        except (UserError, OSError, ConnectionError) as err:
+            reason = " ".join(str(err).split())[:200]
+    log(f"      GLUE is not reachable on the Hub ({reason}); scoring the offline probe tasks "
+        "instead (no GLUE score)")
     evaluate_probes(run, force=True, quiet=quiet, device="cpu")
     return "eval/probe.json", "offline probe tasks (the Hub was not reachable): no GLUE score"
+
+
+def _hub_unreachable(timeout_s: float = 5.0) -> str | None:
+    """Why the Hub cannot be reached, or None. One TCP connect, so an offline machine learns
+    it at once instead of after the datasets library's retries (about 25 s)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as err:
+        return f"cannot connect to {host}: {err}"
+    return None
 
 
 def _tasks_in(glue_dir: Path) -> list[str]:

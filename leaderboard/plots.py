@@ -41,14 +41,27 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def score_vs_budget(rows: list[dict], reported: list[dict], path: Path) -> Path:
+def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
+                    unscored: list[dict] = ()) -> Path:
     """GLUE average (cramming-paper columns) against budget in hours, log scale.
 
     `rows`: entries with a GLUE score, as dicts with name, track, budget_s, avg.
     `reported`: published rows; with a budget they are a star, without one a dashed line.
+    `unscored`: entries without a GLUE score (name, budget_s): a tick on the budget axis, so
+    every entry is on the figure but none gets a score it does not have.
     """
     fig = _figure()
     ax = fig.add_subplot()
+    if unscored:
+        from matplotlib.transforms import blended_transform_factory
+
+        on_axis = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter([r["budget_s"] / HOUR for r in unscored], [0.04] * len(unscored),
+                   transform=on_axis, marker="|", s=260, linewidths=2, color="#8a8f96",
+                   zorder=3, label="no GLUE score (probe only)")
+        for r in unscored:
+            ax.annotate(r["name"], (r["budget_s"] / HOUR, 0.04), xycoords=on_axis,
+                        xytext=(6, 6), textcoords="offset points", fontsize=8.5, color="#555")
     for track, style in TRACK_STYLE.items():
         points = [r for r in rows if r["track"] == track]
         if not points:
@@ -69,7 +82,7 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path) -> Path:
             ax.axhline(ref["avg_cramming"], color="#6b6f76", linestyle="--", linewidth=1,
                        label=label)
     ax.set_xscale("log")
-    budgets = [r["budget_s"] / HOUR for r in rows] + [
+    budgets = [r["budget_s"] / HOUR for r in [*rows, *unscored]] + [
         ref["budget_s"] / HOUR for ref in reported if ref.get("budget_s")]
     low, high = min([*budgets, 1.0]) / 2, max([*budgets, 24.0]) * 2
     ax.set_xlim(low, high)

@@ -54,7 +54,9 @@ def build_site(entries_dir, out) -> Path:
         glue_rows = [{"name": e["name"], "track": e["track"], "budget_s": e["budget_s"],
                       "avg": e["results"]["avg_cramming"]["value"]}
                      for e in entries if _has_glue_score(e)]
-        plots.score_vs_budget(glue_rows, reported["rows"], tmp / GLUE_PLOT)
+        unscored = [{"name": e["name"], "budget_s": e["budget_s"]}
+                    for e in entries if not _has_glue_score(e)]
+        plots.score_vs_budget(glue_rows, reported["rows"], tmp / GLUE_PLOT, unscored)
         curves = [{"name": e["name"], "points": e["loss_curve"]["points"]}
                   for e in entries if e["loss_curve"]]
         plots.loss_curves(curves, tmp / LOSS_PLOT)
@@ -123,8 +125,9 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         "</section>",
         '<section class=figures><figure><h2>GLUE score against budget</h2>',
         f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
-        "<figcaption>Entries with a GLUE score, by track; grey marks are the reported results "
-        "below.</figcaption></figure>",
+        "<figcaption>GLUE-scored entries by track; the star and dashed line are the reported "
+        "results below; ticks on the axis are entries without a GLUE score.</figcaption>"
+        "</figure>",
         '<figure><h2>Pretraining loss</h2>',
         f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
         "<figcaption>MLM training loss against wall-clock time, from each entry's run "

@@ -1,0 +1,50 @@
+"""`cram demo` end to end, offline: embedded corpus -> tiny run -> probes -> entry -> site."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from test_site import check_page_in_chromium
+
+from cramming.cli import main
+from leaderboard import validate_entries
+
+
+@pytest.mark.slow  # about 2 minutes on two cores
+def test_demo_runs_offline_and_reruns_into_the_same_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without network
+    out = tmp_path / "demo-out"
+    # A 300-document slice keeps data preparation short; the rest is the real pipeline.
+    assert main(["demo", "--budget", "60s", "--out", str(out), "--max-docs", "300",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/5] preparing the embedded demo corpus" in printed
+    assert "scoring the offline probe tasks instead" in printed
+    for label, path in [("entry", out / "entries" / "demo.json"),
+                        ("site", out / "site" / "index.html"),
+                        ("results", out / "run" / "eval" / "probe.json")]:
+        assert re.search(rf"^  {label} +{re.escape(str(path))}$", printed, re.M), printed
+    entry = json.loads((out / "entries" / "demo.json").read_text())
+    assert entry["track"] == "open" and entry["results"]["suite"] == "probe"
+    assert entry["budget_s"] == 60 and entry["train_elapsed_s"] <= 60
+    assert validate_entries([out / "entries" / "demo.json"], run=out / "run") == {
+        str(out / "entries" / "demo.json"): []}
+
+    dom = check_page_in_chromium(out / "site" / "index.html", tmp_path, "demo-site.png")
+    assert re.search(r"<tr><td[^>]*>1</td><td class=\"name\"><strong>demo</strong>", dom)
+    assert "no GLUE score" in dom and '<img src="loss_curves.svg"' in dom
+    assert "demo" in (out / "site" / "loss_curves.svg").read_text()
+
+    # Again into the same folder: the prepared data is reused, the run replaced.
+    assert main(["demo", "--budget", "5s", "--out", str(out), "--max-docs", "300",
+                 "--quiet"]) == 0
+    assert "[1/5] reusing prepared data" in capsys.readouterr().out
+    assert json.loads((out / "entries" / "demo.json").read_text())["budget_s"] == 5
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    (tmp_path / "thesis.tex").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert "holds thesis.tex, which the demo did not write" in capsys.readouterr().err
