@@ -12,7 +12,7 @@ In all parts, interactive examples (a `>>>` line up to the next blank line) are 
 are code, not prose, and the trash filter would drop whole documents for them.
 Each part is recorded in the manifest's `sources` with the Python or package version and the
 sha256 of the text it produced, so a different Python or package build is visible there.
-The demo is small and fixed, so its documents are built once per process and kept.
+The demo is small and fixed, so each part's documents are built once per process and kept.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import platform
 import re
 import sysconfig
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from data_prep.sources import Source
@@ -77,40 +77,57 @@ def _package_root(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@functools.cache
-def demo_parts() -> tuple[tuple[dict, tuple[str, ...]], ...]:
-    """(record, documents) per part; built once per process."""
+def _installed_package_documents(name: str) -> list[str]:
+    return _package_documents(_package_root(name))
+
+
+def _parts() -> list[tuple[str, str, Callable[[], list[str]]]]:
+    """(name, version, builder) of each part, in order."""
     python = f"python {platform.python_version()}"
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
     parts = [
-        ("demo:python-topics", python, _topics()),
-        ("demo:python-stdlib-docstrings", python,
-         _package_documents(Path(sysconfig.get_paths()["stdlib"]))),
+        ("demo:python-topics", python, _topics),
+        ("demo:python-stdlib-docstrings", python, lambda: _package_documents(stdlib)),
     ]
     for package in ("numpy", "scipy"):
-        version = f"{package} {importlib.metadata.version(package)}"
-        parts.append((f"demo:{package}-docstrings", version,
-                      _package_documents(_package_root(package))))
-    out = []
-    for name, version, docs in parts:
-        digest = hashlib.sha256()
-        size = 0
-        for doc in docs:
-            data = doc.encode()
-            digest.update(data + b"\x00")  # NUL separator: document boundaries count
-            size += len(data)
-        record = {"name": name, "kind": "demo", "version": version, "bytes": size,
-                  "documents": len(docs), "sha256": digest.hexdigest()}
-        out.append((record, tuple(docs)))
-    return tuple(out)
+        parts.append((f"demo:{package}-docstrings",
+                      f"{package} {importlib.metadata.version(package)}",
+                      functools.partial(_installed_package_documents, package)))
+    return parts
+
+
+PART_COUNT = 4
+
+
+@functools.cache
+def demo_part(index: int) -> tuple[dict, tuple[str, ...]]:
+    """(manifest record, documents) of part `index`; built on first use, then kept."""
+    name, version, build = _parts()[index]
+    docs = tuple(build())
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(doc.encode() + b"\x00")  # NUL separator: document boundaries count
+    record = {"name": name, "kind": "demo", "version": version,
+              "bytes": sum(len(doc.encode()) for doc in docs), "documents": len(docs),
+              "sha256": digest.hexdigest()}
+    return record, docs
 
 
 class DemoSource(Source):
+    """Parts are built only when reached, so `max_docs` runs skip the later ones; the
+    manifest records the parts that were read."""
+
     name = "demo"
     kind = "demo"
 
+    def __init__(self) -> None:
+        self._reached: set[int] = set()
+
     def documents(self) -> Iterator[str]:
-        for _, docs in demo_parts():
-            yield from docs
+        for index in range(PART_COUNT):
+            self._reached.add(index)
+            yield from demo_part(index)[1]
 
     def describe(self) -> list[dict]:
-        return [record for record, _ in demo_parts()]
+        reached = sorted(self._reached) or range(PART_COUNT)
+        return [demo_part(index)[0] for index in reached]

@@ -8,7 +8,7 @@ import platform
 import pytest
 
 from data_prep import open_data_dir, prepare
-from data_prep.demo import DemoSource, demo_parts
+from data_prep.demo import PART_COUNT, DemoSource, demo_part
 
 
 def test_demo_parts_are_recorded_with_versions_and_hashes():
@@ -19,7 +19,7 @@ def test_demo_parts_are_recorded_with_versions_and_hashes():
     assert records[0]["version"] == f"python {platform.python_version()}"
     assert records[2]["version"].startswith("numpy ")
     assert sum(r["bytes"] for r in records) > 3_000_000  # "at least a few MB"
-    for record, docs in demo_parts():
+    for record, docs in map(demo_part, range(PART_COUNT)):
         digest = hashlib.sha256(b"".join(d.encode() + b"\x00" for d in docs)).hexdigest()
         assert record["sha256"] == digest and record["documents"] == len(docs)
 
@@ -29,6 +29,14 @@ def test_demo_is_english_prose_without_interactive_examples():
     words = " ".join(docs[:200]).lower().split()
     assert words.count("the") / len(words) > 0.03  # English: "the" is ~5% of running words
     assert not any(">>> " in doc for doc in docs)
+
+
+def test_a_short_read_builds_and_records_only_the_parts_reached():
+    source = DemoSource()
+    for _, _ in zip(range(100), source.documents(), strict=False):
+        pass
+    assert [r["name"] for r in source.describe()] == ["demo:python-topics",
+                                                      "demo:python-stdlib-docstrings"]
 
 
 @pytest.mark.slow
