@@ -42,7 +42,11 @@ def file_kind(path: Path, *, named: bool) -> str | None:
     suffix = path.suffix.lower()
     if suffix in STRUCTURED:
         return suffix[1:]
-    if _is_wikiextractor(path):
+    try:
+        wiki = _is_wikiextractor(path)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    if wiki:
         return "wiki"
     if suffix == ".txt" or named:
         return "txt"
@@ -115,7 +119,8 @@ def read_parquet(path: Path) -> Iterator[str]:
     try:
         table = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
-        raise UserError(f"{path}: not a readable parquet file ({err})") from None
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"{path}: not a readable parquet file ({first_line})") from None
     if "text" not in table.schema_arrow.names:
         raise UserError(f"{path}: parquet file has no 'text' column")
     for batch in table.iter_batches(batch_size=_PARQUET_BATCH, columns=["text"]):
@@ -162,7 +167,10 @@ class LocalSource(Source):
 
     def documents(self) -> Iterator[str]:
         for path, kind in self.files:
-            yield from READERS[kind](path)
+            try:
+                yield from READERS[kind](path)
+            except OSError as err:  # unreadable, or removed since the folder was listed
+                raise UserError(f"cannot read {path}: {err.strerror or err}") from None
 
     def describe(self) -> list[dict]:
         # One digest over (relative path, file digest) pairs identifies the corpus exactly.
