@@ -94,8 +94,11 @@ class DataDir:
             raise ValueError(f"{split} split has {total} rows: too few for {world_size} ranks")
         epoch, offset = divmod(start, per_rank)
         pending = np.empty(0, dtype=np.int64)
+        # int32 halves the permutation's memory (340 MB at cramming's 85M sequences)
+        index_dtype = np.int32 if total < 2**31 else np.int64
         while True:
-            order = np.random.default_rng([seed, epoch]).permutation(total)
+            order = np.random.default_rng([seed, epoch]).permutation(
+                np.arange(total, dtype=index_dtype))
             mine = order[rank: per_rank * world_size: world_size][offset:]
             offset = 0
             epoch += 1
