@@ -239,7 +239,8 @@ def save_pretrained(model: CrammedBert, final_dir) -> None:
     final_dir = Path(final_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_bytes_atomic(final_dir / "model.safetensors", save(state, metadata={"format": "pt"}))
-    meta = {"format": MODEL_FORMAT, **dataclasses.asdict(model.cfg)}
+    meta = {"format": MODEL_FORMAT, **dataclasses.asdict(model.cfg),
+            "params": count_parameters(model)}
     write_json_atomic(final_dir / "model_config.json", meta)
 
 

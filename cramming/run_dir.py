@@ -136,6 +136,8 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
                 f"model.{field}={ours} (preset {preset}) does not match the data dir "
                 f"{data_dir.path} ({field} {theirs}); prepare the data with a matching "
                 f"--{field.replace('_', '-')} or override model.{field}={theirs}")
+    if data_dir.num_rows("train") < 1:
+        raise UserError(f"data dir {data_dir.path} has no training rows")
     resumed = None
     if resume is not None:
         resumed = read_train_state(run)
