@@ -17,7 +17,7 @@ TRACK_STYLE = {  # ranked: filled; open: hollow, so the two are never confused i
 }
 
 
-def _figure(width_in: float = 8.0, height_in: float = 4.2):
+def _figure(width_in: float = 8.0, height_in: float = 4.6):
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render off-screen
@@ -97,7 +97,8 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
     if not rows:
         ax.text(0.5, 0.5, "no GLUE-scored entries yet", transform=ax.transAxes,
                 ha="center", va="center", color="#888", fontsize=11)
-    ax.legend(loc="best", fontsize=8.5, framealpha=0.9, edgecolor="#e3e6ea")
+    # Below the axes, so it never covers a point whatever the scores are.
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8.5, frameon=False)
     return _save(fig, path)
 
 

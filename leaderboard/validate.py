@@ -100,20 +100,32 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         if stated != recorded:
             problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
     problems += _hash_problems(entry, run, summary)
-    results_path = run / entry["results_file"]
-    if results_path.is_file():
-        on_disk = json.loads(results_path.read_text())
-        # Scores first: they are what a reader of the difference cares about.
-        places = sorted(_differences(entry["results"], on_disk),
-                        key=lambda where: (not where.startswith("tasks."), where))
-        if places:
-            more = f" and {len(places) - 3} more" if len(places) > 3 else ""
-            problems.append(f"results differ from {results_path} at "
-                            f"{', '.join(places[:3])}{more}")
-        problems += _prediction_problems(entry, results_path.parent)
-    if entry["loss_curve"] != loss_curve(run):
-        problems.append(f"loss_curve does not match {run}/metrics.jsonl")
+    problems += _results_problems(entry, run)
+    try:
+        curve = loss_curve(run)
+    except UserError as err:
+        problems.append(f"loss_curve cannot be recomputed: {err}")
+    else:
+        if entry["loss_curve"] != curve:
+            problems.append(f"loss_curve does not match {run}/metrics.jsonl")
     return problems
+
+
+def _results_problems(entry: dict, run: Path) -> list[str]:
+    """The entry's results must be the run's results file, field for field."""
+    path = run / entry["results_file"]
+    try:
+        on_disk = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return [f"results_file {path} cannot be read: {err}"]
+    # Scores first: they are what a reader of the difference cares about.
+    places = sorted(_differences(entry["results"], on_disk),
+                    key=lambda where: (not where.startswith("tasks."), where))
+    problems = []
+    if places:
+        more = f" and {len(places) - 3} more" if len(places) > 3 else ""
+        problems.append(f"results differ from {path} at {', '.join(places[:3])}{more}")
+    return problems + _prediction_problems(entry, path.parent)
 
 
 def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
@@ -132,8 +144,8 @@ def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
             problems.append(f"hashes.{name} {hashes[name][:12]}... does not match the "
                             f"recomputed {actual[:12]}...")
 
-    data_dir = data_dir_of(run, summary)
-    check("data_sha256", lambda: open_data_dir(data_dir, verify_hashes=True).data_sha256)
+    check("data_sha256",
+          lambda: open_data_dir(data_dir_of(run, summary), verify_hashes=True).data_sha256)
     check("config_sha256", lambda: config_sha256(run / "config.yaml"))
     check("model_sha256", lambda: sha256_file(run / "final" / "model.safetensors"))
     check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))

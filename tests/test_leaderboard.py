@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -297,3 +298,24 @@ def test_glue_dir_needs_run(ranked_entry, tmp_path):
     out, _ = ranked_entry
     with pytest.raises(UserError, match="--glue-dir needs --run"):
         validate_entries([out], glue_dir=tmp_path)
+
+
+def test_submit_cli_reports_score_and_track(tmp_path, capsys):
+    run = make_run(tmp_path)
+    out = tmp_path / "cli.json"
+    assert main(["submit", "--run", str(run), "--name", "cli", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert re.fullmatch(rf"wrote {re.escape(str(out))}: GLUE avg \(cram\) \d+\.\d\d; "
+                        r"track ranked\n", printed)
+
+
+def test_validate_reports_broken_run_dir_without_traceback(ranked_entry, tmp_path):
+    out, _ = ranked_entry
+    run = tmp_path / "run"
+    (run / "eval" / "glue.json").write_text("{half a file")
+    (run / "metrics.jsonl").write_text("not json\n")
+    problems = validate_entries([out], run=run)[str(out)]
+    assert any(p.startswith("results_file ") and "cannot be read" in p for p in problems)
+    assert any(p.startswith("loss_curve cannot be recomputed: ") for p in problems)
+    assert validate_entries([out], run=tmp_path / "gone")[str(out)] == [
+        f"run dir {tmp_path / 'gone'} not found"]

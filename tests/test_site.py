@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_leaderboard import CPU, make_run
 
+from cramming.cli import main
 from data_prep import UserError
 from leaderboard import build_site, submit
 
@@ -108,3 +109,9 @@ def test_page_renders_in_headless_chromium(entries, tmp_path):
     assert len(re.findall(r'<table class="board ranked">.*?</table>', dom, re.S)) == 1
     assert any("crammed-a6000" in row for row in rows)
     assert '<img src="glue_vs_budget.svg"' in dom and '<img src="loss_curves.svg"' in dom
+
+
+def test_build_cli(entries, tmp_path, capsys):
+    assert main(["leaderboard", "build", "--entries", str(entries),
+                 "--out", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 's' / 'index.html'}\n"
