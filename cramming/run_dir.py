@@ -124,7 +124,7 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
             raise UserError("--out RUN is required (or --resume RUN)")
         cfg = load_config(_preset_source(preset, budget_s, data_dir, device), overrides)
     cfg.train.budget_s = budget_s
-    cfg.data.path = str(data_dir.path)
+    cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
     if device != "auto":
         cfg.impl.device = device
     if seed is not None:

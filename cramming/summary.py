@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str,
         "hardware": hardware,
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,
-        "data_path": str(data_dir.path),
+        "data_path": str(Path(data_dir.path).resolve()),
         "config_sha256": config_sha256(cfg),
         "model_sha256": model_sha256,
         "code_version": code_version(),
