@@ -1,0 +1,364 @@
+"""Size a BERT to a budget and a GPU: rank shapes by the MLM loss they are expected to reach.
+
+For each candidate shape (depth, width, heads, feed-forward size) the planner picks the largest
+micro-batch whose memory estimate fits the device (`memory.py`), predicts its training speed
+(`speed_law.py`: constants stored per GPU in `gpus.py`, or fitted to timings on this machine),
+turns speed into tokens within the budget, and predicts the loss from the loss law fitted to
+the project's own short runs (`scaling_law.py`). Two forces meet in that ranking: a bigger model
+learns more per token ("Train Large, Then Compress"), but a smaller or shallower one sees more
+tokens in the same hours (the cramming study's observation on one GPU in one day).
+
+The candidate grid follows de Wynter & Perry's search space in spirit (depth, heads, width and
+feed-forward size vary together) with the conventions of the reference model: head size 64
+(BERT), GLU in-projection 4x width (crammed-bert: 3072 for 768), widths in multiples of 64
+(the calculator notes such widths run faster on tensor cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cramming.config import ModelConfig, load_config, to_yaml
+from cramming.gpus import GIB, GPUS, derived_law, find_gpu
+from cramming.memory import largest_fitting_micro_batch, training_memory
+from cramming.scaling_law import load_loss_law
+from cramming.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
+from data_prep import UserError
+from data_prep.files import write_text_atomic
+
+PLAN_FORMAT = "cram-plan/1"
+REFERENCE = "crammed-bert"
+HEAD_DIM = 64  # BERT-base and crammed-bert: 768 / 12
+FFN_RATIO = 4  # GLU in-projection per unit width (crammed-bert: 3072 / 768)
+DEPTHS = (2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24)
+WIDTHS = tuple(range(64, 1025, 64))
+# Kaplan et al. (2020, fig. 5): at fixed non-embedding N the loss moves only a few percent
+# over width/depth ratios from about 10 to 200; the loss law ignores shape, so stay inside.
+ASPECT_RANGE = (8, 160)
+MEMORY_HEADROOM = 0.9  # allocator fragmentation and what the estimate leaves out
+CUDA_CONTEXT_GIB = 0.5  # memory the CUDA context and kernels take before any tensor
+CPU_MEMORY_SHARE = 0.5  # on CPU, leave half the RAM to everything else
+
+# Probe shapes for --measure, (width, depth, micro-batch): width, depth and batch each vary
+# while the others stay put, so all four constants of the speed law are identified.
+PROBES = {
+    "cpu": [(128, 2, 16), (128, 4, 16), (256, 2, 16), (256, 4, 8), (64, 2, 32), (192, 3, 32),
+            (128, 8, 16), (128, 2, 4)],
+    "cuda": [(256, 4, 32), (512, 4, 64), (512, 8, 64), (768, 12, 128), (768, 16, 32),
+             (1024, 8, 128), (384, 16, 128), (768, 4, 8)],
+}
+
+
+@dataclasses.dataclass
+class Target:
+    """The device a plan is for: its memory, training precision and speed law."""
+
+    name: str
+    kind: str  # "cuda" | "cpu"
+    memory_bytes: float
+    precision: str
+    law: SpeedLaw
+    measured: list[dict] = dataclasses.field(default_factory=list)
+
+    def usable_bytes(self) -> float:
+        if self.kind == "cpu":
+            return self.memory_bytes * CPU_MEMORY_SHARE
+        return self.memory_bytes * MEMORY_HEADROOM - CUDA_CONTEXT_GIB * GIB
+
+
+def shape(width: int, depth: int, *, vocab_size: int, seq_len: int) -> ModelConfig:
+    return ModelConfig(vocab_size=vocab_size, seq_len=seq_len, hidden=width, layers=depth,
+                       heads=max(1, width // HEAD_DIM), ffn_hidden=FFN_RATIO * width)
+
+
+def candidate_shapes(vocab_size: int, seq_len: int) -> list[ModelConfig]:
+    return [
+        shape(w, d, vocab_size=vocab_size, seq_len=seq_len)
+        for d in DEPTHS
+        for w in WIDTHS
+        if ASPECT_RANGE[0] <= w / d <= ASPECT_RANGE[1]
+    ]
+
+
+def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool) -> Target:
+    """Time the probe shapes on this machine's device and fit the speed law to them."""
+    import torch
+
+    from cramming.hardware import detect_hardware, resolve_device, resolve_precision
+
+    device = resolve_device("auto")
+    hardware = detect_hardware(device)
+    precision = resolve_precision("auto", device)
+    if device.type == "cuda":
+        name, memory = hardware["gpu_name"], torch.cuda.get_device_properties(0).total_memory
+    else:
+        name = hardware["cpu_name"]
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    samples = []
+    for width, depth, micro_batch in PROBES[device.type]:
+        cfg = shape(width, depth, vocab_size=vocab_size, seq_len=seq_len)
+        sample = time_shape(cfg, micro_batch, device=device.type, seconds=seconds,
+                            precision=precision)
+        samples.append(sample)
+        if not quiet:
+            print(f"cram plan: timed {depth} x {width}, micro-batch {micro_batch}: "
+                  f"{sample['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+    law = fit_speed_law(samples, provenance={
+        "kind": "measured",
+        "device": name,
+        "torch_threads": torch.get_num_threads(),
+        "precision": precision,
+        "measured_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "method": f"forward+backward of CrammedBert, {seconds:g} s per probe shape, "
+                  "SciPy curve_fit in log space",
+    })
+    return Target(name=name, kind=device.type, memory_bytes=memory, precision=precision,
+                  law=law, measured=samples)
+
+
+def resolve_target(gpu: str, *, measure: bool, vocab_size: int, seq_len: int,
+                   probe_seconds: float, quiet: bool) -> Target:
+    if gpu == "auto":
+        return local_target(vocab_size=vocab_size, seq_len=seq_len, seconds=probe_seconds,
+                            quiet=quiet)
+    spec = find_gpu(gpu)
+    if spec is None:
+        raise UserError(f"unknown --gpu {gpu!r}: choose {', '.join(GPUS)} or auto")
+    if measure:
+        local = _local_gpu_name()
+        if local is None or find_gpu(local) is not spec:
+            raise UserError(f"--measure times this machine's device ({local or 'CPU'}), not a "
+                            f"{spec.name}; use --gpu auto, or drop --measure for stored constants")
+        return local_target(vocab_size=vocab_size, seq_len=seq_len, seconds=probe_seconds,
+                            quiet=quiet)
+    return Target(name=spec.name, kind="cuda", memory_bytes=spec.memory_gib * GIB,
+                  precision=spec.precision, law=derived_law(spec))
+
+
+def evaluate(cfg: ModelConfig, target: Target, budget_s: float, loss_law) -> dict | None:
+    """One table row, or None when not even the smallest micro-batch fits."""
+    micro_batch = largest_fitting_micro_batch(cfg, target.usable_bytes(),
+                                              precision=target.precision)
+    if micro_batch is None:
+        return None
+    memory = training_memory(cfg, micro_batch, precision=target.precision)["total"]
+    counts = param_counts(cfg)
+    tokens_per_s = target.law.tokens_per_s(cfg, micro_batch)
+    tokens = tokens_per_s * budget_s
+    extrapolation = loss_law.extrapolation(counts["blocks"], tokens)
+    return {
+        "layers": cfg.layers,
+        "hidden": cfg.hidden,
+        "heads": cfg.heads,
+        "ffn_hidden": cfg.ffn_hidden,
+        "micro_batch": micro_batch,
+        "params": counts["total"],
+        "block_params": counts["blocks"],
+        "tokens_per_s": tokens_per_s,
+        "tokens": tokens,
+        "predicted_loss": float(loss_law.loss(counts["blocks"], tokens)),
+        "memory_gib": memory / GIB,
+        "extrapolation": extrapolation,
+    }
+
+
+def plan(budget_s: float, gpu: str, *, data=None, measure: bool = False, top: int = 5,
+         probe_seconds: float = 2.0, quiet: bool = False) -> dict:
+    """Rank candidate shapes for `budget_s` seconds on `gpu` (a key of GPUS, or auto)."""
+    if not budget_s > 0:
+        raise UserError(f"budget must be positive, got {budget_s}")
+    if top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+    vocab_size, seq_len, data_path = _data_shape(data, gpu)
+    target = resolve_target(gpu, measure=measure, vocab_size=vocab_size, seq_len=seq_len,
+                            probe_seconds=probe_seconds, quiet=quiet)
+    loss_law = load_loss_law()
+    rows = [row for cfg in candidate_shapes(vocab_size, seq_len)
+            if (row := evaluate(cfg, target, budget_s, loss_law)) is not None]
+    if not rows:
+        raise UserError(f"no candidate shape fits in {target.usable_bytes() / GIB:.1f} GiB")
+    reference_cfg = dataclasses.replace(load_config(REFERENCE).model, vocab_size=vocab_size,
+                                        seq_len=seq_len)
+    reference = evaluate(reference_cfg, target, budget_s, loss_law)
+    if reference is not None:
+        reference["reference"] = REFERENCE
+        rows = [r for r in rows if _key(r) != _key(reference)] + [reference]
+    rows.sort(key=lambda r: r["predicted_loss"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    best = rows[0]
+    return {
+        "format": PLAN_FORMAT,
+        "budget_s": budget_s,
+        "device": {"name": target.name, "kind": target.kind, "precision": target.precision,
+                   "memory_gib": round(target.memory_bytes / GIB, 2),
+                   "usable_gib": round(target.usable_bytes() / GIB, 2)},
+        "data": {"path": data_path, "vocab_size": vocab_size, "seq_len": seq_len},
+        "speed_law": target.law.to_dict(),
+        "measured": target.measured,
+        "loss_law": loss_law.to_dict(),
+        "candidates": len(rows),
+        "top": rows[:top],
+        "reference": reference,
+        "frontier": {
+            "loss_law_size_exponent": loss_law.optimal_size_exponent(),
+            "calculator_size_exponent": math.log10(7.4),  # 10x compute -> 7.4x model size
+        },
+        "extrapolated": best["extrapolation"]["n_factor"] > 1
+        or best["extrapolation"]["d_factor"] > 1,
+        "base_preset": _base_preset(target.kind, budget_s),
+    }
+
+
+def format_table(result: dict) -> str:
+    """The plan as text: header, ranked rows (reference marked), and what to trust."""
+    dev, law, loss = result["device"], result["speed_law"], result["loss_law"]
+    fit = loss["fit"]
+    lines = [
+        f"cram plan: {_duration(result['budget_s'])} on {dev['name']} ({dev['precision']}, "
+        f"{dev['memory_gib']:g} GiB, {dev['usable_gib']:g} GiB usable)",
+        f"speed law ({law['provenance'].get('kind')}): tokens/s = {law['k']:.3g} * w^{law['a']:.2f}"
+        f" * d/(d+{law['b']:.2f}) * ln(micro_batch)^{law['c']:.2f} / FLOPs per token",
+        f"  {law['provenance'].get('method') or law['provenance'].get('source')}",
+        f"loss law: L = {loss['E']:.3f} + {loss['A']:.3g}/N^{loss['alpha']:.3f} + "
+        f"{loss['B']:.3g}/D^{loss['beta']:.3f}  (N block params {_si(fit['n_range'][0])}.."
+        f"{_si(fit['n_range'][1])}, D tokens {_si(fit['d_range'][0])}..{_si(fit['d_range'][1])},"
+        f" {fit['runs']} CPU runs, rms residual {fit['rms_residual']:.3f})",
+        "",
+        f"{'rank':>4}  {'shape (L x H)':<14}{'heads':>5}{'ffn':>6}{'params':>9}{'micro':>6}"
+        f"{'tokens/s':>10}{'tokens':>9}{'loss':>8}{'memory':>9}",
+    ]
+    rows = list(result["top"])
+    reference = result["reference"]
+    if reference and reference not in rows:
+        rows.append(reference)
+    for row in rows:
+        mark = f"  <- reference {row['reference']}" if row.get("reference") else ""
+        lines.append(
+            f"{row['rank']:>4}  {row['layers']:>2} x {row['hidden']:<9}{row['heads']:>5}"
+            f"{row['ffn_hidden']:>6}{_si(row['params']):>9}{row['micro_batch']:>6}"
+            f"{row['tokens_per_s']:>10,.0f}{_si(row['tokens']):>9}{row['predicted_loss']:>8.4f}"
+            f"{row['memory_gib']:>7.1f} GiB{mark}")
+    best = result["top"][0]
+    extra = best["extrapolation"]
+    frontier = result["frontier"]
+    lines += [
+        "",
+        f"{result['candidates']} shapes ranked by predicted MLM loss, on the scale of the law's "
+        "own runs (their vocabulary and corpus): compare rows, do not read it as a target.",
+        f"The law's residual on its own runs is {fit['rms_residual']:.2f} nats; gaps between the "
+        "top rows are far smaller: read them as a shortlist, not a strict order.",
+    ]
+    if result["extrapolated"]:
+        beyond = [f"{extra[key]:.3g}x beyond the fitted {what}"
+                  for key, what in (("n_factor", "model sizes"), ("d_factor", "token counts"))
+                  if extra[key] > 1]
+        lines.append(f"EXTRAPOLATED: the top row lies {' and '.join(beyond)}.")
+    lines.append(
+        f"Compute-optimal size grows as C^{frontier['loss_law_size_exponent']:.2f} under this "
+        f"loss law; the calculator's frontier grows it as C^"
+        f"{frontier['calculator_size_exponent']:.2f} (10x compute -> 7.4x size).")
+    if result.get("preset_written"):
+        lines.append(f"Wrote rank 1 as {result['preset_written']} "
+                     f"(recipe of the {result['base_preset']} preset).")
+    return "\n".join(lines)
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("h", 3600), ("m", 60)):
+        if seconds >= scale and seconds % scale == 0:
+            return f"{seconds / scale:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def write_preset(result: dict, path, *, rank: int = 1) -> Path:
+    """The shape ranked `rank` as a preset YAML for `cram pretrain --preset PATH`.
+
+    The recipe (optimizer, schedules, batch) is the base preset's: crammed-bert on a GPU, a CPU
+    preset on a CPU; only the shape, the micro-batch and the budget come from the plan.
+    """
+    rows = result["top"] + ([result["reference"]] if result["reference"] else [])
+    row = next((r for r in rows if r["rank"] == rank), None)
+    if row is None:
+        raise UserError(f"rank {rank} is not in the plan's table")
+    cfg = load_config(result["base_preset"])
+    cfg.model = dataclasses.replace(
+        cfg.model, vocab_size=result["data"]["vocab_size"], seq_len=result["data"]["seq_len"],
+        hidden=row["hidden"], layers=row["layers"], heads=row["heads"],
+        ffn_hidden=row["ffn_hidden"],
+        head_hidden=cfg.model.head_hidden if result["device"]["kind"] == "cuda" else row["hidden"])
+    cfg.train.budget_s = result["budget_s"]
+    cfg.impl.micro_batch = row["micro_batch"]  # impl: changes speed and memory, not the math
+    extra = row["extrapolation"]
+    header = (
+        f"# Written by `cram plan` ({datetime.now(UTC).date()}): rank {rank} of "
+        f"{result['candidates']} shapes for {result['budget_s']:g} s on "
+        f"{result['device']['name']}.\n"
+        f"# {row['params'] / 1e6:.1f}M parameters, {row['tokens_per_s']:,.0f} tokens/s predicted "
+        f"({result['speed_law']['provenance'].get('kind')} speed law), predicted MLM loss "
+        f"{row['predicted_loss']:.3f} (loss law extrapolated {extra['n_factor']:.3g}x in N, "
+        f"{extra['d_factor']:.3g}x in tokens; 1x = inside its fitted range).\n"
+        f"# Recipe from the {result['base_preset']} preset.\n"
+    )
+    path = Path(path)
+    write_text_atomic(path, header + to_yaml(cfg))
+    load_config(path)  # what we wrote must load
+    return path
+
+
+def preset_for_budget(budget_s: float, *, data=None, device: str = "auto") -> Path:
+    """`cram pretrain --preset auto`: plan on this machine and write the top shape to a file."""
+    return auto_preset(budget_s, device, data=data)
+
+
+def auto_preset(budget_s: float, device: str = "auto", *, data=None) -> Path:
+    """Path to a preset YAML sized for `budget_s` on `device` (a GPUS key, or auto: measure)."""
+    result = plan(budget_s, device, data=data, top=1, quiet=True)
+    folder = Path(tempfile.mkdtemp(prefix="cram-plan-"))
+    return write_preset(result, folder / "planned.yaml")
+
+
+def _data_shape(data, gpu: str) -> tuple[int, int, str | None]:
+    if data is not None:
+        from data_prep import open_data_dir
+
+        data_dir = open_data_dir(data)
+        return data_dir.vocab_size, data_dir.seq_len, str(data_dir.path)
+    on_gpu = gpu != "auto" or _has_cuda()
+    base = load_config(REFERENCE if on_gpu else "tiny").model
+    return base.vocab_size, base.seq_len, None
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _local_gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def _base_preset(kind: str, budget_s: float) -> str:
+    if kind == "cuda":
+        return REFERENCE
+    return "tiny" if budget_s < 600 else "mini"
+
+
+def _key(row: dict) -> tuple:
+    return (row["layers"], row["hidden"], row["heads"], row["ffn_hidden"])
