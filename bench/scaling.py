@@ -91,6 +91,10 @@ def fit_and_write(records: list[dict], meta: dict, out: Path) -> None:
     for record in records:
         record["predicted_loss"] = float(law.loss(record["block_params"], record["tokens"]))
         record["residual"] = record["val_loss"] - record["predicted_loss"]
+    # Sources as paths relative to the repo: a law file names no folder of one machine.
+    data = meta.get("data", {})
+    data["sources"] = [os.path.relpath(src, REPO) if os.path.isabs(src) else src
+                       for src in data.get("sources", [])]
     result = law.to_dict()
     unconstrained = free.to_dict()
     del unconstrained["format"]
