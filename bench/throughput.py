@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from contextlib import nullcontext
@@ -22,6 +21,7 @@ from contextlib import nullcontext
 import torch
 
 from cramming.config import load_config
+from cramming.hardware import detect_hardware
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.objective import mask_tokens, step_generator
 
@@ -125,6 +125,7 @@ def main() -> None:
             times[name].append(train_steps(name, args.steps))
 
     tokens = args.batch * cfg.seq_len
+    hardware = detect_hardware(device)
     step_s = {name: statistics.median(values) for name, values in times.items()}
     result = {
         "bench": "throughput",
@@ -132,8 +133,7 @@ def main() -> None:
         "shape": {k: getattr(cfg, k) for k in ("layers", "hidden", "heads", "ffn_hidden",
                                                "vocab_size", "seq_len")},
         "batch": args.batch,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-        else f"cpu ({platform.processor() or platform.machine()})",
+        "device": hardware["gpu_name"] or f"cpu ({hardware['cpu_name']})",
         "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
         "threads": torch.get_num_threads(),
         "reps": args.reps,
