@@ -44,6 +44,10 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--out", default=None, help=f"results JSON (default {out_default})")
     parser.add_argument("--force", action="store_true", help="replace an existing results file")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                        help="where to fine-tune (auto: cuda if available)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default 0: torch's choice); speed only")
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -57,7 +61,8 @@ def _run_glue(args: argparse.Namespace) -> int:
 
     result = evaluate_glue(args.run_dir, tasks=args.tasks, glue_dir=args.glue_dir,
                            protocol=args.protocol, seed=args.seed, out=args.out,
-                           force=args.force, from_scratch=args.from_scratch, quiet=args.quiet)
+                           force=args.force, from_scratch=args.from_scratch, quiet=args.quiet,
+                           device=args.device, threads=args.threads)
     _summary(result, args.quiet, args.out or default_out(args.run_dir, "glue", args.from_scratch))
     return 0
 
@@ -67,7 +72,8 @@ def _run_probe(args: argparse.Namespace) -> int:
     from glue_eval.results import default_out
 
     result = evaluate_probes(args.run_dir, data=args.data, seed=args.seed, out=args.out,
-                             force=args.force, quiet=args.quiet)
+                             force=args.force, quiet=args.quiet, device=args.device,
+                             threads=args.threads)
     _summary(result, args.quiet, args.out or default_out(args.run_dir, "probe"))
     return 0
 

@@ -10,7 +10,6 @@ that is not a number) is counted and reported, never dropped silently.
 from __future__ import annotations
 
 import csv
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,6 @@ from data_prep import UserError
 from glue_eval.tasks import TASKS, TaskSpec
 
 HUB_DATASET = "nyu-mll/glue"
-
-# Some GLUE sentences are longer than csv's default 128 KiB field limit would allow in
-# pathological rows; the limit only guards memory, so lift it to the platform maximum.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass
@@ -73,7 +68,14 @@ def read_split(glue_dir, task: str, split: str) -> Split:
 
 def _read_tsv(spec: TaskSpec, split: str, path: Path) -> Split:
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            rows = list(reader)
+        except UnicodeDecodeError as err:  # decoded in blocks: no line number to give
+            raise UserError(f"{path} is not UTF-8 text (byte {err.start} of a block)") from None
+        except csv.Error as err:  # e.g. a "field" over csv's 128 KiB limit: not a GLUE row
+            raise UserError(f"{path}: line {reader.line_num} is not a GLUE TSV row "
+                            f"({err})") from None
     first_line = 1
     if spec.has_header:
         if not rows:

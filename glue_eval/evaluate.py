@@ -14,7 +14,7 @@ import numpy as np
 from data_prep import UserError
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
-from glue_eval.finetune import encode_texts, finetune, predict, progress_disabled
+from glue_eval.finetune import cpu_threads, encode_texts, finetune, predict, progress_disabled
 from glue_eval.metrics import compute_averages, compute_metrics
 from glue_eval.tasks import PROTOCOL_TASKS, PROTOCOLS, TASKS, Protocol
 
@@ -71,8 +71,19 @@ def fit_and_predict(encoder: Encoder, train_rows, train_labels, dev_rows: dict[s
 
 
 def evaluate_glue(run, *, tasks="all", glue_dir=None, protocol="cramming", seed=0, out=None,
-                  force=False, from_scratch=False, quiet=False, device="auto") -> dict:
-    """Score `run` on GLUE dev sets; writes RUN/eval/glue.json (or `out`) and returns it."""
+                  force=False, from_scratch=False, quiet=False, device="auto",
+                  threads=0) -> dict:
+    """Score `run` on GLUE dev sets; writes RUN/eval/glue.json (or `out`) and returns it.
+
+    `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
+    with cpu_threads(threads):
+        return _evaluate_glue(run, tasks=tasks, glue_dir=glue_dir, protocol=protocol, seed=seed,
+                              out=out, force=force, from_scratch=from_scratch, quiet=quiet,
+                              device=device)
+
+
+def _evaluate_glue(run, *, tasks, glue_dir, protocol, seed, out, force, from_scratch, quiet,
+                   device) -> dict:
     started = results.utc_now()
     final = final_dir(run)
     proto = get_protocol(protocol)

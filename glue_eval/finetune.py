@@ -8,6 +8,7 @@ decay to 0; classification uses cross-entropy, STS-B regression uses MSE on one 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -23,6 +24,19 @@ EVAL_BATCH = 64  # rows per forward pass when predicting; does not change any re
 
 def progress_disabled(quiet: bool) -> bool:
     return quiet or os.environ.get("CI", "").lower() == "true"
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int):
+    """torch's CPU thread count for a block; 0 keeps the default. Speed only: on a shared or
+    small machine one thread can be many times faster than contended ones."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def encode_texts(tokenizer, text_a: list[str], text_b: list[str] | None, *, cls_id: int,

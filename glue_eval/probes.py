@@ -27,7 +27,7 @@ from data_prep import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
 from glue_eval.evaluate import fit_and_predict
-from glue_eval.finetune import join_pair, progress_disabled
+from glue_eval.finetune import cpu_threads, join_pair, progress_disabled
 from glue_eval.tasks import PROTOCOLS
 
 SEGMENT = 32  # tokens per segment: short enough that most paragraphs hold two
@@ -169,8 +169,16 @@ def _data_path(run: Path, data) -> Path:
 
 
 def evaluate_probes(run, *, data=None, seed=0, out=None, force=False, quiet=False,
-                    device="auto") -> dict:
-    """Score `run` on the offline probes; writes RUN/eval/probe.json (or `out`)."""
+                    device="auto", threads=0) -> dict:
+    """Score `run` on the offline probes; writes RUN/eval/probe.json (or `out`).
+
+    `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
+    with cpu_threads(threads):
+        return _evaluate_probes(run, data=data, seed=seed, out=out, force=force, quiet=quiet,
+                                device=device)
+
+
+def _evaluate_probes(run, *, data, seed, out, force, quiet, device) -> dict:
     from data_prep import open_data_dir
 
     started = results.utc_now()

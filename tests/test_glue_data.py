@@ -130,6 +130,9 @@ def test_missing_files_and_unknown_tasks_are_user_errors(tmp_path):
     _write(tmp_path, "SST-2", "dev", "text\tlabel\nfine\t1\n")
     with pytest.raises(UserError, match="no column 'sentence'"):
         read_split(tmp_path, "sst2", "dev")
+    (tmp_path / "SST-2" / "dev.tsv").write_bytes(b"sentence\tlabel\n\xff\xfe\x00\t1\n")
+    with pytest.raises(UserError, match="SST-2/dev.tsv is not UTF-8 text"):
+        read_split(tmp_path, "sst2", "dev")
 
 
 # Row counts from ../shared/data/MANIFEST.md (header excluded).

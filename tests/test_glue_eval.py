@@ -164,7 +164,7 @@ def test_cli_writes_results_and_reports_user_errors_in_one_line(tiny_run, tmp_pa
     glue_dir = write_glue_dir(tmp_path / "glue", n_train=16, n_dev=8)
     out = tmp_path / "cli.json"
     argv = ["eval", "glue", "--run", str(tiny_run), "--glue-dir", str(glue_dir), "--tasks",
-            "stsb", "--protocol", "quick", "--out", str(out), "--quiet"]
+            "stsb", "--protocol", "quick", "--out", str(out), "--quiet", "--threads", "1"]
     assert main(argv) == 0
     assert set(json.loads(out.read_text())["tasks"]) == {"stsb"}
 
