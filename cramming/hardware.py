@@ -75,10 +75,17 @@ def detect_hardware(device: str | torch.device) -> dict:
     }
 
 
-def check_track(hardware: dict, gpu_check: str) -> None:
-    """`ranked` refuses any device outside the ranked list; `open` accepts all, labelled."""
+RANKED_BUDGET_S = 24 * 3600  # Rules v1, rule 2: the ranked track trains for at most one day
+
+
+def check_track(hardware: dict, gpu_check: str, budget_s: float | None = None) -> None:
+    """`ranked` refuses any device outside the ranked list (and budgets over 24 h); `open`
+    accepts all, labelled with the device's name."""
     if gpu_check not in ("ranked", "open"):
         raise UserError(f"unknown --gpu-check {gpu_check!r}: choose ranked or open")
+    if gpu_check == "ranked" and budget_s is not None and budget_s > RANKED_BUDGET_S:
+        raise UserError(f"--gpu-check ranked: budget {budget_s:g}s is over the ranked track's "
+                        f"{RANKED_BUDGET_S}s (24h)")
     if gpu_check == "ranked" and hardware["track"] != "ranked":
         name = hardware["gpu_name"] or f"CPU ({hardware['cpu_name']})"
         raise UserError(

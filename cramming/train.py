@@ -90,7 +90,7 @@ def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), dev
                                     resume, force)
     dev = resolve_device(cfg.impl.device)
     hardware = detect_hardware(dev)
-    check_track(hardware, gpu_check)
+    check_track(hardware, gpu_check, budget_s)
     precision = resolve_precision(cfg.impl.precision, dev)
     write_run(run, cfg, fresh=resumed is None)
     if cfg.impl.threads:
