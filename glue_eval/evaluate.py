@@ -105,38 +105,45 @@ def _evaluate_glue(run, *, tasks, glue_dir, protocol, seed, out, force, from_scr
     }
     all_preds = {}
     for name in names:
-        spec = TASKS[name]
-        t0 = time.perf_counter()
-        splits = {s: data.read_split(glue_dir, name, s) for s in data.split_names(spec)}
-        for split in splits.values():
-            data.warn_malformed(split)
-        rng = np.random.default_rng(seed)
-        keep = {s: subsample(len(sp), proto.max_train_rows if s == "train" else
-                             proto.max_dev_rows, rng) for s, sp in splits.items()}
-        rows = {s: encode_texts(encoder.tokenizer, [sp.text_a[i] for i in keep[s]],
-                                None if sp.text_b is None else [sp.text_b[i] for i in keep[s]],
-                                cls_id=encoder.cls_id, sep_id=encoder.sep_id,
-                                max_length=proto.max_length) for s, sp in splits.items()}
-        train_rows = rows.pop("train")
-        preds = fit_and_predict(encoder, train_rows, splits["train"].labels[keep["train"]], rows,
-                                num_labels=spec.num_labels, protocol=proto, seed=seed,
-                                device=device, desc=name, quiet=quiet)
-        labels = {s: splits[s].labels[keep[s]] for s in preds}
-        record["tasks"][name] = {
-            "metrics": compute_metrics(name, labels, preds),
-            "n_train": len(train_rows), "n_dev": {s: len(r) for s, r in rows.items()},
-            "epochs": proto.epochs, "seconds": round(time.perf_counter() - t0, 2),
-            "malformed_rows": {s: sp.malformed for s, sp in splits.items()},
-        }
-        if len(rows) == 1:
-            record["tasks"][name]["n_dev"] = len(next(iter(rows.values())))
-        for s, p in preds.items():
-            all_preds[(name, s)] = (keep[s], p)
+        record["tasks"][name], predictions = score_task(
+            encoder, name, glue_dir, protocol=proto, seed=seed, device=device, quiet=quiet)
+        all_preds.update({(name, split): p for split, p in predictions.items()})
         _report(name, record["tasks"][name], quiet)
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
     return results.write_results(out, record, all_preds, force=force)
+
+
+def score_task(encoder: Encoder, name: str, glue_dir, *, protocol: Protocol, seed: int,
+               device: str, quiet: bool) -> tuple[dict, dict[str, tuple]]:
+    """One task's results entry, and split -> (dev row indices, predictions)."""
+    spec = TASKS[name]
+    t0 = time.perf_counter()
+    splits = {s: data.read_split(glue_dir, name, s) for s in data.split_names(spec)}
+    for split in splits.values():
+        data.warn_malformed(split)
+    rng = np.random.default_rng(seed)
+    keep = {s: subsample(len(sp), protocol.max_train_rows if s == "train"
+                         else protocol.max_dev_rows, rng) for s, sp in splits.items()}
+    rows = {s: encode_texts(encoder.tokenizer, [sp.text_a[i] for i in keep[s]],
+                            None if sp.text_b is None else [sp.text_b[i] for i in keep[s]],
+                            cls_id=encoder.cls_id, sep_id=encoder.sep_id,
+                            max_length=protocol.max_length) for s, sp in splits.items()}
+    train_rows = rows.pop("train")
+    preds = fit_and_predict(encoder, train_rows, splits["train"].labels[keep["train"]], rows,
+                            num_labels=spec.num_labels, protocol=protocol, seed=seed,
+                            device=device, desc=name, quiet=quiet)
+    labels = {s: splits[s].labels[keep[s]] for s in preds}
+    n_dev = {s: len(r) for s, r in rows.items()}
+    entry = {
+        "metrics": compute_metrics(name, labels, preds),
+        "n_train": len(train_rows),
+        "n_dev": n_dev if len(n_dev) > 1 else n_dev["dev"],  # MNLI: per dev split
+        "epochs": protocol.epochs, "seconds": round(time.perf_counter() - t0, 2),
+        "malformed_rows": {s: sp.malformed for s, sp in splits.items()},
+    }
+    return entry, {s: (keep[s], p) for s, p in preds.items()}
 
 
 def _report(name: str, entry: dict, quiet: bool) -> None:
