@@ -59,6 +59,6 @@ def show(bar: tqdm, budget, record: dict) -> None:
     )
 
 
-def warn(bar: tqdm, message: str, quiet: bool) -> None:
+def warn(message: str) -> None:
     """Warnings print even when quiet: they report something that went wrong."""
     tqdm.write(f"cram pretrain: warning: {message}", file=sys.stderr)

@@ -152,7 +152,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         """The clock stops at the check that ended the run; log the steps not yet logged."""
         state["elapsed_s"] = round(now, 3)
         if now > budget.budget_s:  # only a first step (compilation) longer than the budget
-            warn(bar, f"training took {now:.1f}s, over the {budget.budget_s:g}s budget", quiet)
+            warn(f"training took {now:.1f}s, over the {budget.budget_s:g}s budget")
         if window.steps:
             record = window.flush(state, now, lr, n_rows)
             metrics.append(record)
@@ -230,8 +230,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         state["rows"] = rows.position
         state["nonfinite_skips"] += 1
         recovered_since_checkpoint = True
-        warn(bar, f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
-                   f"skipped {n_rows} rows", quiet)
+        warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
+             f"skipped {n_rows} rows")
 
 
 def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to=None) -> float:
