@@ -80,6 +80,7 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
         "site": index, "suite": entry["results"]["suite"], "note": note,
         "track": entry["track"], "track_reason": entry["track_reason"],
         "avg_cramming": entry["results"]["avg_cramming"]["value"],
+        "avg_complete": entry["results"]["avg_cramming"]["complete"],
         "probe_scores": {task: spec["metrics"] for task, spec in entry["results"]["tasks"].items()},
         "train_elapsed_s": summary["train_elapsed_s"], "steps": summary["steps"],
         "val_loss": summary["val_loss"], "seconds": time.perf_counter() - started,

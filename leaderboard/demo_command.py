@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"pretrained {result['steps']} steps in {result['train_elapsed_s']:.0f} s, "
           f"val MLM loss {result['val_loss']:.3f}")
     if result["suite"] == "glue":
-        print(f"scored on {result['note']}: GLUE avg (cram) {result['avg_cramming']:.1f}")
+        partial = "" if result["avg_complete"] else " (partial: only the tasks scored)"
+        print(f"scored on {result['note']}: GLUE avg (cram) {result['avg_cramming']:.1f}"
+              f"{partial}")
     else:
         scores = ", ".join(f"{task} {value:.1f}" for task, metrics in
                            result["probe_scores"].items() for value in metrics.values())

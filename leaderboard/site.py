@@ -22,7 +22,7 @@ from leaderboard import plots, rules
 from leaderboard.schema import read_entry, schema_errors
 
 GENERATOR = "cramming-bench leaderboard"  # marks a folder as a site this module may replace
-# Column order of the cramming paper's table; (task, [metric keys], header).
+# Column order of the cramming paper's table: (task, metric keys, header, metric names).
 TASK_COLUMNS = (
     ("mnli", ("accuracy_m", "accuracy_mm"), "MNLI", "m/mm"),
     ("qqp", ("f1", "accuracy"), "QQP", "F1/acc"),
@@ -51,7 +51,10 @@ def build_site(entries_dir, out) -> Path:
     reported = json.loads(_asset("reported.json"))
     with atomic_dir(out, force=True) as tmp:
         (tmp / "style.css").write_text(_asset("style.css"))
-        glue_rows = [{"name": e["name"], "track": e["track"], "budget_s": e["budget_s"],
+        # A partial average (a subset of the tasks) is not comparable; its label says so.
+        glue_rows = [{"name": e["name"] + ("" if e["results"]["avg_cramming"]["complete"]
+                                           else " (partial average)"),
+                      "track": e["track"], "budget_s": e["budget_s"],
                       "avg": e["results"]["avg_cramming"]["value"]}
                      for e in entries if _has_glue_score(e)]
         unscored = [{"name": e["name"], "budget_s": e["budget_s"]}
@@ -116,7 +119,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         "<code>cramming</code> protocol (5 epochs, batch 16, lr 4e-5). Anything else runs in "
         "the open track, which says why. Scores are dev-set percent points; "
         "<em>avg (cram)</em> is the cramming paper's average, <em>avg (GLUE)</em> one score "
-        "per task.</p></header>",
+        "per task; a * marks an average over only some of the tasks.</p></header>",
         "<section><h2>Ranked track</h2>",
         _table(ranked, "ranked") if ranked else
         "<p class=empty>No ranked entries yet.</p>",
