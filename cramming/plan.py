@@ -44,6 +44,7 @@ ASPECT_RANGE = (8, 160)
 MEMORY_HEADROOM = 0.9  # allocator fragmentation and what the estimate leaves out
 CUDA_CONTEXT_GIB = 0.5  # memory the CUDA context and kernels take before any tensor
 CPU_MEMORY_SHARE = 0.5  # on CPU, leave half the RAM to everything else
+PROBE_SECONDS = 2.0  # timing per probe shape: enough steps to average out a noisy machine
 
 # Probe shapes for --measure, (width, depth, micro-batch): width, depth and batch each vary
 # while the others stay put, so all four constants of the speed law are identified.
@@ -86,13 +87,14 @@ def candidate_shapes(vocab_size: int, seq_len: int) -> list[ModelConfig]:
     ]
 
 
-def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool) -> Target:
-    """Time the probe shapes on this machine's device and fit the speed law to them."""
+def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool,
+                 device: str = "auto") -> Target:
+    """Time the probe shapes on this machine's `device` (auto, cpu, cuda); fit the speed law."""
     import torch
 
     from cramming.hardware import detect_hardware, resolve_device, resolve_precision
 
-    device = resolve_device("auto")
+    device = resolve_device(device)
     hardware = detect_hardware(device)
     precision = resolve_precision("auto", device)
     if device.type == "cuda":
@@ -123,10 +125,10 @@ def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool) 
 
 
 def resolve_target(gpu: str, *, measure: bool, vocab_size: int, seq_len: int,
-                   probe_seconds: float, quiet: bool) -> Target:
+                   probe_seconds: float, quiet: bool, device: str = "auto") -> Target:
     if gpu == "auto":
         return local_target(vocab_size=vocab_size, seq_len=seq_len, seconds=probe_seconds,
-                            quiet=quiet)
+                            quiet=quiet, device=device)
     spec = find_gpu(gpu)
     if spec is None:
         raise UserError(f"unknown --gpu {gpu!r}: choose {', '.join(GPUS)} or auto")
@@ -169,15 +171,18 @@ def evaluate(cfg: ModelConfig, target: Target, budget_s: float, loss_law) -> dic
 
 
 def plan(budget_s: float, gpu: str, *, data=None, measure: bool = False, top: int = 5,
-         probe_seconds: float = 2.0, quiet: bool = False) -> dict:
-    """Rank candidate shapes for `budget_s` seconds on `gpu` (a key of GPUS, or auto)."""
+         probe_seconds: float | None = None, quiet: bool = False, device: str = "auto") -> dict:
+    """Rank candidate shapes for `budget_s` seconds on `gpu` (a key of GPUS, or auto).
+
+    `device` (auto, cpu, cuda) picks what `gpu="auto"` times on this machine."""
+    probe_seconds = PROBE_SECONDS if probe_seconds is None else probe_seconds
     if not budget_s > 0:
         raise UserError(f"budget must be positive, got {budget_s}")
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
-    vocab_size, seq_len, data_path = _data_shape(data, gpu)
+    vocab_size, seq_len, data_path = _data_shape(data, gpu, device)
     target = resolve_target(gpu, measure=measure, vocab_size=vocab_size, seq_len=seq_len,
-                            probe_seconds=probe_seconds, quiet=quiet)
+                            probe_seconds=probe_seconds, quiet=quiet, device=device)
     loss_law = load_loss_law()
     rows = [row for cfg in candidate_shapes(vocab_size, seq_len)
             if (row := evaluate(cfg, target, budget_s, loss_law)) is not None]
@@ -325,19 +330,25 @@ def preset_for_budget(budget_s: float, *, data=None, device: str = "auto") -> Pa
 
 
 def auto_preset(budget_s: float, device: str = "auto", *, data=None) -> Path:
-    """Path to a preset YAML sized for `budget_s` on `device` (a GPUS key, or auto: measure)."""
-    result = plan(budget_s, device, data=data, top=1, quiet=True)
+    """Path to a preset YAML sized for `budget_s` on `device`.
+
+    device: auto, cpu or cuda time that device here and fit its speed law (as `--gpu auto`);
+    a GPUS key (a6000, ...) uses the stored constants instead.
+    """
+    local = device in ("auto", "cpu", "cuda")
+    result = plan(budget_s, "auto" if local else device, data=data, top=1, quiet=True,
+                  device=device if local else "auto")
     folder = Path(tempfile.mkdtemp(prefix="cram-plan-"))
     return write_preset(result, folder / "planned.yaml")
 
 
-def _data_shape(data, gpu: str) -> tuple[int, int, str | None]:
+def _data_shape(data, gpu: str, device: str) -> tuple[int, int, str | None]:
     if data is not None:
         from data_prep import open_data_dir
 
         data_dir = open_data_dir(data)
         return data_dir.vocab_size, data_dir.seq_len, str(data_dir.path)
-    on_gpu = gpu != "auto" or _has_cuda()
+    on_gpu = gpu != "auto" or (device != "cpu" and _has_cuda())
     base = load_config(REFERENCE if on_gpu else "tiny").model
     return base.vocab_size, base.seq_len, None
 

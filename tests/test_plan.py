@@ -138,3 +138,24 @@ def test_measured_cpu_plan_trains_with_cram_pretrain(tmp_path, capsys):
     assert summary["model"]["hidden"] == best["hidden"]
     assert summary["model"]["layers"] == best["layers"]
     assert summary["steps"] >= 1
+
+
+@pytest.mark.slow
+def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch):
+    import torch
+
+    import cramming.plan as planner
+
+    if torch.cuda.is_available():
+        pytest.skip("measures the local device; this test is for CPU machines")
+    from data_prep import prepare
+
+    monkeypatch.setattr(planner, "PROBE_SECONDS", 0.2)
+    data = tmp_path / "data"
+    prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
+    preset = planner.preset_for_budget(600, data=data)
+    assert load_config(preset).model.vocab_size == 8192
+    assert main(["pretrain", "--data", str(data), "--budget", "5s", "--preset", "auto",
+                 "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["params"] < 20e6
