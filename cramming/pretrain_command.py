@@ -14,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="prepared data dir (cram prepare)")
     parser.add_argument("--budget", required=True,
                         help="wall-clock training budget: 24h, 90m, 1h30m, 45s or seconds")
-    parser.add_argument("--preset", default="crammed-bert",
-                        help="crammed-bert (reference), tiny, mini, small, a .yaml file, or auto "
-                             "(ask the planner)")
+    parser.add_argument("--preset", default=None,
+                        help="crammed-bert (reference, the default), tiny, mini, small, a .yaml "
+                             "file, or auto (ask the planner)")
     parser.add_argument("--out", help="run dir to create (contract cram-run/1)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--gpu-check", default="open", choices=("ranked", "open"),
@@ -31,11 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cramming.train import pretrain
+    from data_prep import UserError
 
+    if args.resume and args.preset:
+        raise UserError("--preset does not apply with --resume: the run keeps its own config")
     summary = pretrain(
-        args.data, args.out, budget=args.budget, preset=args.preset, overrides=args.overrides,
-        device=args.device, gpu_check=args.gpu_check, seed=args.seed, resume=args.resume,
-        force=args.force, quiet=args.quiet,
+        args.data, args.out, budget=args.budget, preset=args.preset or "crammed-bert",
+        overrides=args.overrides, device=args.device, gpu_check=args.gpu_check, seed=args.seed,
+        resume=args.resume, force=args.force, quiet=args.quiet,
     )
     run_dir = args.resume or args.out
     if summary["stopped_by"] == "interrupt":
