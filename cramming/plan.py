@@ -36,6 +36,10 @@ PLAN_FORMAT = "cram-plan/1"
 REFERENCE = "crammed-bert"
 HEAD_DIM = 64  # BERT-base and crammed-bert: 768 / 12
 FFN_RATIO = 4  # GLU in-projection per unit width (crammed-bert: 3072 / 768)
+# Bounded by BERT-large (24 layers, width 1024): de Wynter & Perry search sub-architectures of
+# BERT-large, so their space has the same bounds. The bound matters: the published speed law's
+# achieved FLOP/s grows as width^1.66 without saturating, so per-token speed falls only as
+# width^-0.34 and, unbounded, the planner would always go wider.
 DEPTHS = (2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24)
 WIDTHS = tuple(range(64, 1025, 64))
 # Kaplan et al. (2020, fig. 5): at fixed non-embedding N the loss moves only a few percent
@@ -265,6 +269,9 @@ def format_table(result: dict) -> str:
                   for key, what in (("n_factor", "model sizes"), ("d_factor", "token counts"))
                   if extra[key] > 1]
         lines.append(f"EXTRAPOLATED: the top row lies {' and '.join(beyond)}.")
+    if best["hidden"] == max(WIDTHS) or best["layers"] == max(DEPTHS):
+        lines.append(f"The top row sits on the edge of the search space (width <= {max(WIDTHS)}, "
+                     f"depth <= {max(DEPTHS)}: BERT-large's bounds).")
     lines.append(
         f"Compute-optimal size grows as C^{frontier['loss_law_size_exponent']:.2f} under this "
         f"loss law; the calculator's frontier grows it as C^"
