@@ -161,9 +161,9 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     run = tmp_path / "run"
     budget = 14
     command = [sys.executable, "-m", "cramming", "pretrain", "--data", str(data),
-               "--preset", "tiny", "--budget", f"{budget}s", "--quiet", *overrides]
+               "--budget", f"{budget}s", "--quiet", *overrides]
     env = {**os.environ, "CI": "true"}
-    proc = subprocess.Popen([*command, "--out", str(run)], env=env,
+    proc = subprocess.Popen([*command, "--preset", "tiny", "--out", str(run)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
