@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cramming.config import ModelConfig, load_config, to_yaml
 from cramming.gpus import GIB, GPUS, derived_law, find_gpu
-from cramming.memory import largest_fitting_micro_batch, training_memory
+from cramming.memory import MICRO_BATCHES, largest_fitting_micro_batch, training_memory
 from cramming.scaling_law import load_loss_law
 from cramming.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
 from data_prep import UserError
@@ -72,9 +72,14 @@ class Target:
     measured: list[dict] = dataclasses.field(default_factory=list)
 
     def usable_bytes(self) -> float:
-        if self.kind == "cpu":
-            return self.memory_bytes * CPU_MEMORY_SHARE
-        return self.memory_bytes * MEMORY_HEADROOM - CUDA_CONTEXT_GIB * GIB
+        return usable_memory(self.kind, self.memory_bytes)
+
+
+def usable_memory(kind: str, memory_bytes: float) -> float:
+    """What training may use of a device's memory: headroom on a GPU, half the RAM on a CPU."""
+    if kind == "cpu":
+        return memory_bytes * CPU_MEMORY_SHARE
+    return memory_bytes * MEMORY_HEADROOM - CUDA_CONTEXT_GIB * GIB
 
 
 def shape(width: int, depth: int, *, vocab_size: int, seq_len: int) -> ModelConfig:
@@ -106,15 +111,25 @@ def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool,
     else:
         name = hardware["cpu_name"]
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    usable = usable_memory(device.type, memory)
     samples = []
     for width, depth, micro_batch in PROBES[device.type]:
         cfg = shape(width, depth, vocab_size=vocab_size, seq_len=seq_len)
+        # A smaller card times a smaller micro-batch rather than running out of memory.
+        micro_batch = largest_fitting_micro_batch(
+            cfg, usable, precision=precision, candidates=[b for b in MICRO_BATCHES
+                                                          if b <= micro_batch])
+        if micro_batch is None:
+            continue
         sample = time_shape(cfg, micro_batch, device=device.type, seconds=seconds,
                             precision=precision)
         samples.append(sample)
         if not quiet:
             print(f"cram plan: timed {depth} x {width}, micro-batch {micro_batch}: "
                   f"{sample['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+    if len(samples) < 5:
+        raise UserError(f"only {len(samples)} probe shapes fit in {usable / GIB:.1f} GiB of "
+                        f"{name}; the speed law needs 5 to fit")
     law = fit_speed_law(samples, provenance={
         "kind": "measured",
         "device": name,
