@@ -2,8 +2,11 @@
 
 How it is measured: tracemalloc does not see torch's allocations, and torch keeps no allocator
 statistics on CPU, so each shape trains in a fresh subprocess and reports the growth of its
-peak resident set (`ru_maxrss`) across two full steps (forward, backward, AdamW). A one-step
-warm-up with a toy model first loads all code paths, so the growth is tensors, not libraries.
+peak resident set across two full steps (forward, backward, AdamW). A one-step warm-up with a
+toy model first loads all code paths, so the growth is tensors, not libraries. The peak is the
+kernel's per-process high-water mark (`VmHWM` in /proc/self/status), reset after the warm-up by
+writing 5 to /proc/self/clear_refs; `ru_maxrss` would not do: Linux carries the parent's peak
+into a child across fork and exec, so under pytest it starts at the test runner's size.
 glibc's malloc would otherwise serve mid-sized tensors from its heap and keep freed pages
 resident, so `MALLOC_MMAP_THRESHOLD_` is pinned at 64 KiB: every tensor is mapped on its own
 and returned on free, and the peak RSS tracks the peak of live tensor bytes.
@@ -23,7 +26,7 @@ from cramming.config import ModelConfig
 from cramming.memory import largest_fitting_micro_batch, training_memory
 
 PROBE = r"""
-import json, resource, sys
+import json, sys
 import torch
 torch.set_num_threads(1)
 from cramming.config import ModelConfig
@@ -41,11 +44,18 @@ def train(cfg, micro_batch):
         optimizer.step()
         optimizer.zero_grad(set_to_none=False)  # gradients stay allocated, as in accumulation
 
+def status_kib(field):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+
 train(ModelConfig(vocab_size=64, hidden=32, layers=1, heads=1, ffn_hidden=64, seq_len=8), 2)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # reset the peak (VmHWM) to the current resident set
+before = status_kib("VmRSS")
 train(ModelConfig(**json.loads(sys.argv[1])), int(sys.argv[2]))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024)  # ru_maxrss is in KiB on Linux
+print((status_kib("VmHWM") - before) * 1024)
 """
 
 # ~225, ~300 and ~375 MiB: large against the few MiB of noise, small enough to run in seconds.
@@ -64,7 +74,7 @@ def measured_peak_bytes(shape: dict, micro_batch: int) -> float:
 
 
 @pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
-                    reason="ru_maxrss in KiB and MALLOC_MMAP_THRESHOLD_ are Linux/glibc")
+                    reason="VmHWM, clear_refs and MALLOC_MMAP_THRESHOLD_ are Linux/glibc")
 @pytest.mark.parametrize(("shape", "micro_batch"), SHAPES)
 def test_estimate_matches_measured_peak_on_cpu(shape, micro_batch):
     estimate = training_memory(ModelConfig(**shape), micro_batch, precision="fp32")["total"]
