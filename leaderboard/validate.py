@@ -18,7 +18,7 @@ from data_prep import UserError
 from data_prep.files import sha256_file
 from leaderboard import rules
 from leaderboard.schema import read_entry, schema_errors
-from leaderboard.submit import data_dir_of, loss_curve, read_run_summary
+from leaderboard.submit import data_dir_of, loss_curve, read_data_manifest, read_run_summary
 
 # Scores are stored unrounded and JSON floats round-trip exactly, so a recomputation differs
 # only by summation order; any edited score moves its average far more than this.
@@ -100,6 +100,11 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         if stated != recorded:
             problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
     problems += _hash_problems(entry, run, summary)
+    try:
+        if entry["data"]["sources"] != read_data_manifest(run, summary).get("sources", []):
+            problems.append("data.sources differ from the data dir's manifest.json")
+    except UserError as err:
+        problems.append(f"data.sources cannot be checked: {err}")
     problems += _results_problems(entry, run)
     try:
         curve = loss_curve(run)

@@ -100,6 +100,7 @@ def _consistent_score_edit(entry):
      ["hashes.config_sha256 is ", "hashes.config_sha256 aaaaaaaaaaaa... does not match"]),
     (lambda e: e.update(track="ranked", track_reason=None), ["track is 'ranked' but Rules v1"]),
     (lambda e: e["loss_curve"]["points"].pop(), ["loss_curve does not match"]),
+    (lambda e: e["data"]["sources"].pop(), ["data.sources differ from"]),
 ])
 def test_entry_tampering_caught_against_the_run(scored, tmp_path, change, reasons):
     run, entry_path, glue = scored
