@@ -23,8 +23,8 @@ from data_prep import UserError
 DEMO_PRESET = "tiny"
 DEMO_NAME = "demo"
 DEMO_PARTS = {"data", "run", "entries", "site"}
-# Validation share of the demo corpus (about 840 documents): the default 1% leaves a handful
-# of documents, too few for the probe tasks' dev sets or a --max-docs slice.
+# Validation share of the demo corpus (about a thousand documents): the default 1% leaves a
+# handful of documents, too few for the probe tasks' dev sets or a --max-docs slice.
 DEMO_VAL_FRACTION = 0.05
 
 
