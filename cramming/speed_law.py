@@ -6,10 +6,14 @@ speed of a transformer on a GPU as
     speed = k * width^a * depth / (depth + b) * log(batch)^c
 
 Read literally as tokens/s this grows with width, which is backwards: a wider model does more
-work per token. The fitted quantity is an achieved *throughput in FLOP/s* (the calculator turns a
-compute budget in FLOPs into wall-clock time by dividing by it). The form says so too: wider
+work per token. We read the fitted quantity as an achieved *throughput in FLOP/s*, the rate at
+which the calculator's compute budget (in FLOPs) is spent; the form fits that reading: wider
 matmuls and bigger batches use the GPU better (width^a, log(batch)^c), and a per-step fixed cost
-(kernel launches, small ops, the optimizer) is amortized over more layers (depth / (depth + b)). So
+(kernel launches, small ops, the optimizer) is amortized over more layers (depth / (depth + b)).
+On the published V100 constants it gives the reference shape ~8 TFLOP/s at micro-batch 128
+(6.5% of the V100's tensor peak). Tuned mixed-precision BERT code likely does better, so token
+counts from these constants are on the low side; timing the real GPU (`--measure`) fixes that.
+So
 
     tokens/s = speed / flops_per_token(shape)
 
@@ -19,8 +23,9 @@ scores. Weights here are the transformer blocks and, with sparse prediction, the
 the 25% of tokens that are masked. Tokens/s then falls with width as width^(a-2) and with depth
 as 1 / (depth + b): that is the per-token speed the cramming study found decisive.
 
-`batch` is the micro-batch in sequences (what one forward/backward sees); log(1) = 0, so the law
-needs micro-batches of two or more.
+`batch` is read as the micro-batch in sequences (what one forward/backward sees; the form does
+not name its unit, and a fit on measured timings absorbs the choice into k and c); log(1) = 0,
+so the law needs micro-batches of two or more.
 """
 
 from __future__ import annotations
