@@ -42,8 +42,9 @@ FFN_RATIO = 4  # GLU in-projection per unit width (crammed-bert: 3072 / 768)
 # width^-0.34 and, unbounded, the planner would always go wider.
 DEPTHS = (2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24)
 WIDTHS = tuple(range(64, 1025, 64))
-# Kaplan et al. (2020, fig. 5): at fixed non-embedding N the loss moves only a few percent
-# over width/depth ratios from about 10 to 200; the loss law ignores shape, so stay inside.
+# Kaplan et al. (2020, section 3.1, fig. 5): at fixed non-embedding N the loss moves only a few
+# percent across a wide range of width/depth ratios. The loss law ignores shape, so the grid
+# keeps to a moderate range around the reference's 768 / 16 = 48.
 ASPECT_RANGE = (8, 160)
 MEMORY_HEADROOM = 0.9  # allocator fragmentation and what the estimate leaves out
 CUDA_CONTEXT_GIB = 0.5  # memory the CUDA context and kernels take before any tensor
