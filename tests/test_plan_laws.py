@@ -165,3 +165,11 @@ def test_shipped_loss_law_matches_its_runs():
         predicted = float(law.loss(run["block_params"], run["tokens"]))
         assert run["val_loss"] - predicted == pytest.approx(run["residual"], abs=1e-9)
     assert law.fit["rms_residual"] < 0.2
+
+
+def test_shipped_prior_costs_the_runs_almost_nothing():
+    """The prior only fills in what the runs cannot tell: it must not fight them."""
+    law = load_loss_law()
+    free = law.fit["unconstrained"]
+    assert law.fit["prior"]["centre"]["alpha"] == 0.34
+    assert law.fit["rms_residual"] <= 1.1 * free["fit"]["rms_residual"]
