@@ -175,9 +175,7 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
     results = entry["results"]
     if results["suite"] != "glue":
         return [f"--glue-dir: this entry has {results['suite']} results, not GLUE"]
-    import numpy as np
-
-    from glue_eval import compute_metrics, read_predictions, read_split
+    from glue_eval import compute_metrics
 
     results_dir = (run / entry["results_file"]).parent
     problems = []
@@ -185,14 +183,8 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
         recomputed = {}
         for item in spec.get("predictions", []):
             try:
-                labels = read_split(glue_dir, task, item["split"]).labels
-                indices, predictions = read_predictions(results_dir / item["file"])
-                # A capped protocol scores a subset of the dev rows; each at most once.
-                if not len(indices) or len(np.unique(indices)) != len(indices) or not (
-                        0 <= indices.min() and indices.max() < len(labels)):
-                    raise UserError(f"{item['file']} indices are not distinct rows of the "
-                                    f"{len(labels)}-row dev split")
-                labels = labels[indices]
+                labels, predictions = _scored_rows(task, item, results["protocol"],
+                                                   results_dir, glue_dir)
                 recomputed.update(compute_metrics(task, labels, predictions,
                                                   split=item["split"]))
             except (UserError, OSError) as err:
@@ -205,6 +197,32 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
                 problems.append(f"results.tasks.{task}.metrics.{metric} is {stated} but the "
                                 f"saved predictions score {_fmt(actual)}")
     return problems
+
+
+def _scored_rows(task: str, item: dict, protocol: dict, results_dir: Path, glue_dir: Path):
+    """(dev labels, predictions) of the rows one prediction file covers.
+
+    Each index must name a distinct row of the dev split. The ranked protocol scores every
+    dev row; a capped one (quick: `max_dev_rows`) scores a seeded subset of exactly that
+    many rows (all of them when the split is smaller).
+    """
+    import numpy as np
+
+    from glue_eval import read_predictions, read_split
+
+    labels = read_split(glue_dir, task, item["split"]).labels
+    indices, predictions = read_predictions(results_dir / item["file"])
+    n = len(labels)
+    if len(np.unique(indices)) != len(indices):
+        raise UserError(f"{item['file']} names a dev row more than once")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise UserError(f"{item['file']} names rows outside the {n}-row dev split")
+    cap = None if protocol["name"] == rules.RANKED_PROTOCOL else protocol.get("max_dev_rows")
+    expected = min(n, cap) if isinstance(cap, int) else n
+    if len(indices) != expected:
+        raise UserError(f"{item['file']} has predictions for {len(indices)} of the {n} dev "
+                        f"rows; the {protocol['name']!r} protocol scores {expected}")
+    return labels[indices], predictions
 
 
 def _close(stated, actual) -> bool:

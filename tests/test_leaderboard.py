@@ -319,3 +319,55 @@ def test_validate_reports_broken_run_dir_without_traceback(ranked_entry, tmp_pat
     assert any(p.startswith("loss_curve cannot be recomputed: ") for p in problems)
     assert validate_entries([out], run=tmp_path / "gone")[str(out)] == [
         f"run dir {tmp_path / 'gone'} not found"]
+
+
+def _rte_dev(glue, n):
+    """A GLUE folder whose RTE dev split has `n` rows; row i has label id i % 2."""
+    (glue / "RTE").mkdir(parents=True)
+    labels = np.arange(n) % 2
+    names = ("entailment", "not_entailment")
+    rows = [f"{i}\tpremise {i}\thypothesis {i}\t{names[y]}" for i, y in enumerate(labels)]
+    (glue / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n"
+                                          + "\n".join(rows) + "\n")
+
+
+def _rte_entry(run, indices, predictions, *, protocol):
+    path = run / "eval" / "glue-predictions" / "rte-dev.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("index\tprediction\n"
+                    + "".join(f"{i}\t{p}\n" for i, p in zip(indices, predictions, strict=True)))
+    return {"results_file": "eval/glue.json", "results": {
+        "suite": "glue", "protocol": protocol,
+        "tasks": {"rte": {"metrics": {"accuracy": 75.0}, "predictions": [
+            {"split": "dev", "file": "glue-predictions/rte-dev.tsv", "sha256": "0" * 64}]}}}}
+
+
+QUICK_4 = {"name": "quick", "rankable": False, "max_dev_rows": 4}
+
+
+@pytest.mark.parametrize("protocol, indices, reason", [
+    # The quick protocol scores a subset: its labels are the dev labels at those rows.
+    (QUICK_4, [1, 4, 6, 9], None),
+    (QUICK_4, [1, 4, 4, 9], "names a dev row more than once"),
+    (QUICK_4, [1, 4, 6, 10], "names rows outside the 10-row dev split"),
+    (QUICK_4, [-1, 4, 6, 9], "names rows outside the 10-row dev split"),
+    (QUICK_4, [1, 4, 6], "has predictions for 3 of the 10 dev rows; the 'quick' protocol "
+                         "scores 4"),
+    ({"name": "cramming", "rankable": True, "max_dev_rows": None}, [1, 4, 6, 9],
+     "has predictions for 4 of the 10 dev rows; the 'cramming' protocol scores 10"),
+])
+def test_glue_dir_recomputes_the_rows_actually_scored(tmp_path, protocol, indices, reason):
+    from leaderboard.validate import metric_problems
+
+    _rte_dev(tmp_path / "glue", 10)
+    # Right on every scored row but the last (row i's label is i % 2): 75% on rows 1, 4, 6, 9,
+    # but 25% if they were matched to the first four dev rows instead.
+    predictions = [i % 2 for i in indices[:-1]] + [1 - indices[-1] % 2]
+    entry = _rte_entry(tmp_path / "run", indices, predictions, protocol=protocol)
+    problems = metric_problems(entry, tmp_path / "run", tmp_path / "glue")
+    if reason is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith("rte dev: metrics cannot be "
+                                                             "recomputed: "), problems
+        assert reason in problems[0], problems
