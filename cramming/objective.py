@@ -1,8 +1,10 @@
 """Masked-language-modelling targets: 25% of maskable tokens, replaced 80/10/10 (BERT, cramming).
 
-[CLS], [SEP] and [PAD] are never selected: they carry no content to predict, and [SEP] marks
-document boundaries in packed rows. Masks are drawn from a generator seeded per optimizer step,
-so a resumed run draws exactly the masks an uninterrupted one would.
+Special tokens are never selected: [CLS], [SEP] and [PAD] carry no content to predict ([SEP]
+marks document boundaries in packed rows), and [UNK] or [MASK] as a target would teach the model
+to predict "unknown" (BERT's data collator likewise skips every special token). Masks are drawn
+from a generator seeded per optimizer step, so a resumed run draws exactly the masks an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import torch
 
 from cramming.model import IGNORE_INDEX
-
-NEVER_MASKED = ("pad", "cls", "sep")
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -32,8 +32,8 @@ def mask_tokens(
     """(B, T) ids -> (inputs, labels): labels hold the original id where selected, else -100."""
     shape = input_ids.shape
     maskable = torch.ones(shape, dtype=torch.bool)
-    for name in NEVER_MASKED:
-        maskable &= input_ids != special_ids[name]
+    for token_id in special_ids.values():
+        maskable &= input_ids != token_id
     selected = (torch.rand(shape, generator=generator) < mask_prob) & maskable
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
 
