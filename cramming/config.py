@@ -13,7 +13,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from data_prep import UserError
@@ -113,7 +114,7 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = ())
     base = OmegaConf.structured(PretrainConfig)
     OmegaConf.set_struct(base, True)
     try:
-        merged = OmegaConf.merge(base, OmegaConf.load(path))
+        merged = OmegaConf.merge(base, _read_yaml(path))
     except OmegaConfBaseException as err:
         raise UserError(f"bad preset {path}: {_one_line(err)}") from None
     for item in overrides:
@@ -138,6 +139,8 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError("train.mask_* probabilities must lie in (0, 1) and sum to at most 1")
     if not 0 < t.lr_peak_at < 1 or not 0 < t.batch_ramp_until <= 1:
         raise UserError("train.lr_peak_at and train.batch_ramp_until must lie in (0, 1]")
+    if t.max_steps is not None and t.max_steps < 1 or i.log_every < 1:
+        raise UserError("train.max_steps (when set) and impl.log_every must be at least 1")
     if min(t.batch_start, t.batch_size, i.micro_batch) < 1 or t.batch_start > t.batch_size:
         raise UserError("need 1 <= train.batch_start <= train.batch_size and impl.micro_batch >= 1")
     if i.device not in ("auto", "cuda", "cpu"):
@@ -153,10 +156,26 @@ def to_yaml(cfg: PretrainConfig) -> str:
 def config_from_yaml(path: str | Path) -> PretrainConfig:
     """Read a saved RUN/config.yaml back into the typed tree (unknown keys are an error)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), OmegaConf.load(path))
-    except (OSError, OmegaConfBaseException) as err:
+        merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), _read_yaml(path))
+    except OmegaConfBaseException as err:
         raise UserError(f"cannot read config {path}: {_one_line(err)}") from None
     return OmegaConf.to_object(merged)
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    """A YAML file of config sections; unreadable, malformed or not a mapping is a UserError."""
+    try:
+        loaded = OmegaConf.load(path)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or _one_line(err)
+        raise UserError(f"{path} is not valid YAML: {problem}{where}") from None
+    if not isinstance(loaded, DictConfig):
+        raise UserError(f"{path} is not a YAML mapping of config sections (model:, train:, ...)")
+    return loaded
 
 
 def recipe_dict(cfg: PretrainConfig) -> dict:
@@ -179,4 +198,6 @@ def config_sha256(cfg_or_yaml_path: PretrainConfig | str | Path) -> str:
 
 
 def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+    """The message's first line: OmegaConf appends full_key / reference_type detail lines."""
+    lines = str(err).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(err).__name__

@@ -63,3 +63,23 @@ def test_recipe_hash_covers_results_not_speed():
     assert config_sha256(speed_only) == base
     for change in ("optim.lr=5e-4", "seed=1", "train.budget_s=60", "model.layers=3"):
         assert config_sha256(load_config("tiny", [change])) != base, change
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model:\n  hidden: [1, 2\n", "not valid YAML: .* at line 3"),
+    ("- model\n- train\n", "not a YAML mapping"),
+])
+def test_broken_preset_or_saved_config_is_one_line_user_error(tmp_path, text, message):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    for read in (load_config, config_from_yaml):
+        with pytest.raises(UserError, match=message):
+            read(path)
+
+
+def test_override_errors_name_the_key_without_omegaconf_detail():
+    with pytest.raises(UserError) as err:
+        load_config("tiny", ["model.foo=1"])
+    assert str(err.value) == "bad override 'model.foo=1': Key 'foo' not in 'ModelConfig'"
+    with pytest.raises(UserError, match="impl.log_every"):
+        load_config("tiny", ["impl.log_every=0"])
