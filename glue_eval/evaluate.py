@@ -30,10 +30,11 @@ def parse_tasks(tasks) -> list[str]:
     if tasks == "all" or tasks is None:
         return list(PROTOCOL_TASKS)
     names = [t.strip().lower() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
+    names = [t for t in names if t]  # "cola," or "," name no empty task
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
-        raise UserError(f"unknown GLUE task(s) {', '.join(unknown) or '(none given)'}; "
-                        f"known: {', '.join(TASKS)}")
+        what = f"unknown GLUE task(s) {', '.join(unknown)}" if unknown else "no GLUE task given"
+        raise UserError(f"{what}; known: {', '.join(TASKS)}")
     return [t for t in TASKS if t in names]
 
 

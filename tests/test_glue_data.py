@@ -126,6 +126,9 @@ def test_missing_files_and_unknown_tasks_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="unknown GLUE task.*boolq"):
         parse_tasks("cola,boolq")
     assert parse_tasks("RTE, cola") == ["cola", "rte"]
+    assert parse_tasks("rte,") == ["rte"]
+    with pytest.raises(UserError, match="no GLUE task given; known: cola, "):
+        parse_tasks(" , ")
     assert parse_tasks("all") == ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"]
     _write(tmp_path, "SST-2", "dev", "text\tlabel\nfine\t1\n")
     with pytest.raises(UserError, match="no column 'sentence'"):
