@@ -119,6 +119,9 @@ def run_problems(entry: dict, run: Path) -> list[str]:
 def _results_problems(entry: dict, run: Path) -> list[str]:
     """The entry's results must be the run's results file, field for field."""
     path = run / entry["results_file"]
+    if not path.is_file():
+        return [f"results_file {path} not found (is the run scored? `cram eval glue --run "
+                f"{run}`)"]
     try:
         on_disk = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -142,8 +145,12 @@ def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
     def check(name: str, compute) -> None:
         try:
             actual = compute()
-        except (UserError, OSError) as err:
+        except UserError as err:
             problems.append(f"hashes.{name} cannot be recomputed: {err}")
+            return
+        except OSError as err:
+            problems.append(f"hashes.{name} cannot be recomputed: {err.filename}: "
+                            f"{err.strerror}")
             return
         if actual != hashes[name]:
             problems.append(f"hashes.{name} {hashes[name][:12]}... does not match the "
@@ -153,7 +160,8 @@ def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
           lambda: open_data_dir(data_dir_of(run, summary), verify_hashes=True).data_sha256)
     check("config_sha256", lambda: config_sha256(run / "config.yaml"))
     check("model_sha256", lambda: sha256_file(run / "final" / "model.safetensors"))
-    check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))
+    if (run / entry["results_file"]).is_file():  # if not, the results check says so
+        check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))
     return problems
 
 

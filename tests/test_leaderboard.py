@@ -371,3 +371,17 @@ def test_glue_dir_recomputes_the_rows_actually_scored(tmp_path, protocol, indice
         assert len(problems) == 1 and problems[0].startswith("rte dev: metrics cannot be "
                                                              "recomputed: "), problems
         assert reason in problems[0], problems
+
+
+def test_validate_against_an_unscored_run_says_so_once(ranked_entry, tmp_path):
+    out, _ = ranked_entry
+    run = tmp_path / "run"
+    (run / "eval" / "glue.json").unlink()
+    (run / "final" / "model.safetensors").unlink()
+    problems = validate_entries([out], run=run)[str(out)]
+    about_results = [p for p in problems if "glue.json" in p]
+    assert len(about_results) == 1, problems
+    assert about_results[0].startswith(f"results_file {run / 'eval' / 'glue.json'} not found")
+    assert any(p == f"hashes.model_sha256 cannot be recomputed: "
+               f"{run / 'final' / 'model.safetensors'}: No such file or directory"
+               for p in problems), problems
