@@ -348,12 +348,7 @@ def write_preset(result: dict, path, *, rank: int = 1) -> Path:
 
 
 def preset_for_budget(budget_s: float, *, data=None, device: str = "auto") -> Path:
-    """`cram pretrain --preset auto`: plan on this machine and write the top shape to a file."""
-    return auto_preset(budget_s, device, data=data)
-
-
-def auto_preset(budget_s: float, device: str = "auto", *, data=None) -> Path:
-    """Path to a preset YAML sized for `budget_s` on `device`.
+    """`cram pretrain --preset auto`: a preset YAML sized for `budget_s` on `device`.
 
     device: auto, cpu or cuda time that device here and fit its speed law (as `--gpu auto`);
     a GPUS key (a6000, ...) uses the stored constants instead.

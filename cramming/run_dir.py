@@ -152,11 +152,9 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
 
 
 def _preset_source(preset, budget_s, data_dir, device):
-    """A preset name or file; `auto` asks the planner (cramming.plan) when it is installed."""
+    """A preset name or file; `auto` asks the planner (cramming.plan) for one."""
     if str(preset) != "auto":
         return preset
-    try:
-        from cramming.plan import preset_for_budget
-    except ImportError:
-        raise UserError("--preset auto needs the planner (cramming.plan), not installed") from None
+    from cramming.plan import preset_for_budget  # scipy and the laws load only when asked
+
     return preset_for_budget(budget_s, data=data_dir.path, device=device)
