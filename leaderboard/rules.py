@@ -5,7 +5,9 @@ The rules as written (DESIGN.md, "Rules v1"):
    open track, labelled with its device.
 2. Training wall-clock time <= budget; the ranked budget is at most 24 h.
 3. From scratch (enforced by the trainer, recorded by its hashes).
-4. GLUE dev, all tasks but WNLI, with the `cramming` fine-tuning protocol.
+4. GLUE dev, all tasks but WNLI with all their metrics, with the `cramming` fine-tuning
+   protocol exactly as glue_eval records it, on the pretrained model (not the
+   `--from-scratch` control).
 5. Reproducible: the entry carries the hashes of its data, config, model and results.
 
 `track_reasons` lists why an entry cannot be ranked (empty: ranked); `rule_violations` lists
@@ -52,13 +54,43 @@ def track_reasons(entry: dict) -> list[str]:
         reasons.append(f"{results['suite']} suite: no GLUE score")
         return reasons  # protocol and task checks are about GLUE results
     protocol = results["protocol"]
-    if protocol["name"] != RANKED_PROTOCOL or not protocol["rankable"]:
+    if protocol["name"] != RANKED_PROTOCOL:
         reasons.append(f"fine-tuning protocol {protocol['name']!r} is not the ranked "
                        f"{RANKED_PROTOCOL!r} protocol")
+    elif changed := _recipe_changes(protocol):
+        reasons.append(f"fine-tuning protocol {RANKED_PROTOCOL!r} with a changed recipe: "
+                       f"{', '.join(changed)}")
+    if results.get("from_scratch"):
+        reasons.append("scored from random weights (the --from-scratch control), not the "
+                       "pretrained model")
     missing = [task for task in RANKED_TASKS if task not in results["tasks"]]
     if missing:
         reasons.append(f"GLUE tasks missing: {', '.join(missing)}")
+    unscored = _missing_metrics(results["tasks"])
+    if unscored:
+        reasons.append(f"GLUE metrics missing: {', '.join(unscored)}")
+    if not reasons and not protocol["rankable"]:
+        reasons.append("the results are marked not rankable")
     return reasons
+
+
+def _recipe_changes(protocol: dict) -> list[str]:
+    """Where a results file's recorded protocol departs from the ranked recipe (rule 4)."""
+    from glue_eval import PROTOCOLS
+
+    ranked = PROTOCOLS[RANKED_PROTOCOL].record(seed=0)
+    return [f"{key} {protocol.get(key, 'missing')} (ranked: {value})"
+            for key, value in ranked.items()
+            if key not in ("name", "rankable", "seed") and protocol.get(key) != value]
+
+
+def _missing_metrics(tasks: dict) -> list[str]:
+    """Rule 4's metrics that the results lack for the ranked tasks they hold
+    (e.g. mnli.accuracy_mm)."""
+    from glue_eval import TASKS
+
+    return [f"{task}.{key}" for task in RANKED_TASKS if task in tasks
+            for key in TASKS[task].metric_keys if key not in tasks[task]["metrics"]]
 
 
 def decide_track(entry: dict) -> tuple[str, str | None]:

@@ -18,7 +18,7 @@ import pytest
 
 from cramming.cli import main
 from data_prep import UserError
-from glue_eval import compute_averages, compute_metrics
+from glue_eval import PROTOCOLS, compute_averages, compute_metrics
 from leaderboard import submit, validate_entries
 
 A6000 = {"device": "cuda", "gpu_name": "NVIDIA RTX A6000", "gpu_count": 1,
@@ -54,10 +54,7 @@ def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", mo
     pred_dir = run / "eval" / f"{suite}-predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
     record = {"format": "cram-glue/1", "suite": suite,
-              "protocol": {"name": protocol, "rankable": protocol == "cramming", "epochs": 5,
-                           "batch_size": 16, "lr": 4e-5, "warmup_fraction": 0.1,
-                           "schedule": "cosine", "dropout": 0.1, "max_length": 128,
-                           "pooling": "first", "max_train_rows": None, "seed": 0},
+              "protocol": PROTOCOLS[protocol].record(seed=0),
               "source": "dir", "from_scratch": False, "model_sha256": model_sha256, "tasks": {}}
     for task in tasks:
         metrics, predictions = {}, []
@@ -207,8 +204,30 @@ def _tamper_gpu(entry):
     entry["hardware"]["gpu_name"] = "NVIDIA H100 80GB HBM3"
 
 
+def _tamper_recipe(entry):
+    entry["results"]["protocol"].update(lr=1e-4, epochs=10)
+
+
+def _tamper_from_scratch(entry):
+    entry["results"]["from_scratch"] = True
+
+
+def _tamper_mnli_mm(entry):
+    # Dropped along with a recomputed average, so only the rules can object.
+    results = entry["results"]
+    del results["tasks"]["mnli"]["metrics"]["accuracy_mm"]
+    results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
+
+
 @pytest.mark.parametrize("tamper, reason", [
     (_tamper_score, "results.avg_cramming.value is "),
+    (_tamper_recipe, "track is 'ranked' but Rules v1 give 'open': fine-tuning protocol "
+                     "'cramming' with a changed recipe: epochs 10 (ranked: 5), lr 0.0001 "
+                     "(ranked: 4e-05)"),
+    (_tamper_from_scratch, "track is 'ranked' but Rules v1 give 'open': scored from random "
+                           "weights"),
+    (_tamper_mnli_mm, "track is 'ranked' but Rules v1 give 'open': GLUE metrics missing: "
+                      "mnli.accuracy_mm"),
     (_tamper_budget_below_elapsed, "train_elapsed_s 86390.5 is over budget_s 3600"),
     (_tamper_budget_over_a_day, "track is 'ranked' but Rules v1 give 'open': budget 48 h is "
                                 "over the ranked 24 h"),
