@@ -1,13 +1,25 @@
-"""Shared fixtures. `../shared/data` (real GLUE files and corpus text) sits beside the repo."""
+"""Shared fixtures. `../shared/data` (real GLUE files and corpus text) sits beside the repo.
+
+Also the small things several test modules build alike: one torch thread per test, a tiny
+encoder shape, and a tiny run dir (data dir + random 1-layer encoder in final/).
+"""
 
 from __future__ import annotations
 
 import os
+import random
+import shutil
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+WORDS = {
+    "subject": ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher"],
+    "verb": ["sees", "likes", "follows", "paints", "carries", "finds"],
+    "object": ["a red ball", "the small boat", "an apple", "the letter", "a blue kite"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +33,57 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA} (clone the repo beside shared/)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small models gain nothing from more on a shared CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def grammar_sentence(rng: random.Random) -> str:
+    """One sentence of a small subject-verb-object grammar."""
+    return " ".join(rng.choice(WORDS[k]) for k in ("subject", "verb", "object")) + "."
+
+
+def tiny_model_config(vocab_size: int):
+    """A 1-layer, 32-wide encoder: fine-tunes in seconds on one CPU thread."""
+    from cramming import ModelConfig
+
+    return ModelConfig(vocab_size=vocab_size, seq_len=128, hidden=32, layers=1, heads=2,
+                       ffn_hidden=64, head_hidden=32)
+
+
+def make_tiny_run(root: Path) -> Path:
+    """A data dir (small grammar corpus, 30% val) and a run dir whose final/ holds a random
+    1-layer encoder, its tokenizer, and a config.yaml naming the data dir."""
+    import torch
+
+    from cramming import CrammedBert, save_pretrained
+    from data_prep import open_data_dir, prepare
+
+    rng = random.Random(0)
+    docs = [" ".join(grammar_sentence(rng) for _ in range(rng.randint(10, 30)))
+            for _ in range(300)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, val_fraction=0.3,
+            quiet=True)
+    data = open_data_dir(root / "data")
+    final = root / "run" / "final"
+    final.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_pretrained(CrammedBert(tiny_model_config(data.vocab_size)), final)
+    shutil.copy(data.tokenizer_path, final / "tokenizer.json")
+    (root / "run" / "config.yaml").write_text(f"data:\n  path: {root / 'data'}\n")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """One tiny run dir per test module (modules write different files under its eval/)."""
+    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))

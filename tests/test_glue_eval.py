@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 
 import numpy as np
 import pytest
-import torch
+from conftest import grammar_sentence as sentence
 
-from cramming import CrammedBert, ModelConfig, save_pretrained
 from cramming.cli import main
-from data_prep import UserError, open_data_dir, prepare, sha256_file
+from data_prep import UserError, sha256_file
 from glue_eval import (
     PROTOCOLS,
     TASKS,
@@ -24,48 +22,7 @@ from glue_eval import (
     read_split,
 )
 
-WORDS = {
-    "subject": ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher"],
-    "verb": ["sees", "likes", "follows", "paints", "carries", "finds"],
-    "object": ["a red ball", "the small boat", "an apple", "the letter", "a blue kite"],
-}
-
-
-def sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS[k]) for k in ("subject", "verb", "object")) + "."
-
-
-def make_tiny_run(root):
-    """A data dir (small grammar corpus, 30% val) and a run dir whose final/ holds a random
-    1-layer encoder, its tokenizer, and a config.yaml naming the data dir."""
-    rng = random.Random(0)
-    docs = [" ".join(sentence(rng) for _ in range(rng.randint(10, 30))) for _ in range(300)]
-    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
-    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, val_fraction=0.3,
-            quiet=True)
-    data = open_data_dir(root / "data")
-    cfg = ModelConfig(vocab_size=data.vocab_size, hidden=32, layers=1, heads=2, ffn_hidden=64,
-                      head_hidden=32)
-    final = root / "run" / "final"
-    final.mkdir(parents=True)
-    torch.manual_seed(0)
-    save_pretrained(CrammedBert(cfg), final)
-    shutil.copy(data.tokenizer_path, final / "tokenizer.json")
-    (root / "run" / "config.yaml").write_text(f"data:\n  path: {root / 'data'}\n")
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return make_tiny_run(tmp_path_factory.mktemp("glue_eval"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MNLI_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"

@@ -8,23 +8,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model_config
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from cramming import CrammedBertForSequenceClassification, ModelConfig
+from cramming import CrammedBertForSequenceClassification
 from glue_eval.finetune import cosine_with_warmup, encode_texts, finetune, join_pair, predict
 from glue_eval.tasks import PROTOCOLS
 
 CLS, SEP, PAD = 2, 3, 0
-TINY = ModelConfig(vocab_size=64, seq_len=128, hidden=32, layers=1, heads=2, ffn_hidden=64,
-                   head_hidden=32)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+TINY = tiny_model_config(vocab_size=64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_pairs_are_joined_with_sep_and_trimmed_longest_first():

@@ -7,8 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from test_glue_eval import make_tiny_run
 
 from cramming.cli import main
 from data_prep import UserError, load_tokenizer, open_data_dir
@@ -25,17 +23,7 @@ from glue_eval.probes import (
 CLS, SEP = 2, 3
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return make_tiny_run(tmp_path_factory.mktemp("probes"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_documents_are_recovered_from_packed_rows():
