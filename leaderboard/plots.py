@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 HOUR = 3600.0
-# Budgets people actually pick, from a one-minute smoke test to a four-day run.
-BUDGET_TICKS_H = (1 / 60, 5 / 60, 15 / 60, 1, 3, 8, 24, 96)
+# Budgets people actually pick, from a ten-second test run to a four-day run.
+BUDGET_TICKS_H = (10 / HOUR, 1 / 60, 5 / 60, 15 / 60, 1, 3, 8, 24, 96)
+# Loss curves whose lengths differ by more than this go on a log time axis: on a linear one
+# a 3-minute run next to a 24-hour run is a vertical line at zero.
+LOG_TIME_RATIO = 10.0
 TRACK_STYLE = {  # ranked: filled; open: hollow, so the two are never confused in grey-scale
     "ranked": {"marker": "o", "color": "#1f5fae", "facecolor": "#1f5fae"},
     "open": {"marker": "s", "color": "#c0561b", "facecolor": "none"},
@@ -81,17 +84,10 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
         else:
             ax.axhline(ref["avg_cramming"], color="#6b6f76", linestyle="--", linewidth=1,
                        label=label)
-    ax.set_xscale("log")
     budgets = [r["budget_s"] / HOUR for r in [*rows, *unscored]] + [
         ref["budget_s"] / HOUR for ref in reported if ref.get("budget_s")]
-    low, high = min([*budgets, 1.0]) / 2, max([*budgets, 24.0]) * 2
-    ax.set_xlim(low, high)
-    from matplotlib.ticker import NullLocator
-
-    ax.set_xticks([t for t in BUDGET_TICKS_H if low <= t <= high])
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(_hours_formatter())
-    ax.set_xlabel("training budget (hours, log scale)")
+    _log_hours_axis(ax, min([*budgets, 1.0]) / 2, max([*budgets, 24.0]) * 2)
+    ax.set_xlabel("training budget (log scale)")
     ax.set_ylabel("GLUE dev average (cramming columns)")
     ax.margins(y=0.2)  # room for the name labels above the highest point
     if not rows:
@@ -109,13 +105,22 @@ def loss_curves(curves: list[dict], path: Path) -> Path:
     """
     fig = _figure()
     ax = fig.add_subplot()
-    longest = max((c["points"][-1][0] for c in curves), default=0.0)
-    scale, unit = (HOUR, "h") if longest >= 2 * HOUR else (60.0, "min") if longest >= 120 \
-        else (1.0, "s")
-    for curve in curves:
-        ax.plot([t / scale for t, _ in curve["points"]], [x for _, x in curve["points"]],
-                linewidth=1.5, label=curve["name"])
-    ax.set_xlabel(f"training time ({unit})")
+    lengths = [c["points"][-1][0] for c in curves if c["points"][-1][0] > 0]
+    longest = max(lengths, default=0.0)
+    if lengths and longest > LOG_TIME_RATIO * min(lengths):
+        for curve in curves:  # t = 0 has no place on a log axis
+            points = [(t / HOUR, x) for t, x in curve["points"] if t > 0]
+            ax.plot(*zip(*points, strict=True), linewidth=1.5, label=curve["name"])
+        first = min(t for c in curves for t, _ in c["points"] if t > 0) / HOUR
+        _log_hours_axis(ax, first / 1.5, longest / HOUR * 1.5)
+        ax.set_xlabel("training time (log scale)")
+    else:
+        scale, unit = (HOUR, "h") if longest >= 2 * HOUR else (60.0, "min") \
+            if longest >= 120 else (1.0, "s")
+        for curve in curves:
+            ax.plot([t / scale for t, _ in curve["points"]], [x for _, x in curve["points"]],
+                    linewidth=1.5, label=curve["name"])
+        ax.set_xlabel(f"training time ({unit})")
     ax.set_ylabel("MLM loss (train)")
     if curves:
         ax.legend(loc="upper right", fontsize=8.5, frameon=False)
@@ -125,12 +130,19 @@ def loss_curves(curves: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _hours_formatter():
-    from matplotlib.ticker import FuncFormatter
+def _log_hours_axis(ax, low_h: float, high_h: float) -> None:
+    """A log x axis from `low_h` to `high_h` hours, ticked at the budgets people pick."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     def label(hours, _pos):
         if hours >= 1:
             return f"{hours:g} h"
-        return f"{hours * 60:.0f} min"
+        if hours >= 1 / 60:
+            return f"{hours * 60:.0f} min"
+        return f"{hours * HOUR:.0f} s"
 
-    return FuncFormatter(label)
+    ax.set_xscale("log")
+    ax.set_xlim(low_h, high_h)
+    ax.set_xticks([t for t in BUDGET_TICKS_H if low_h <= t <= high_h])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(label))

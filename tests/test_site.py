@@ -56,6 +56,9 @@ def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path):
     # Entry names are text in the figures (svg.fonttype none): the plots show the entries.
     assert "crammed-a6000" in (tmp_path / "site" / "glue_vs_budget.svg").read_text()
     assert "demo-probe" in (tmp_path / "site" / "loss_curves.svg").read_text()
+    # Runs of 3 minutes and 24 hours share a log time axis (on a linear one the short run is a
+    # vertical line at zero); one run alone keeps a linear axis.
+    assert "training time (log scale)" in (tmp_path / "site" / "loss_curves.svg").read_text()
 
 
 def test_rebuild_replaces_site_but_not_foreign_folders(entries, tmp_path):
@@ -77,6 +80,14 @@ def test_empty_entries_folder_still_builds(tmp_path):
     (tmp_path / "entries").mkdir()
     page = build_site(tmp_path / "entries", tmp_path / "site").read_text()
     assert "No ranked entries yet" in page and "Reported, not reproduced" in page
+
+
+def test_one_loss_curve_keeps_a_linear_time_axis(tmp_path):
+    from leaderboard.plots import loss_curves
+
+    points = [[t, 10.0 / (1 + t)] for t in range(0, 181, 10)]
+    svg = loss_curves([{"name": "solo", "points": points}], tmp_path / "loss.svg").read_text()
+    assert "training time (min)" in svg and "log scale" not in svg
 
 
 def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
