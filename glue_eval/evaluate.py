@@ -14,7 +14,7 @@ import numpy as np
 from data_prep import UserError
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
-from glue_eval.finetune import cpu_threads, encode_texts, finetune, predict, progress_disabled
+from glue_eval.finetune import cpu_threads, encode_texts, finetune, predict
 from glue_eval.metrics import compute_averages, compute_metrics
 from glue_eval.tasks import PROTOCOL_TASKS, PROTOCOLS, TASKS, Protocol
 
@@ -148,7 +148,8 @@ def score_task(encoder: Encoder, name: str, glue_dir, *, protocol: Protocol, see
 
 
 def _report(name: str, entry: dict, quiet: bool) -> None:
-    if progress_disabled(quiet):
+    # Scores are results, not progress: CI=true silences bars but still prints them.
+    if quiet:
         return
     scores = ", ".join(f"{k} {v:.1f}" for k, v in entry["metrics"].items())
     print(f"{name}: {scores} ({entry['n_train']} train rows, {entry['seconds']:.1f} s)")

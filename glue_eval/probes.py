@@ -27,7 +27,7 @@ from data_prep import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
 from glue_eval.evaluate import fit_and_predict
-from glue_eval.finetune import cpu_threads, join_pair, progress_disabled
+from glue_eval.finetune import cpu_threads, join_pair
 from glue_eval.tasks import PROTOCOLS
 
 SEGMENT = 32  # tokens per segment: short enough that most paragraphs hold two
@@ -214,7 +214,7 @@ def _evaluate_probes(run, *, data, seed, out, force, quiet, device) -> dict:
             "dev_positive_fraction": 100.0 * float(dev_labels.mean()),
         }
         all_preds[(name, "dev")] = (np.arange(len(dev_rows)), preds)
-        if not progress_disabled(quiet):
+        if not quiet:  # a result, printed under CI=true too
             print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
                   f"({len(train_rows)} train, {len(dev_rows)} dev, "
                   f"{record['tasks'][name]['seconds']:.1f} s)")
