@@ -10,9 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 
 $(BIN)/cram: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(BIN)/cram
 
 venv: $(BIN)/cram
