@@ -102,7 +102,8 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
     ranked = sorted((e for e in entries if e["track"] == "ranked"), key=_rank_key)
     open_ = sorted((e for e in entries if e["track"] == "open"), key=_rank_key)
     built = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    gpus = ", ".join(_ranked_gpu_names())
+    *others, last = _ranked_gpu_names()
+    gpus = f"{', '.join(others)} or {last}" if others else last
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -141,7 +142,8 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         parts.append("<section class=skipped><h2>Entries not shown</h2><ul>")
         parts += [f"<li><code>{_e(name)}</code>: {_e(why)}</li>" for name, why in skipped]
         parts.append("</ul></section>")
-    parts.append(f"<footer>{len(entries)} entries · built {built} · validate any entry with "
+    count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+    parts.append(f"<footer>{count} · built {built} · validate any entry with "
                  "<code>cram leaderboard validate ENTRY --run RUN</code></footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"

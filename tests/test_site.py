@@ -49,6 +49,7 @@ def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path):
     # The broken entry is left out, and the page says why.
     assert "Entries not shown" in page and "too-long" not in ranked + open_.split("Reported")[0]
     assert "train_elapsed_s 86390.5 is over budget_s 60" in page
+    assert "<footer>3 entries · " in page
     for figure in ("glue_vs_budget.svg", "loss_curves.svg"):
         svg = ET.parse(tmp_path / "site" / figure).getroot()
         assert svg.tag.endswith("svg") and f'src="{figure}"' in page
@@ -80,6 +81,8 @@ def test_empty_entries_folder_still_builds(tmp_path):
     (tmp_path / "entries").mkdir()
     page = build_site(tmp_path / "entries", tmp_path / "site").read_text()
     assert "No ranked entries yet" in page and "Reported, not reproduced" in page
+    assert "<footer>0 entries · " in page
+    assert "one RTX 2080 Ti, RTX A4000 or RTX A6000; " in page
 
 
 def test_one_loss_curve_keeps_a_linear_time_axis(tmp_path):
