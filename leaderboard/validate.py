@@ -85,6 +85,10 @@ def arithmetic_problems(entry: dict) -> list[str]:
         if not _close(stated, actual):
             problems.append(f"results.{key}.value is {stated} but the per-task scores "
                             f"average to {_fmt(actual)}")
+        # The site marks a partial average from this flag; it must not hide missing tasks.
+        if results[key]["complete"] != recomputed[key]["complete"]:
+            problems.append(f"results.{key}.complete is {results[key]['complete']} but "
+                            f"{recomputed[key]['label']}")
     return problems
 
 

@@ -246,6 +246,17 @@ def test_tampered_entry_fails_with_the_specific_reason(ranked_entry, tmp_path, t
     assert any(p.startswith(reason) for p in problems), problems
 
 
+def test_partial_average_cannot_claim_to_be_complete(tmp_path):
+    entry = submit(make_run(tmp_path, tasks=("cola", "rte"), protocol="quick"), "partial",
+                   out=tmp_path / "partial.json")
+    entry["results"]["avg_glue"]["complete"] = True
+    path = _write(tmp_path / "claims-complete.json", entry)
+    assert validate_entries([path])[path] == [
+        "results.avg_glue.complete is True but GLUE-style average: one score per task (mean of "
+        "its metrics; MNLI mean of m/mm), WNLI excluded (partial: 2 of 8; missing sst2, mrpc, "
+        "stsb, qqp, mnli, qnli)"]
+
+
 def test_score_tamper_reports_both_averages(ranked_entry, tmp_path):
     _, entry = ranked_entry
     entry["results"]["tasks"]["rte"]["metrics"]["accuracy"] = 99.0
