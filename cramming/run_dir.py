@@ -118,6 +118,9 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise UserError(f"--resume {resume} writes into that run; drop --out {out}")
         run = open_resumable(resume)
+        resumed = read_train_state(run)
+        if resumed["data_sha256"] != data_dir.data_sha256:
+            raise UserError(f"--resume {run}: {data_dir.path} is not the data dir it trained on")
         cfg = load_config(run / "config.yaml", overrides)
     else:
         if out is None:
@@ -129,25 +132,21 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
         cfg.impl.device = device
     if seed is not None:
         cfg.seed = seed
+    origin = f"run {resume}" if resume is not None else f"preset {preset}"
     for field, ours in (("vocab_size", cfg.model.vocab_size), ("seq_len", cfg.model.seq_len)):
         theirs = getattr(data_dir, field)
         if ours != theirs:
             raise UserError(
-                f"model.{field}={ours} (preset {preset}) does not match the data dir "
+                f"model.{field}={ours} ({origin}) does not match the data dir "
                 f"{data_dir.path} ({field} {theirs}); prepare the data with a matching "
                 f"--{field.replace('_', '-')} or override model.{field}={theirs}")
     if data_dir.num_rows("train") < 1:
         raise UserError(f"data dir {data_dir.path} has no training rows")
-    resumed = None
-    if resume is not None:
-        resumed = read_train_state(run)
-        if resumed["data_sha256"] != data_dir.data_sha256:
-            raise UserError(f"--resume {run}: {data_dir.path} is not the data dir it trained on")
-        if resumed["config_sha256"] != config_sha256(cfg):
-            raise UserError(f"--resume {run}: budget, seed or overrides change its recipe; "
-                            f"resume with the same --budget and recipe (impl.* may change)")
-    else:
-        run = check_fresh(out, force=force)
+    if resume is None:
+        return check_fresh(out, force=force), cfg, None
+    if resumed["config_sha256"] != config_sha256(cfg):
+        raise UserError(f"--resume {run}: budget, seed or overrides change its recipe; "
+                        f"resume with the same --budget and recipe (impl.* may change)")
     return run, cfg, resumed
 
 

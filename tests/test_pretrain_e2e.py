@@ -184,6 +184,13 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
                              text=True, timeout=120)
     assert refused.returncode == 2 and "change its recipe" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
+    other = prepare([str(data.parent / "corpus.txt")], tmp_path / "other", vocab_size=128,
+                    seq_len=32, val_fraction=0.1, quiet=True)
+    assert other["vocab_size"] != open_data_dir(data).vocab_size
+    other_data = [c if c != str(data) else str(tmp_path / "other") for c in command]
+    refused = subprocess.run([*other_data, "--resume", str(run)], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 2 and "not the data dir it trained on" in refused.stderr
 
     done = subprocess.run([*command, "--resume", str(run)], env=env, capture_output=True,
                           text=True, timeout=120)
