@@ -47,9 +47,10 @@ class HubSource(Source):
     def _open(self):
         import datasets
 
+        revision = self.revision()  # its own UserError, not wrapped in the one below
         try:
             return datasets.load_dataset(self.dataset, self.config, split=self.split,
-                                         revision=self.revision(), streaming=True)
+                                         revision=revision, streaming=True)
         except Exception as err:  # network, auth, unknown name: all user-fixable
             raise UserError(f"cannot open Hub dataset {self.name}: {_first_line(err)}") from None
 

@@ -50,3 +50,16 @@ def test_rows_without_text_are_a_user_error(tmp_path, monkeypatch):
         "json", data_files=str(rows), split="train", streaming=True))
     with pytest.raises(UserError, match="row 0 has no string field 'text'"):
         list(HubSource.from_spec("hf:someone/other").documents())
+
+
+def test_unreachable_hub_is_one_plain_user_error(monkeypatch):
+    import huggingface_hub
+
+    def offline(self, name, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", offline)
+    with pytest.raises(UserError) as err:
+        list(HubSource.from_spec("hf:someone/topics").documents())
+    assert str(err.value) == ("cannot resolve Hub dataset hf:someone/topics:train: "
+                              "Name or service not known")
