@@ -18,7 +18,7 @@ SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]")
 def final_dir(run) -> Path:
     run = Path(run)
     if not run.is_dir():
-        raise UserError(f"run dir {run} does not exist")
+        raise UserError(f"run dir {run} {'is not a folder' if run.exists() else 'does not exist'}")
     final = run / "final"
     for name in ("model.safetensors", "model_config.json", "tokenizer.json"):
         if not (final / name).is_file():

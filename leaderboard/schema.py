@@ -56,6 +56,9 @@ def read_entry(path: str | Path) -> dict:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"entry {path} not found") from None
+    except IsADirectoryError:
+        raise UserError(f"entry {path} is a folder; name the entry files in it "
+                        f"({path}/*.json)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"entry {path} cannot be read: {err}") from None
     try:

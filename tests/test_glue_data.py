@@ -181,3 +181,15 @@ def test_hub_rows_map_to_the_same_split(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(UserError, match="--glue-dir"):
         read_split(None, "cola", "train")
+
+
+def test_run_dir_errors_name_what_is_wrong(tmp_path):
+    from glue_eval.encoder import final_dir
+
+    with pytest.raises(UserError, match="run dir .*nowhere does not exist"):
+        final_dir(tmp_path / "nowhere")
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(UserError, match="run dir .*summary.json is not a folder"):
+        final_dir(tmp_path / "summary.json")
+    with pytest.raises(UserError, match="has no final/model.safetensors"):
+        final_dir(tmp_path)

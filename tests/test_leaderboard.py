@@ -415,3 +415,8 @@ def test_validate_against_an_unscored_run_says_so_once(ranked_entry, tmp_path):
     assert any(p == f"hashes.model_sha256 cannot be recomputed: "
                f"{run / 'final' / 'model.safetensors'}: No such file or directory"
                for p in problems), problems
+
+
+def test_validate_a_folder_says_to_name_its_files(tmp_path):
+    assert validate_entries([tmp_path]) == {str(tmp_path): [
+        f"entry {tmp_path} is a folder; name the entry files in it ({tmp_path}/*.json)"]}
