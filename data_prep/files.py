@@ -26,10 +26,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def canonical_json(obj) -> bytes:
     """The byte form that hashes are taken over: sorted keys, no whitespace."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
