@@ -14,7 +14,6 @@ from pathlib import Path
 from data_prep import UserError
 
 ENTRY_FORMAT = "cram-entry/1"
-RESULTS_FORMAT = "cram-glue/1"  # contract 3, carried whole inside an entry
 RUN_FORMAT = "cram-run/1"  # contract 2, what `cram submit` reads
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from data_prep import UserError
 from data_prep.files import sha256_file, write_json_atomic
 from leaderboard import rules
-from leaderboard.schema import ENTRY_FORMAT, RESULTS_FORMAT, RUN_FORMAT, schema_errors
+from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
 
 # GLUE results win over probe results when a run has both.
 RESULTS_FILES = ("eval/glue.json", "eval/probe.json")
@@ -105,6 +105,8 @@ def read_run_summary(run: Path) -> dict:
 
 def read_results(run: Path) -> tuple[str, dict]:
     """The run's evaluation results: (path relative to the run dir, parsed JSON)."""
+    from glue_eval import RESULTS_FORMAT  # contract 3, carried whole inside an entry
+
     for relative in RESULTS_FILES:
         if (run / relative).is_file():
             results = _read_json(run / relative)
