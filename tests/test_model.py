@@ -1,4 +1,5 @@
-"""The crammed BERT: shapes, sparse prediction, padding masks, save/load round trips."""
+"""The crammed BERT: shapes, sparse prediction, padding masks, save/load round trips, and
+the training step's parameter groups and gradient accumulation."""
 
 import pytest
 import torch
@@ -160,3 +161,40 @@ def test_compiled_encoder_matches_the_plain_one():
     assert compiled_loss == pytest.approx(loss, rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, compiled_grads, strict=True))
     assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints stay portable
+
+
+def test_weight_decay_skips_norms_biases_and_embeddings():
+    from cramming.train import build_optimizer
+
+    cfg = load_config("tiny")
+    model = CrammedBert(CFG)
+    decay, no_decay = build_optimizer(model, cfg, torch.device("cpu")).param_groups
+    assert decay["weight_decay"] == cfg.optim.weight_decay and no_decay["weight_decay"] == 0.0
+    linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    assert {id(p) for p in decay["params"]} == linear_weights
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    no_decay_ids = {id(p) for p in no_decay["params"]}
+    assert id(model.encoder.embedding.word.weight) in no_decay_ids
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            assert {id(module.weight), id(module.bias)} <= no_decay_ids
+
+
+def test_micro_batches_accumulate_to_the_full_batch_gradient():
+    from cramming.train import micro_step
+
+    torch.manual_seed(0)
+    model = CrammedBert(CFG)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ids, labels = _batch(b=6)
+    labels[0, 1::8] = IGNORE_INDEX  # rows with different numbers of masked tokens
+    total = int((labels != IGNORE_INDEX).sum())
+    grads = []
+    for size in (6, 2, 4):
+        model.zero_grad()
+        loss = sum(micro_step(model, ids[i:i + size], labels[i:i + size], total, scaler, "fp32")
+                   for i in range(0, 6, size))
+        grads.append((loss, [p.grad.clone() for p in model.parameters()]))
+    for loss, g in grads[1:]:
+        assert loss == pytest.approx(grads[0][0], rel=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g, grads[0][1], strict=True))
