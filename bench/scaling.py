@@ -43,6 +43,7 @@ def run_grid(data, work: Path, runs: list[tuple[int, int, float]]) -> list[dict]
     import torch
 
     from cramming import pretrain
+    from cramming.speed_law import param_counts
 
     torch.set_num_threads(1)
     records = []
@@ -55,8 +56,6 @@ def run_grid(data, work: Path, runs: list[tuple[int, int, float]]) -> list[dict]
         summary = pretrain(data, work / f"w{width}-d{depth}-{budget_s:g}s", budget=budget_s,
                            preset="tiny", overrides=overrides, device="cpu", force=True,
                            quiet=True)
-        from cramming.speed_law import param_counts
-
         cfg_counts = param_counts(_model_config(summary))
         record = {
             "width": width, "depth": depth, "heads": heads, "budget_s": budget_s,
