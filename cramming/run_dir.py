@@ -49,7 +49,10 @@ def write_run(run: Path, cfg, *, fresh: bool) -> None:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-        run.mkdir(parents=True, exist_ok=True)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file in the way, no permission
+            raise UserError(f"cannot create run dir {run}: {err.strerror or err}") from None
     write_text_atomic(run / "config.yaml", to_yaml(cfg))
 
 

@@ -54,6 +54,11 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     out = Path(out)
     if out.exists() and not force:
         raise UserError(f"{out} already exists (use --force to replace it)")
+    try:  # fail now, not after the tokenizer is trained
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission
+        raise UserError(f"cannot create {out}: {err.filename or out.parent}: "
+                        f"{err.strerror or err}") from None
     quiet = quiet or os.environ.get("CI") == "true"
     parsed = [parse_source(spec) for spec in sources]
     with threads(workers):

@@ -188,6 +188,16 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(corpus, tmp_path, capsy
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+def test_out_below_a_file_fails_with_one_line(corpus, tmp_path, capsys):
+    from cramming.cli import main
+
+    (tmp_path / "afile").write_text("")
+    assert main(["prepare", "--source", str(corpus), "--out", str(tmp_path / "afile" / "data"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create" in err and "File exists" in err and err.count("\n") == 1
+
+
 def test_cli_prepare_and_verify(corpus, tmp_path, capsys):
     from cramming.cli import main
 

@@ -105,6 +105,10 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
         pretrain(data, tmp_path / "ranked", budget="2s", preset="tiny", overrides=overrides,
                  device="cpu", gpu_check="ranked", quiet=True)
     assert not (tmp_path / "ranked").exists()  # refused before anything was written
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UserError, match="cannot create run dir .*afile: File exists"):
+        pretrain(data, tmp_path / "afile", budget="2s", preset="tiny", overrides=overrides,
+                 quiet=True)
     summary = pretrain(data, run, budget="2s", preset="tiny", force=True,
                        overrides=overrides + ["train.max_steps=2"], quiet=True)
     assert summary["stopped_by"] == "steps" and summary["steps"] == 2
