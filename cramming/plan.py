@@ -342,7 +342,10 @@ def write_preset(result: dict, path, *, rank: int = 1) -> Path:
         f"# Recipe from the {result['base_preset']} preset.\n"
     )
     path = Path(path)
-    write_text_atomic(path, header + to_yaml(cfg))
+    try:
+        write_text_atomic(path, header + to_yaml(cfg))
+    except OSError as err:  # a folder of that name, no permission
+        raise UserError(f"cannot write preset {path}: {err.strerror or err}") from None
     load_config(path)  # what we wrote must load
     return path
 

@@ -87,6 +87,8 @@ def test_written_preset_loads_with_the_planned_shape(a6000_day, tmp_path):
     assert cfg.optim == load_config(REFERENCE).optim  # the recipe stays the reference's
     assert training_memory(cfg.model, cfg.impl.micro_batch)["total"] / GIB == pytest.approx(
         best["memory_gib"])
+    with pytest.raises(UserError, match="cannot write preset .*: Is a directory"):
+        write_preset(a6000_day, tmp_path)
 
 
 def test_cli_json(capsys):
