@@ -192,7 +192,7 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
     results_dir = (run / entry["results_file"]).parent
     problems = []
     for task, spec in results["tasks"].items():
-        recomputed = {}
+        recomputed, failed = {}, False
         for item in spec.get("predictions", []):
             try:
                 labels, predictions = _scored_rows(task, item, results["protocol"],
@@ -201,8 +201,13 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
                                                   split=item["split"]))
             except (UserError, OSError) as err:
                 problems.append(f"{task} {item['split']}: metrics cannot be recomputed: {err}")
+                failed = True
         if not spec.get("predictions"):
             problems.append(f"{task}: no saved predictions to recompute its metrics from")
+        elif not failed:  # e.g. MNLI-mm stated with only the matched predictions saved
+            problems += [f"results.tasks.{task}.metrics.{metric} has no saved predictions "
+                         "to recompute it from" for metric in spec["metrics"]
+                         if metric not in recomputed]
         for metric, actual in recomputed.items():
             stated = spec["metrics"].get(metric)
             if not _close(stated, actual):

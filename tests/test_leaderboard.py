@@ -397,6 +397,10 @@ def test_glue_dir_recomputes_the_rows_actually_scored(tmp_path, protocol, indice
     problems = metric_problems(entry, tmp_path / "run", tmp_path / "glue")
     if reason is None:
         assert problems == []
+        # A metric that no prediction file backs cannot be checked, so it is not accepted.
+        entry["results"]["tasks"]["rte"]["metrics"]["f1"] = 50.0
+        assert metric_problems(entry, tmp_path / "run", tmp_path / "glue") == [
+            "results.tasks.rte.metrics.f1 has no saved predictions to recompute it from"]
     else:
         assert len(problems) == 1 and problems[0].startswith("rte dev: metrics cannot be "
                                                              "recomputed: "), problems
