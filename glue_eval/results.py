@@ -34,10 +34,13 @@ def default_out(run, suite: str, from_scratch: bool = False) -> Path:
 
 def check_out_path(out: Path, force: bool) -> None:
     """Refuse before any work is done, not after an hour of fine-tuning."""
-    if out.exists() and not force:
-        raise UserError(f"results file {out} exists; pass --force to replace it")
     if out.suffix != ".json":
         raise UserError(f"results path {out} must end in .json")
+    if out.exists() and not force:
+        raise UserError(f"results file {out} exists; pass --force to replace it")
+    if predictions_dir(out).exists() and not force:  # the results would replace it
+        raise UserError(f"predictions folder {predictions_dir(out)} exists; pass --force to "
+                        "replace it")
 
 
 def predictions_dir(out: Path) -> Path:

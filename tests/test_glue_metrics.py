@@ -110,6 +110,10 @@ def test_existing_results_are_refused_without_force(tmp_path):
     with pytest.raises(UserError, match="--force"):
         check_out_path(out, force=False)
     check_out_path(out, force=True)
+    (tmp_path / "other-predictions").mkdir()  # e.g. left by a run that stopped mid-write
+    with pytest.raises(UserError, match="predictions folder .*other-predictions exists; pass "
+                                        "--force"):
+        check_out_path(tmp_path / "other.json", force=False)
 
 
 def test_table_metric_keys_match_contract():
