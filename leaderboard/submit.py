@@ -42,6 +42,11 @@ def build_entry(run: Path, name: str) -> dict:
     if summary["model_sha256"] != model_sha256:
         raise UserError(f"{run}/final/model.safetensors does not match the model_sha256 in "
                         f"{run}/summary.json: the run dir was changed after training")
+    from cramming import config_sha256
+
+    if config_sha256(_require(run / "config.yaml", run)) != summary["config_sha256"]:
+        raise UserError(f"{run}/config.yaml does not match the config_sha256 in "
+                        f"{run}/summary.json: the run dir was changed after training")
     if results.get("model_sha256") != model_sha256:
         raise UserError(f"{run}/{results_file} scores a different model than "
                         f"{run}/final/model.safetensors: re-run the evaluation")

@@ -15,7 +15,9 @@ import re
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from cramming import config_sha256, load_config
 from cramming.cli import main
 from data_prep import UserError
 from glue_eval import PROTOCOLS, compute_averages, compute_metrics
@@ -96,6 +98,8 @@ def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
         "sources": [{"name": "demo", "kind": "embedded", "bytes": 1234, "sha256": _sha(b"x")}]}))
     run = tmp_path / name
     (run / "final").mkdir(parents=True)
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(
+        load_config("crammed-bert", [f"data.path={data}"]))))
     model_bytes = b"weights of " + name.encode()
     (run / "final" / "model.safetensors").write_bytes(model_bytes)
     model_sha = _sha(model_bytes)
@@ -111,7 +115,8 @@ def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
         "train_loss": 2.1, "val_loss": 2.3, "params": 120_000_000, "preset": "crammed-bert",
         "model": {"hidden": 768, "layers": 16, "heads": 12}, "hardware": hardware,
         "software": {"python": "3.11.9", "torch": "2.13.0", "cuda": "12.8"},
-        "data_sha256": data_sha, "data_path": str(data), "config_sha256": _sha(b"config"),
+        "data_sha256": data_sha, "data_path": str(data),
+        "config_sha256": config_sha256(run / "config.yaml"),
         "model_sha256": model_sha, "code_version": "abc1234",
         "started_utc": "2026-11-22T09:00:00Z", "finished_utc": "2026-11-23T09:00:00Z"}
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -321,9 +326,17 @@ def test_submit_user_errors(ranked_entry, tmp_path):
         submit(run, "../escape", out=tmp_path / "e.json")
     with pytest.raises(UserError, match="run dir .* not found"):
         submit(tmp_path / "nowhere", "x", out=tmp_path / "e.json")
-    (run / "final" / "model.safetensors").write_bytes(b"other weights")
-    with pytest.raises(UserError, match="changed after training"):
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("lr: 0.001", "lr: 0.002"))
+    with pytest.raises(UserError, match="config.yaml does not match the config_sha256 .*"
+                                        "changed after training"):
         submit(run, "x", out=tmp_path / "e.json")
+    (run / "config.yaml").write_text(config)
+    (run / "final" / "model.safetensors").write_bytes(b"other weights")
+    with pytest.raises(UserError, match="model.safetensors does not match .*changed after "
+                                        "training"):
+        submit(run, "x", out=tmp_path / "e.json")
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_glue_dir_needs_run(ranked_entry, tmp_path):
