@@ -143,6 +143,8 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError("train.max_steps (when set) and impl.log_every must be at least 1")
     if min(t.batch_start, t.batch_size, i.micro_batch) < 1 or t.batch_start > t.batch_size:
         raise UserError("need 1 <= train.batch_start <= train.batch_size and impl.micro_batch >= 1")
+    if cfg.seed < 0:
+        raise UserError(f"seed {cfg.seed} must be at least 0")
     if i.device not in ("auto", "cuda", "cpu"):
         raise UserError(f"impl.device={i.device!r}: choose auto, cuda or cpu")
     if i.precision not in ("auto", "bf16", "fp16", "fp32"):

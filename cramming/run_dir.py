@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from cramming.checkpoint import read_train_state
-from cramming.config import config_sha256, load_config, to_yaml
+from cramming.config import config_sha256, load_config, to_yaml, validate
 from data_prep import UserError
 from data_prep.files import write_json_atomic, write_text_atomic
 
@@ -135,6 +135,7 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
         cfg.impl.device = device
     if seed is not None:
         cfg.seed = seed
+    validate(cfg)  # again: --seed and --device are set after the overrides
     origin = f"run {resume}" if resume is not None else f"preset {preset}"
     for field, ours in (("vocab_size", cfg.model.vocab_size), ("seq_len", cfg.model.seq_len)):
         theirs = getattr(data_dir, field)

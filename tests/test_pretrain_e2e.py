@@ -105,6 +105,10 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
         pretrain(data, tmp_path / "ranked", budget="2s", preset="tiny", overrides=overrides,
                  device="cpu", gpu_check="ranked", quiet=True)
     assert not (tmp_path / "ranked").exists()  # refused before anything was written
+    with pytest.raises(UserError, match="seed -1 must be at least 0"):
+        pretrain(data, tmp_path / "negative", budget="2s", preset="tiny", overrides=overrides,
+                 seed=-1, quiet=True)
+    assert not (tmp_path / "negative").exists()
     (tmp_path / "afile").write_text("")
     with pytest.raises(UserError, match="cannot create run dir .*afile: File exists"):
         pretrain(data, tmp_path / "afile", budget="2s", preset="tiny", overrides=overrides,
