@@ -130,7 +130,10 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def validate(cfg: PretrainConfig) -> None:
-    m, t, i = cfg.model, cfg.train, cfg.impl
+    m, o, t, i = cfg.model, cfg.optim, cfg.train, cfg.impl
+    sizes = ("vocab_size", "seq_len", "hidden", "layers", "heads", "ffn_hidden", "head_hidden")
+    if min(getattr(m, name) for name in sizes) < 1:
+        raise UserError(f"model.{{{','.join(sizes)}}} must all be at least 1")
     if m.hidden % m.heads:
         raise UserError(f"model.hidden={m.hidden} is not divisible by model.heads={m.heads}")
     if m.ffn_hidden % 2:
@@ -143,6 +146,12 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError("train.max_steps (when set) and impl.log_every must be at least 1")
     if min(t.batch_start, t.batch_size, i.micro_batch) < 1 or t.batch_start > t.batch_size:
         raise UserError("need 1 <= train.batch_start <= train.batch_size and impl.micro_batch >= 1")
+    if not (o.lr > 0 and o.eps > 0 and o.weight_decay >= 0 and o.grad_clip >= 0
+            and all(0 <= beta < 1 for beta in o.betas)):
+        raise UserError("optim: need lr > 0, eps > 0, weight_decay >= 0, grad_clip >= 0 and "
+                        "betas in [0, 1)")
+    if i.threads < 0:
+        raise UserError(f"impl.threads={i.threads} must be at least 0 (0: torch's default)")
     if cfg.seed < 0:
         raise UserError(f"seed {cfg.seed} must be at least 0")
     if i.device not in ("auto", "cuda", "cpu"):

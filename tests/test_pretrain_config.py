@@ -83,3 +83,17 @@ def test_override_errors_name_the_key_without_omegaconf_detail():
     assert str(err.value) == "bad override 'model.foo=1': Key 'foo' not in 'ModelConfig'"
     with pytest.raises(UserError, match="impl.log_every"):
         load_config("tiny", ["impl.log_every=0"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.heads=0", "must all be at least 1"),
+    ("model.hidden=0", "must all be at least 1"),
+    ("optim.lr=-1", "lr > 0"),
+    ("optim.betas=[0.9,1.5]", r"betas in \[0, 1\)"),
+    ("optim.weight_decay=-0.1", "weight_decay >= 0"),
+    ("impl.threads=-1", "impl.threads=-1"),
+    ("seed=-1", "seed -1"),
+])
+def test_values_torch_would_reject_are_user_errors(override, message):
+    with pytest.raises(UserError, match=message):
+        load_config("tiny", [override])
