@@ -142,6 +142,8 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError("train.mask_* probabilities must lie in (0, 1) and sum to at most 1")
     if not 0 < t.lr_peak_at < 1 or not 0 < t.batch_ramp_until <= 1:
         raise UserError("train.lr_peak_at and train.batch_ramp_until must lie in (0, 1]")
+    if not 0 <= t.lr_start_factor <= 1:
+        raise UserError(f"train.lr_start_factor={t.lr_start_factor} must lie in [0, 1]")
     if t.max_steps is not None and t.max_steps < 1 or i.log_every < 1:
         raise UserError("train.max_steps (when set) and impl.log_every must be at least 1")
     if min(t.batch_start, t.batch_size, i.micro_batch) < 1 or t.batch_start > t.batch_size:

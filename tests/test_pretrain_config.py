@@ -93,6 +93,7 @@ def test_override_errors_name_the_key_without_omegaconf_detail():
     ("optim.weight_decay=-0.1", "weight_decay >= 0"),
     ("impl.threads=-1", "impl.threads=-1"),
     ("seed=-1", "seed -1"),
+    ("train.lr_start_factor=-0.5", "lr_start_factor"),
 ])
 def test_values_torch_would_reject_are_user_errors(override, message):
     with pytest.raises(UserError, match=message):
