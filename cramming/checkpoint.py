@@ -8,15 +8,19 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from data_prep import UserError
 from data_prep.files import atomic_dir, write_json_atomic
 
 CHECKPOINT_FORMAT = "cram-checkpoint/1"
+# What a resume reads from train_state.json (the rest is carried into the summary as is).
+TRAIN_STATE_KEYS = ("step", "elapsed_s", "tokens", "rows", "config_sha256", "data_sha256")
 
 
 def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> None:
@@ -41,8 +45,12 @@ def read_train_state(run_dir) -> dict:
         raise UserError(f"{run_dir} has no checkpoint to resume ({path} is missing)") from None
     except (OSError, json.JSONDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise UserError(f"{path}: format {found!r}, expected {CHECKPOINT_FORMAT!r}")
+    missing = [key for key in TRAIN_STATE_KEYS if key not in state]
+    if missing:
+        raise UserError(f"{path} is corrupt: {', '.join(missing)} missing")
     return state
 
 
@@ -54,10 +62,14 @@ def load_checkpoint(run_dir, *, model, optimizer, scaler, restore_rng: bool = Tr
         weights = load_file(folder / "model.safetensors")
         state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(weights)
-    except (OSError, RuntimeError) as err:
-        raise UserError(f"cannot load checkpoint {folder}: {' '.join(str(err).split())}") from None
-    optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, SafetensorError,
+            pickle.UnpicklingError) as err:  # a damaged or foreign file, each its own type
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if isinstance(err, pickle.UnpicklingError):  # its text suggests unsafe loading
+            first = "state.pt is damaged or not a cram checkpoint"
+        raise UserError(f"cannot load checkpoint {folder}: {first}") from None
     if restore_rng:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():

@@ -116,7 +116,8 @@ def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
     model(ids, labels)[0].backward()
     optimizer.step()
     save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler,
-                    train_state={"step": 1, "elapsed_s": 2.5})
+                    train_state={"step": 1, "elapsed_s": 2.5, "tokens": 96, "rows": 3,
+                                 "config_sha256": "c" * 64, "data_sha256": "d" * 64})
     other = CrammedBert(CFG)
     other_opt = torch.optim.AdamW(other.parameters(), lr=1e-3)
     state = load_checkpoint(tmp_path, model=other, optimizer=other_opt, scaler=scaler)
@@ -130,6 +131,27 @@ def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
         m(ids, labels)[0].backward()
         opt.step()
     assert torch.equal(model(ids, labels)[1], other(ids, labels)[1])
+
+
+def test_damaged_checkpoint_is_a_one_line_user_error(tmp_path):
+    model = CrammedBert(CFG)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    state = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "rows": 0, "config_sha256": "c" * 64,
+             "data_sha256": "d" * 64}
+    save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
+    folder = tmp_path / "checkpoint"
+    for name, message in (("state.pt", "state.pt is damaged"),
+                          ("model.safetensors", "cannot load checkpoint")):
+        intact = (folder / name).read_bytes()
+        (folder / name).write_bytes(b"garbage")
+        with pytest.raises(UserError, match=message) as err:
+            load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
+        assert "\n" not in str(err.value)
+        (folder / name).write_bytes(intact)
+    (folder / "train_state.json").write_text('{"format": "cram-checkpoint/1", "step": 3}')
+    with pytest.raises(UserError, match="corrupt: elapsed_s, tokens, rows"):
+        load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
 
 
 def _loss_and_grads(model, ids, labels):
