@@ -77,16 +77,21 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step
-            ]
+            kept = [line for line in self.path.read_text().splitlines()
+                    if _logged_step(line) <= resume_step]
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, record: dict) -> None:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _logged_step(line: str) -> float:
+    """The step of a metrics line; infinity (dropped on resume) for a line a crash cut short."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, TypeError, KeyError):
+        return float("inf")
 
 
 def write_summary(run_dir, summary: dict) -> None:

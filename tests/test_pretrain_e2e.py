@@ -213,3 +213,13 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     elapsed = [m["elapsed_s"] for m in metrics]
     assert steps == sorted(set(steps)) and elapsed == sorted(elapsed)
     assert steps[-1] == summary["steps"] and first["steps"] in steps
+
+
+def test_resume_drops_metrics_after_the_checkpoint_and_a_torn_last_line(tmp_path):
+    from cramming.run_dir import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 5}\n\n{"step": 10}\n{"step": 1')  # killed mid-append
+    log = MetricsLog(path, resume_step=5)
+    log.append({"step": 6})
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 5, 6]
