@@ -52,25 +52,33 @@ class ScaledSinusoidal(nn.Module):
         return self.scale * self.table[:seq_len]  # (T, H)
 
 
+def dropout_layer(p: float) -> nn.Module:
+    # Pretraining runs without dropout (cramming paper: it only slows a one-epoch budget);
+    # fine-tuning turns it back on. Identity at p = 0 keeps the pretraining graph free of it.
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class Embedding(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0):
         super().__init__()
         self.word = nn.Embedding(cfg.vocab_size, cfg.hidden)
         self.position = ScaledSinusoidal(cfg)
         # Normalizing the embedding keeps the first block's input at unit scale (cramming).
         self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.dropout = dropout_layer(dropout)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = self.word(input_ids) + self.position(input_ids.shape[1])  # (B, T, H)
-        return self.norm(x)
+        return self.dropout(self.norm(x))
 
 
 class SelfAttention(nn.Module):
     """Multi-head attention via scaled_dot_product_attention (flash / memory-efficient kernels)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0):
         super().__init__()
         self.heads = cfg.heads
+        self.dropout = dropout  # on the attention probabilities, as in BERT fine-tuning
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden, bias=False)
         self.out = nn.Linear(cfg.hidden, cfg.hidden, bias=False)
 
@@ -78,7 +86,8 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
         # q, k, v: (B, heads, T, H/heads); mask: (B, 1, 1, T) bool, True = may attend.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # (B, T, H)
 
 
@@ -103,25 +112,26 @@ class Block(nn.Module):
     """Pre-LayerNorm residual block: norms inside the branches keep the residual path clean,
     which is what lets the cramming recipe train at lr 1e-3 without warm-up tricks."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
-        self.attn = SelfAttention(cfg)
+        self.attn = SelfAttention(cfg, dropout)
         self.norm2 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
         self.ffn = GatedFeedForward(cfg)
+        self.dropout = dropout_layer(dropout)  # on each branch, before it joins the residual
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), mask)
-        return x + self.ffn(self.norm2(x))
+        x = x + self.dropout(self.attn(self.norm1(x), mask))
+        return x + self.dropout(self.ffn(self.norm2(x)))
 
 
 class Encoder(nn.Module):
     """Embedding, blocks and the final norm: everything a downstream task reuses."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, dropout: float = 0.0):
         super().__init__()
-        self.embedding = Embedding(cfg)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.embedding = Embedding(cfg, dropout)
+        self.blocks = nn.ModuleList(Block(cfg, dropout) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)  # pre-LN needs a last norm
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
@@ -195,12 +205,14 @@ def count_parameters(model: nn.Module) -> int:
 class CrammedBertForSequenceClassification(nn.Module):
     """Fine-tuning model: encoder, first token -> dense -> tanh -> dropout -> classifier (DESIGN).
 
-    num_labels = 1 makes a regression head (STS-B)."""
+    `dropout` (0.1 in Rules v1) also applies inside the encoder, as in BERT fine-tuning: on the
+    embedding, the attention probabilities and each residual branch. num_labels = 1 makes a
+    regression head (STS-B)."""
 
     def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float = 0.1):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(cfg, dropout)
         self.dense = nn.Linear(cfg.hidden, cfg.head_hidden)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(cfg.head_hidden, num_labels)

@@ -102,6 +102,25 @@ def test_classifier_from_pretrained_uses_the_encoder(tmp_path):
     assert regression(ids, torch.ones_like(ids)).shape == (3, 1)
 
 
+def test_dropout_only_in_fine_tuning_and_only_in_train_mode(tmp_path):
+    pretrain = CrammedBert(CFG).train()
+    assert not any(isinstance(m, torch.nn.Dropout) for m in pretrain.modules())
+    assert all(block.attn.dropout == 0.0 for block in pretrain.encoder.blocks)
+    ids, _ = _batch()
+    assert torch.equal(pretrain.encode(ids), pretrain.encode(ids))  # deterministic in train mode
+
+    save_pretrained(pretrain, tmp_path)
+    clf = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2, dropout=0.1)
+    # embedding + one per block on the residual branches + the head's
+    assert sum(isinstance(m, torch.nn.Dropout) for m in clf.modules()) == CFG.layers + 2
+    assert all(block.attn.dropout == 0.1 for block in clf.encoder.blocks)
+    mask = torch.ones_like(ids)
+    clf.train()
+    assert not torch.equal(clf.encoder(ids, mask), clf.encoder(ids, mask))
+    clf.eval()
+    assert torch.equal(clf.encoder(ids, mask), pretrain.eval().encode(ids, mask))
+
+
 def test_from_pretrained_fails_clearly(tmp_path):
     with pytest.raises(UserError, match="model.safetensors is missing"):
         CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
