@@ -133,7 +133,7 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
     else:
         if out is None:
             raise UserError("--out RUN is required (or --resume RUN)")
-        cfg = load_config(_preset_source(preset, budget_s, data_dir, device), overrides)
+        cfg = _load_preset(preset, overrides, budget_s, data_dir, device)
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
     if device != "auto":
@@ -159,10 +159,15 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
     return run, cfg, resumed
 
 
-def _preset_source(preset, budget_s, data_dir, device):
-    """A preset name or file; `auto` asks the planner (cramming.plan) for one."""
+def _load_preset(preset, overrides, budget_s, data_dir, device):
+    """A preset name or file; `auto` asks the planner (cramming.plan) for one. The planned
+    YAML lives in a temporary folder only until it is loaded: config.yaml records the result."""
     if str(preset) != "auto":
-        return preset
+        return load_config(preset, overrides)
     from cramming.plan import preset_for_budget  # scipy and the laws load only when asked
 
-    return preset_for_budget(budget_s, data=data_dir.path, device=device)
+    planned = preset_for_budget(budget_s, data=data_dir.path, device=device)
+    try:
+        return load_config(planned, overrides)
+    finally:
+        shutil.rmtree(planned.parent, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 
@@ -157,7 +158,11 @@ def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch):
     prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
     preset = planner.preset_for_budget(600, data=data)
     assert load_config(preset).model.vocab_size == 8192
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     assert main(["pretrain", "--data", str(data), "--budget", "5s", "--preset", "auto",
                  "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["params"] < 20e6
+    assert not list((tmp_path / "tmp").glob("cram-plan-*"))  # the planned preset is not left
+
