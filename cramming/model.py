@@ -12,7 +12,6 @@ Shapes: B batch, T sequence length, H hidden, M masked positions in the batch, V
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from cramming.config import ModelConfig
 from data_prep import UserError
-from data_prep.files import write_bytes_atomic, write_json_atomic
+from data_prep.files import read_contract, write_bytes_atomic, write_json_atomic
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (torch cross_entropy default)
 MODEL_FORMAT = "cram-model/1"
@@ -263,12 +262,7 @@ def load_pretrained(final_dir) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     for path in (weights, meta_path):
         if not path.is_file():
             raise UserError(f"pretrained model incomplete: {path} is missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {meta_path}: {err}") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise UserError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+    meta = read_contract(meta_path, MODEL_FORMAT)
     fields = {f for f in ModelConfig.__dataclass_fields__}
     try:
         cfg = ModelConfig(**{k: v for k, v in meta.items() if k in fields})

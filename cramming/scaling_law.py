@@ -21,14 +21,13 @@ the published law fills in. The unconstrained fit is stored beside it for compar
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from data_prep import UserError
+from data_prep.files import read_contract
 
 LAW_FILE = Path(__file__).with_name("scaling_law.json")
 LAW_FORMAT = "cram-loss-law/1"
@@ -143,11 +142,5 @@ def fit_loss_law(n_params, tokens, losses, *, prior: dict | None = None,
 
 
 def load_loss_law(path: str | Path = LAW_FILE) -> LossLaw:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read loss law {path}: {err}; run bench/scaling.py") from None
-    if data.get("format") != LAW_FORMAT:
-        raise UserError(f"{path}: format {data.get('format')!r}, expected {LAW_FORMAT!r}")
+    data = read_contract(path, LAW_FORMAT)  # bench/scaling.py writes it
     return LossLaw(**{k: data[k] for k in ("E", "A", "alpha", "B", "beta", "fit")})

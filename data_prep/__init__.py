@@ -20,6 +20,8 @@ _LAZY = {
     "load_tokenizer": "data_prep.reader",
     "open_data_dir": "data_prep.reader",
     "prepare": "data_prep.prepare",
+    "read_contract": "data_prep.files",
+    "read_json_object": "data_prep.files",
     "sha256_file": "data_prep.files",
     "write_json_atomic": "data_prep.files",
 }

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from data_prep.errors import UserError
+
 _CHUNK = 1 << 20  # 1 MiB reads keep hashing of multi-GB shards at constant memory
 
 
@@ -29,6 +31,31 @@ def sha256_file(path: str | os.PathLike) -> str:
 def canonical_json(obj) -> bytes:
     """The byte form that hashes are taken over: sorted keys, no whitespace."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON object from `path`, or a one-line UserError naming the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"cannot read {path}: not UTF-8 text ({err.reason})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"cannot read {path}: not valid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} holds a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def read_contract(path: str | os.PathLike, expected_format: str) -> dict:
+    """A contract file: a JSON object whose `format` this version reads, else a UserError."""
+    obj = read_json_object(path)
+    if obj.get("format") != expected_format:
+        raise UserError(f"{path} has format {obj.get('format')!r}, expected {expected_format!r}")
+    return obj
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from data_prep import UserError
-from data_prep.files import sha256_file, write_json_atomic
+from data_prep.files import read_contract, read_json_object, sha256_file, write_json_atomic
 from leaderboard import rules
 from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
 
@@ -93,10 +93,7 @@ def build_entry(run: Path, name: str) -> dict:
 def read_run_summary(run: Path) -> dict:
     if not run.is_dir():
         raise UserError(f"run dir {run} not found")
-    summary = _read_json(_require(run / "summary.json", run))
-    if summary.get("format") != RUN_FORMAT:
-        raise UserError(f"{run}/summary.json has format {summary.get('format')!r}, "
-                        f"expected {RUN_FORMAT!r}")
+    summary = read_contract(_require(run / "summary.json", run), RUN_FORMAT)
     needed = ("budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
               "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
               "data_sha256", "config_sha256", "model_sha256")
@@ -114,11 +111,7 @@ def read_results(run: Path) -> tuple[str, dict]:
 
     for relative in RESULTS_FILES:
         if (run / relative).is_file():
-            results = _read_json(run / relative)
-            if results.get("format") != RESULTS_FORMAT:
-                raise UserError(f"{run}/{relative} has format {results.get('format')!r}, "
-                                f"expected {RESULTS_FORMAT!r}")
-            return relative, results
+            return relative, read_contract(run / relative, RESULTS_FORMAT)
     raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "
                     f"score it first with `cram eval glue --run {run}`")
 
@@ -140,7 +133,7 @@ def read_data_manifest(run: Path, summary: dict) -> dict:
     if not manifest.is_file():
         raise UserError(f"data dir {data} (recorded in {run}/summary.json) has no manifest.json;"
                         " the entry needs it for the data sources")
-    return _read_json(manifest)
+    return read_json_object(manifest)
 
 
 def loss_curve(run: Path, max_points: int = LOSS_CURVE_POINTS) -> dict | None:
@@ -175,16 +168,6 @@ def _require(path: Path, run: Path) -> Path:
     if not path.is_file():
         raise UserError(f"run dir {run} lacks {path.relative_to(run)} (an unfinished run?)")
     return path
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path} is not readable JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path} holds a JSON {type(obj).__name__}, not an object")
-    return obj
 
 
 def _utc_now() -> str:
