@@ -6,7 +6,7 @@ for importing torch.
 
 from __future__ import annotations
 
-import importlib
+from data_prep.lazy import lazy_exports
 
 _EXPORTS = {
     "ModelConfig": "cramming.config",
@@ -30,8 +30,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'cramming' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,9 +8,8 @@ Names other than UserError are imported on first use, so that importing the pack
 `cram` CLI does, for UserError) does not load numpy and tokenizers.
 """
 
-import importlib
-
 from data_prep.errors import UserError
+from data_prep.lazy import lazy_exports
 
 _LAZY = {
     "DATA_FORMAT": "data_prep.manifest",
@@ -28,14 +27,4 @@ _LAZY = {
 
 __all__ = ["UserError", *_LAZY]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'data_prep' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,7 +7,7 @@ results file's prediction TSVs with `read_split`, `read_predictions`, `compute_m
 
 from __future__ import annotations
 
-import importlib
+from data_prep.lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate_glue": "glue_eval.evaluate",
@@ -19,16 +19,9 @@ _EXPORTS = {
     "compute_averages": "glue_eval.metrics",
     "read_split": "glue_eval.data",
     "read_predictions": "glue_eval.results",
-    "RESULTS_FORMAT": "glue_eval.results",
+    "RESULTS_FORMAT": "glue_eval.results:FORMAT",
 }
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'glue_eval' has no attribute {name!r}")
-    module = importlib.import_module(_EXPORTS[name])
-    value = getattr(module, "FORMAT" if name == "RESULTS_FORMAT" else name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
