@@ -11,7 +11,6 @@ entries/demo.json, site/index.html.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -44,9 +43,9 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
     data, run = out / "data", out / "run"
 
     settings = load_config(DEMO_PRESET).model
-    if not force and _reusable(data, settings.vocab_size, max_docs):
+    manifest = None if force else _reusable_manifest(data, settings.vocab_size, max_docs)
+    if manifest is not None:
         log(f"[1/5] reusing prepared data in {data}")
-        manifest = json.loads((data / "manifest.json").read_text())
     else:
         from data_prep import prepare
 
@@ -99,20 +98,22 @@ def _check_out(out: Path) -> None:
                             "not write; choose an empty or new folder")
 
 
-def _reusable(data: Path, vocab_size: int, max_docs: int | None) -> bool:
-    """A complete data dir (every shard present and matching its hash) with our settings."""
+def _reusable_manifest(data: Path, vocab_size: int, max_docs: int | None) -> dict | None:
+    """The manifest of a complete data dir (every shard present and matching its hash) with
+    our settings, or None when the data must be prepared again."""
     from data_prep import open_data_dir
 
     if not (data / "manifest.json").is_file():
-        return False
+        return None
     try:
         prepared = open_data_dir(data, verify_hashes=True)
     except UserError:
-        return False
+        return None
     settings = prepared.manifest.get("pipeline", {}).get("settings", {})
-    return (settings.get("vocab_size_requested") == vocab_size
-            and settings.get("max_docs") == max_docs
-            and settings.get("val_fraction") == DEMO_VAL_FRACTION)
+    reusable = (settings.get("vocab_size_requested") == vocab_size
+                and settings.get("max_docs") == max_docs
+                and settings.get("val_fraction") == DEMO_VAL_FRACTION)
+    return prepared.manifest if reusable else None
 
 
 def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
