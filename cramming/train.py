@@ -7,7 +7,6 @@ optimizer steps until the budget, `train.max_steps` or a signal stops it; helper
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from cramming.run_dir import MetricsLog, resolve_run, write_run
 from cramming.schedules import batch_size_at, lr_factor
 from cramming.summary import finish_run
 from data_prep import UserError, open_data_dir
+from data_prep.progress import progress_disabled
 
 # Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
 # of time so that timing noise does not carry it past the budget.
@@ -85,7 +85,7 @@ def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), dev
     seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests."""
     budget_s = parse_budget(budget)
     data_dir = open_data_dir(data)
-    quiet = quiet or os.environ.get("CI") == "true"
+    quiet = progress_disabled(quiet)
     run, cfg, resumed = resolve_run(data_dir, out, budget_s, preset, overrides, device, seed,
                                     resume, force)
     dev = resolve_device(cfg.impl.device)

@@ -11,7 +11,6 @@ The dir is built under a temporary name and renamed into place when complete.
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from data_prep.errors import UserError
 from data_prep.files import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
 from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
+from data_prep.progress import progress_disabled
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source
 from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, threads, train_tokenizer
@@ -59,7 +59,7 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     except OSError as err:  # a file in the way, no permission
         raise UserError(f"cannot create {out}: {err.filename or out.parent}: "
                         f"{err.strerror or err}") from None
-    quiet = quiet or os.environ.get("CI") == "true"
+    quiet = progress_disabled(quiet)
     parsed = [parse_source(spec) for spec in sources]
     with threads(workers):
         return _prepare(parsed, out, vocab_size=vocab_size, seq_len=seq_len,

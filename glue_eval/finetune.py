@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from data_prep.progress import progress_disabled
 from glue_eval.tasks import Protocol
 
 EVAL_BATCH = 64  # rows per forward pass when predicting; does not change any result
-
-
-def progress_disabled(quiet: bool) -> bool:
-    return quiet or os.environ.get("CI", "").lower() == "true"
 
 
 @contextlib.contextmanager
