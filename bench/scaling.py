@@ -1,14 +1,14 @@
 """`python bench/scaling.py`: fit the planner's loss law from a grid of short CPU pretraining runs.
 
     python bench/scaling.py                      # corpus from ../shared/data/corpus, ~15 min
-    python bench/scaling.py --corpus DIR --work /tmp/scaling --out cramming/scaling_law.json
+    python bench/scaling.py --corpus DIR --work /tmp/scaling --out cramming/plan/scaling_law.json
 
 Prepares a data dir from the corpus (vocab 8192, the CPU presets' size), then trains each shape
 of a small grid for each of a few wall-clock budgets with the real `cram pretrain` machinery
 (the `tiny` preset's recipe, the shape overridden), one thread per run, one run at a time. Each
 run gives (N block parameters, D tokens seen, validation MLM loss); SciPy fits
 L = E + A/N^alpha + B/D^beta to them and the constants, the runs and the residuals go to
-`cramming/scaling_law.json`, which `cram plan` loads. `--refit` refits stored runs without
+`cramming/plan/scaling_law.json`, which `cram plan` loads. `--refit` refits stored runs without
 training again.
 
 The runs are tiny (N up to ~3M, D up to ~2M tokens); a plan for a GPU day extrapolates this law
@@ -43,7 +43,7 @@ def run_grid(data, work: Path, runs: list[tuple[int, int, float]]) -> list[dict]
     import torch
 
     from cramming import pretrain
-    from cramming.speed_law import param_counts
+    from cramming.plan.speed_law import param_counts
 
     torch.set_num_threads(1)
     records = []
@@ -80,7 +80,7 @@ def _model_config(summary: dict):
 
 def fit_and_write(records: list[dict], meta: dict, out: Path) -> None:
     """Fit the free and the prior-anchored law; ship the anchored one with both recorded."""
-    from cramming.scaling_law import CHINCHILLA, fit_loss_law
+    from cramming.plan.scaling_law import CHINCHILLA, fit_loss_law
     from data_prep import write_json_atomic
 
     columns = ([r["block_params"] for r in records], [r["tokens"] for r in records],
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import json
 
-    from cramming.hardware import software_info
+    from cramming.train.hardware import software_info
     from data_prep import prepare
 
     if args.refit:

@@ -21,11 +21,10 @@ from contextlib import nullcontext
 import torch
 
 from cramming.config import load_config
-from cramming.hardware import detect_hardware
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
-from cramming.objective import mask_tokens, step_generator
-
-SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+from cramming.train.hardware import detect_hardware
+from cramming.train.objective import mask_tokens, step_generator
+from data_prep.manifest import SPECIAL_IDS
 
 # Dense (no sparsity) 16-bit tensor-core peaks, TFLOP/s, from NVIDIA datasheets / whitepapers.
 PEAK_TFLOPS = {

@@ -1,4 +1,12 @@
-"""Pretrain a crammed BERT within a wall-clock budget (contract 2: the run dir).
+"""The crammed BERT: its model, config, and the jobs that train, plan and score it.
+
+    cramming.model      the encoder and its heads (pure torch)
+    cramming.weights    a trained model on disk (final/: safetensors + model_config.json)
+    cramming.config     the typed config tree and presets
+    cramming.rules      Rules v1 (torch-free; the validator reads it too)
+    cramming.train      `cram pretrain`: a BERT trained to a wall-clock budget (contract 2)
+    cramming.plan       `cram plan`: size a model to a budget and a GPU
+    cramming.cli        `cram`, the command line of every stage; cramming.demo runs them all
 
 Names resolve lazily (PEP 562) so that `cram --help`, which imports this package, does not pay
 for importing torch.
@@ -17,15 +25,16 @@ _EXPORTS = {
     "PRESETS": "cramming.config",
     "CrammedBert": "cramming.model",
     "CrammedBertForSequenceClassification": "cramming.model",
-    "load_pretrained": "cramming.model",
-    "save_pretrained": "cramming.model",
     "count_parameters": "cramming.model",
     "IGNORE_INDEX": "cramming.model",
-    "pretrain": "cramming.train",
-    "parse_budget": "cramming.budget",
-    "Budget": "cramming.budget",
-    "detect_hardware": "cramming.hardware",
-    "RANKED_GPUS": "cramming.hardware",
+    "load_pretrained": "cramming.weights",
+    "load_classifier": "cramming.weights",
+    "save_pretrained": "cramming.weights",
+    "pretrain": "cramming.train.pretrain",
+    "parse_budget": "cramming.train.budget",
+    "Budget": "cramming.train.budget",
+    "detect_hardware": "cramming.train.hardware",
+    "RANKED_GPUS": "cramming.rules",
 }
 
 __all__ = sorted(_EXPORTS)

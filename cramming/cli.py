@@ -23,22 +23,26 @@ from data_prep.errors import UserError
 # name -> (module, one-line help). Order is pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("data_prep.command", "clean, tokenize and pack corpora into a data dir"),
-    "pretrain": ("cramming.pretrain_command", "pretrain a BERT within a wall-clock budget"),
+    "pretrain": ("cramming.train.command", "pretrain a BERT within a wall-clock budget"),
     "eval": ("glue_eval.command", "fine-tune and score a run on GLUE or offline probes"),
     "submit": ("leaderboard.submit_command", "turn a scored run into a leaderboard entry"),
     "leaderboard": ("leaderboard.command", "validate entries and build the results site"),
-    "plan": ("cramming.plan_command", "size a model to a budget and a GPU"),
-    "demo": ("leaderboard.demo_command", "the whole pipeline on the embedded demo corpus"),
+    "plan": ("cramming.plan.command", "size a model to a budget and a GPU"),
+    "demo": ("cramming.demo", "the whole pipeline on the embedded demo corpus"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `cram` parser; with `only`, just that command's module is imported (so
+    `cram leaderboard validate` loads no trainer module)."""
     parser = argparse.ArgumentParser(
         prog="cram",
         description="cramming-bench: how good a BERT can one GPU pretrain in one day?",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
@@ -52,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The first word that is not an option names the command; anything else (none, a typo)
+    # gets the full parser, whose usage lists every command.
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
         status = args.run(args)
     except UserError as err:

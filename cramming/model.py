@@ -11,22 +11,15 @@ Shapes: B batch, T sequence length, H hidden, M masked positions in the batch, V
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 from torch import nn
 
 from cramming.config import ModelConfig
-from data_prep import UserError
-from data_prep.files import read_contract, write_bytes_atomic, write_json_atomic
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (torch cross_entropy default)
-MODEL_FORMAT = "cram-model/1"
 
 
 class ScaledSinusoidal(nn.Module):
@@ -221,52 +214,3 @@ class CrammedBertForSequenceClassification(nn.Module):
         h = self.encoder(input_ids, attention_mask)  # (B, T, H)
         pooled = torch.tanh(self.dense(h[:, 0]))  # (B, head_hidden)
         return self.classifier(self.dropout(pooled))  # (B, num_labels)
-
-    @classmethod
-    def from_pretrained(cls, final_dir, num_labels: int, dropout: float = 0.1):
-        """Encoder weights from a pretraining run's `final/`; the head starts fresh."""
-        cfg, state = load_pretrained(final_dir)
-        model = cls(cfg, num_labels, dropout)
-        prefix = "encoder."
-        encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        missing, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)
-        if missing or unexpected:
-            raise UserError(
-                f"{final_dir}: weights do not match the model config "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-            )
-        return model
-
-
-def _final_dir(path) -> Path:
-    path = Path(path)
-    if not (path / "model.safetensors").exists() and (path / "final").is_dir():
-        path = path / "final"  # a run dir was given
-    return path
-
-
-def save_pretrained(model: CrammedBert, final_dir) -> None:
-    """Write `model.safetensors` + `model_config.json` into an existing directory (atomically)."""
-    final_dir = Path(final_dir)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_bytes_atomic(final_dir / "model.safetensors", save(state, metadata={"format": "pt"}))
-    meta = {"format": MODEL_FORMAT, **dataclasses.asdict(model.cfg),
-            "params": count_parameters(model)}
-    write_json_atomic(final_dir / "model_config.json", meta)
-
-
-def load_pretrained(final_dir) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(ModelConfig, state_dict) from `final/model.safetensors` + `final/model_config.json`."""
-    final_dir = _final_dir(final_dir)
-    weights, meta_path = final_dir / "model.safetensors", final_dir / "model_config.json"
-    for path in (weights, meta_path):
-        if not path.is_file():
-            raise UserError(f"pretrained model incomplete: {path} is missing")
-    meta = read_contract(meta_path, MODEL_FORMAT)
-    fields = {f for f in ModelConfig.__dataclass_fields__}
-    try:
-        cfg = ModelConfig(**{k: v for k, v in meta.items() if k in fields})
-        state = load_file(weights)
-    except (TypeError, SafetensorError, OSError) as err:
-        raise UserError(f"cannot load {final_dir}: {err}") from None
-    return cfg, state

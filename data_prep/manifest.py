@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 from data_prep.errors import UserError
-from data_prep.tokenizer import SPECIAL_IDS
 
 DATA_FORMAT = "cram-data/1"
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 SPLITS = ("train", "val")
+# Fixed ids every stage relies on: the tokenizer trains these tokens first, in this order.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
 # key -> type every reader relies on
 REQUIRED = {

@@ -17,10 +17,9 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tokenizers.trainers import WordPieceTrainer
 
 from data_prep.errors import UserError
+from data_prep.manifest import SPECIAL_IDS, SPECIAL_TOKENS
 from data_prep.normalize import ASCII_PUNCTUATION
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 MAX_INPUT_CHARS_PER_WORD = 100  # the BERT WordPiece default: longer "words" become [UNK]
 # Every word-continuing piece that normalized text can produce: after NFKD/ASCII folding and
 # lowercasing, the BERT pre-tokenizer leaves words of letters and digits only.

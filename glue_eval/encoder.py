@@ -55,9 +55,9 @@ class Encoder:
         self.pad_id, self.cls_id, self.sep_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"]
 
     def classifier(self, num_labels: int, *, dropout: float, seed: int) -> torch.nn.Module:
-        from cramming import CrammedBertForSequenceClassification as Classifier
+        from cramming import CrammedBertForSequenceClassification, load_classifier
 
         torch.manual_seed(seed)  # the new head (and, from scratch, every weight) is seeded
         if self.from_scratch:
-            return Classifier(self.config, num_labels, dropout=dropout)
-        return Classifier.from_pretrained(self.final, num_labels, dropout=dropout)
+            return CrammedBertForSequenceClassification(self.config, num_labels, dropout=dropout)
+        return load_classifier(self.final, num_labels, dropout=dropout)

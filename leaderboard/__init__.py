@@ -1,15 +1,14 @@
 """Leaderboard entries (contract 4): submit a scored run, validate entries, build the site.
 
-The modules keep their heavy imports (jsonschema, matplotlib, torch) inside functions, so
-importing this package, as `cram --help` does, stays cheap.
+The validator and the site judge entries from their records alone: this package imports no
+torch and no trainer code (the rules come from the torch-free `cramming.rules`). Heavy
+libraries (jsonschema, matplotlib) load inside functions, so importing it, as `cram --help`
+does, stays cheap.
 """
 
-from leaderboard.demo import run_demo
-from leaderboard.rules import RULES_VERSION
 from leaderboard.schema import ENTRY_FORMAT
 from leaderboard.site import build_site
 from leaderboard.submit import submit
 from leaderboard.validate import validate_entries
 
-__all__ = ["ENTRY_FORMAT", "RULES_VERSION", "build_site", "run_demo", "submit",
-           "validate_entries"]
+__all__ = ["ENTRY_FORMAT", "build_site", "submit", "validate_entries"]

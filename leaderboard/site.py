@@ -16,9 +16,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from cramming.rules import RANKED_GPUS, RULES_VERSION
 from data_prep import UserError
 from data_prep.files import atomic_dir
-from leaderboard import plots, rules
+from leaderboard import plots, tracks
 from leaderboard.schema import read_entry, schema_errors
 
 GENERATOR = "cramming-bench leaderboard"  # marks a folder as a site this module may replace
@@ -79,7 +80,7 @@ def load_entries(entries_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
             skipped.append((path.name, str(err)))
             continue
         problems = schema_errors(entry)
-        problems = problems or rules.rule_violations(entry) + arithmetic_problems(entry)
+        problems = problems or tracks.rule_violations(entry) + arithmetic_problems(entry)
         if problems:
             skipped.append((path.name, problems[0]))
         else:
@@ -102,7 +103,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
     ranked = sorted((e for e in entries if e["track"] == "ranked"), key=_rank_key)
     open_ = sorted((e for e in entries if e["track"] == "open"), key=_rank_key)
     built = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    *others, last = _ranked_gpu_names()
+    *others, last = RANKED_GPUS
     gpus = f"{', '.join(others)} or {last}" if others else last
     parts = [
         "<!doctype html>",
@@ -115,7 +116,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         "<p class=lede>How good a BERT can one GPU pretrain in one day? Every row below was "
         "trained from scratch under a wall-clock budget the trainer enforces, then fine-tuned "
         "on GLUE with one fixed protocol.</p>",
-        f"<p class=rules><strong>Rules v{rules.RULES_VERSION}.</strong> Ranked track: one "
+        f"<p class=rules><strong>Rules v{RULES_VERSION}.</strong> Ranked track: one "
         f"{_e(gpus)}; budget at most 24 h; GLUE dev, all tasks but WNLI, the "
         "<code>cramming</code> protocol (5 epochs, batch 16, lr 4e-5). Anything else runs in "
         "the open track, which says why. Scores are dev-set percent points; "
@@ -212,12 +213,6 @@ def _reported(reported: dict) -> str:
                     f'<td><a href="{_e(row["url"])}">{_e(row["source"])}</a></td></tr>')
     rows.append("</tbody></table></section>")
     return "".join(rows)
-
-
-def _ranked_gpu_names() -> list[str]:
-    from cramming import RANKED_GPUS
-
-    return list(RANKED_GPUS)
 
 
 def _duration(seconds: float) -> str:

@@ -7,9 +7,10 @@ import json
 import re
 from pathlib import Path
 
+from cramming.rules import RULES_VERSION
 from data_prep import UserError
 from data_prep.files import read_contract, read_json_object, sha256_file, write_json_atomic
-from leaderboard import rules
+from leaderboard import tracks
 from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
 
 # GLUE results win over probe results when a run has both.
@@ -28,7 +29,7 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     if out.exists() and not force:
         raise UserError(f"{out} already exists (use --force to replace it)")
     entry = build_entry(Path(run), name)
-    problems = schema_errors(entry) or rules.rule_violations(entry)
+    problems = schema_errors(entry) or tracks.rule_violations(entry)
     if problems:  # a run dir that produces a bad entry is a bad run dir; name the first fault
         raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
     write_json_atomic(out, entry)
@@ -59,7 +60,7 @@ def build_entry(run: Path, name: str) -> dict:
         "name": name,
         "date": str(summary.get("finished_utc") or _utc_now())[:10],
         "submitted_utc": _utc_now(),
-        "rules_version": rules.RULES_VERSION,
+        "rules_version": RULES_VERSION,
         "track": None,  # decided below, from the finished entry
         "track_reason": None,
         "hardware": {key: summary["hardware"].get(key)
@@ -86,7 +87,7 @@ def build_entry(run: Path, name: str) -> dict:
     }
     if summary["hardware"].get("gpu_count") is None:
         entry["hardware"]["gpu_count"] = 0
-    entry["track"], entry["track_reason"] = rules.decide_track(entry)
+    entry["track"], entry["track_reason"] = tracks.decide_track(entry)
     return entry
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cramming.rules import RANKED_PROTOCOL
 from data_prep import UserError
 from data_prep.files import sha256_file
-from leaderboard import rules
+from leaderboard import tracks
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import data_dir_of, loss_curve, read_data_manifest, read_run_summary
 
@@ -60,7 +61,7 @@ def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
     problems = schema_errors(entry)
     if problems:  # the later layers assume the schema's structure
         return problems
-    problems = rules.rule_violations(entry) + arithmetic_problems(entry)
+    problems = tracks.rule_violations(entry) + arithmetic_problems(entry)
     if run is not None:
         problems += run_problems(entry, Path(run))
     if glue_dir is not None:
@@ -234,7 +235,7 @@ def _scored_rows(task: str, item: dict, protocol: dict, results_dir: Path, glue_
         raise UserError(f"{item['file']} names a dev row more than once")
     if len(indices) and (indices.min() < 0 or indices.max() >= n):
         raise UserError(f"{item['file']} names rows outside the {n}-row dev split")
-    cap = None if protocol["name"] == rules.RANKED_PROTOCOL else protocol.get("max_dev_rows")
+    cap = None if protocol["name"] == RANKED_PROTOCOL else protocol.get("max_dev_rows")
     expected = min(n, cap) if isinstance(cap, int) else n
     if len(indices) != expected:
         raise UserError(f"{item['file']} has predictions for {len(indices)} of the {n} dev "

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots
+CHROMIUM = "/usr/bin/chromium"
 
 WORDS = {
     "subject": ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher"],
@@ -87,3 +90,26 @@ def make_tiny_run(root: Path) -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """One tiny run dir per test module (modules write different files under its eval/)."""
     return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True,
+                          timeout=120, check=True)
+
+
+def check_page_in_chromium(index: Path, tmp_path: Path, artifact: str) -> str:
+    """Screenshot `index` into test-artifacts/ and return the rendered DOM."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`)")
+    url = index.resolve().as_uri()
+    shot = tmp_path / "page.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / artifact)
+    return _chromium("--dump-dom", url, tmp_path=tmp_path).stdout

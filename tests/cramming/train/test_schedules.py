@@ -2,7 +2,7 @@
 
 import pytest
 
-from cramming.schedules import batch_size_at, lr_factor
+from cramming.train.schedules import batch_size_at, lr_factor
 
 
 @pytest.mark.parametrize(

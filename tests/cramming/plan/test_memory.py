@@ -23,7 +23,7 @@ import sys
 import pytest
 
 from cramming.config import ModelConfig
-from cramming.memory import largest_fitting_micro_batch, training_memory
+from cramming.plan.memory import largest_fitting_micro_batch, training_memory
 
 PROBE = r"""
 import json, sys

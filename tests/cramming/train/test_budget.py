@@ -2,7 +2,7 @@
 
 import pytest
 
-from cramming.budget import Budget, DurationEstimate, parse_budget
+from cramming.train.budget import Budget, DurationEstimate, parse_budget
 from data_prep import UserError
 
 
@@ -61,22 +61,3 @@ def test_duration_estimate_is_cautious_after_an_outlier():
     assert estimate.estimate() == 5.0  # the slow outlier counts at once
     estimate.update(1.0)
     assert 1.0 < estimate.estimate() < 5.0  # then the average remembers it
-
-
-def test_ranked_track_rules():
-    from cramming.hardware import check_track, detect_hardware, is_ranked_gpu
-
-    for name in ("NVIDIA GeForce RTX 2080 Ti", "NVIDIA RTX A4000", "NVIDIA RTX A6000"):
-        assert is_ranked_gpu(name), name
-    for name in ("NVIDIA GeForce RTX 2080", "NVIDIA RTX 6000 Ada Generation",
-                 "NVIDIA H100 80GB HBM3", "NVIDIA RTX A6000 Ada"):
-        assert not is_ranked_gpu(name), name
-    ranked = {"track": "ranked", "gpu_name": "NVIDIA RTX A6000", "cpu_name": "x"}
-    check_track(ranked, "ranked", 86400)
-    with pytest.raises(UserError, match="over the ranked track"):
-        check_track(ranked, "ranked", 86401)
-    cpu = detect_hardware("cpu")
-    assert cpu["track"] == "open" and cpu["gpu_count"] == 0
-    check_track(cpu, "open", 10**6)
-    with pytest.raises(UserError, match="not a ranked-track GPU"):
-        check_track(cpu, "ranked", 60)

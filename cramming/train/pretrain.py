@@ -14,22 +14,22 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from cramming.budget import Budget, DurationEstimate, parse_budget
-from cramming.checkpoint import load_checkpoint, save_checkpoint
 from cramming.config import PretrainConfig, config_sha256
-from cramming.hardware import (
+from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
+from cramming.train.budget import Budget, DurationEstimate, parse_budget
+from cramming.train.checkpoint import load_checkpoint, save_checkpoint
+from cramming.train.hardware import (
     autocast,
     check_track,
     detect_hardware,
     resolve_device,
     resolve_precision,
 )
-from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
-from cramming.objective import mask_tokens, pad_rows, step_generator
-from cramming.progress import LogWindow, progress_bar, show, warn
-from cramming.run_dir import MetricsLog, resolve_run, write_run
-from cramming.schedules import batch_size_at, lr_factor
-from cramming.summary import finish_run
+from cramming.train.objective import mask_tokens, pad_rows, step_generator
+from cramming.train.progress import LogWindow, progress_bar, show, warn
+from cramming.train.run_dir import MetricsLog, resolve_run, write_run
+from cramming.train.schedules import batch_size_at, lr_factor
+from cramming.train.summary import finish_run
 from data_prep import UserError, open_data_dir
 from data_prep.progress import progress_disabled
 

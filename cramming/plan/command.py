@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from cramming.budget import parse_budget
-    from cramming.plan import format_table, plan, write_preset
+    from cramming.plan.planner import format_table, plan, write_preset
+    from cramming.train.budget import parse_budget
 
     result = plan(parse_budget(args.budget), args.gpu, data=args.data, measure=args.measure,
                   top=args.top, quiet=args.quiet or args.json)

@@ -4,17 +4,16 @@ the training step's parameter groups and gradient accumulation."""
 import pytest
 import torch
 
-from cramming.checkpoint import load_checkpoint, save_checkpoint
 from cramming.config import ModelConfig, load_config
 from cramming.model import (
     IGNORE_INDEX,
     CrammedBert,
     CrammedBertForSequenceClassification,
     count_parameters,
-    load_pretrained,
-    save_pretrained,
 )
-from cramming.objective import pad_rows
+from cramming.train.checkpoint import load_checkpoint, save_checkpoint
+from cramming.train.objective import pad_rows
+from cramming.weights import load_classifier, load_pretrained, save_pretrained
 from data_prep import UserError
 
 CFG = ModelConfig(vocab_size=512, seq_len=32, hidden=64, layers=2, heads=4, ffn_hidden=256,
@@ -93,12 +92,12 @@ def test_pretrained_round_trip_gives_identical_logits(tmp_path):
 def test_classifier_from_pretrained_uses_the_encoder(tmp_path):
     model = CrammedBert(CFG).eval()
     save_pretrained(model, tmp_path)
-    clf = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=3).eval()
+    clf = load_classifier(tmp_path, num_labels=3).eval()
     ids, _ = _batch()
     assert torch.equal(clf.encoder(ids), model.encode(ids))
     assert clf(ids, torch.ones_like(ids)).shape == (3, 3)
     assert clf.dense.out_features == CFG.head_hidden
-    regression = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=1)
+    regression = load_classifier(tmp_path, num_labels=1)
     assert regression(ids, torch.ones_like(ids)).shape == (3, 1)
 
 
@@ -110,7 +109,7 @@ def test_dropout_only_in_fine_tuning_and_only_in_train_mode(tmp_path):
     assert torch.equal(pretrain.encode(ids), pretrain.encode(ids))  # deterministic in train mode
 
     save_pretrained(pretrain, tmp_path)
-    clf = CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2, dropout=0.1)
+    clf = load_classifier(tmp_path, num_labels=2, dropout=0.1)
     # embedding + one per block on the residual branches + the head's
     assert sum(isinstance(m, torch.nn.Dropout) for m in clf.modules()) == CFG.layers + 2
     assert all(block.attn.dropout == 0.1 for block in clf.encoder.blocks)
@@ -123,7 +122,7 @@ def test_dropout_only_in_fine_tuning_and_only_in_train_mode(tmp_path):
 
 def test_from_pretrained_fails_clearly(tmp_path):
     with pytest.raises(UserError, match="model.safetensors is missing"):
-        CrammedBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
+        load_classifier(tmp_path, num_labels=2)
 
 
 def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
@@ -205,7 +204,7 @@ def test_compiled_encoder_matches_the_plain_one():
 
 
 def test_weight_decay_skips_norms_biases_and_embeddings():
-    from cramming.train import build_optimizer
+    from cramming.train.pretrain import build_optimizer
 
     cfg = load_config("tiny")
     model = CrammedBert(CFG)
@@ -222,7 +221,7 @@ def test_weight_decay_skips_norms_biases_and_embeddings():
 
 
 def test_micro_batches_accumulate_to_the_full_batch_gradient():
-    from cramming.train import micro_step
+    from cramming.train.pretrain import micro_step
 
     torch.manual_seed(0)
     model = CrammedBert(CFG)

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 from cramming.config import PretrainConfig, config_sha256
-from cramming.hardware import autocast, software_info
-from cramming.model import IGNORE_INDEX, count_parameters, save_pretrained
-from cramming.objective import mask_tokens, pad_rows, step_generator
-from cramming.run_dir import code_version, write_summary
+from cramming.model import IGNORE_INDEX, count_parameters
+from cramming.train.hardware import autocast, software_info
+from cramming.train.objective import mask_tokens, pad_rows, step_generator
+from cramming.train.run_dir import code_version, write_summary
+from cramming.weights import save_pretrained
 from data_prep.files import atomic_dir, sha256_file
 
 

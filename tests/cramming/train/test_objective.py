@@ -3,7 +3,7 @@
 import torch
 
 from cramming.model import IGNORE_INDEX
-from cramming.objective import mask_tokens, step_generator
+from cramming.train.objective import mask_tokens, step_generator
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 VOCAB = 1000

@@ -1,16 +1,18 @@
-"""The whole pipeline in a few minutes on a CPU: prepare -> pretrain -> eval -> submit -> site.
+"""`cram demo [--budget 3m] [--out demo-out] [--glue-dir DIR]`: every stage on a CPU in minutes.
 
-Uses the embedded demo corpus and the `tiny` preset, so it needs no download. GLUE comes from
-`--glue-dir` when given (quick protocol, the tasks the folder holds), else from the Hub; when
-the Hub is out of reach the run is scored on the offline probe tasks instead, which makes an
-open-track entry without a GLUE score.
+prepare -> pretrain -> eval -> submit -> site, on the embedded demo corpus and the `tiny`
+preset, so it needs no download. GLUE comes from `--glue-dir` when given (quick protocol, the
+tasks the folder holds), else from the Hub; when the Hub is out of reach the run is scored on
+the offline probe tasks instead, which makes an open-track entry without a GLUE score.
 
 Layout of OUT: data/ (prepared corpus, reused when complete), run/ (replaced each time),
-entries/demo.json, site/index.html.
+entries/demo.json, site/index.html. This is the CLI layer: the one module that calls every
+stage's library, each through its public API.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import time
@@ -25,6 +27,40 @@ DEMO_PARTS = {"data", "run", "entries", "site"}
 # Validation share of the demo corpus (about a thousand documents): the default 1% leaves a
 # handful of documents, too few for the probe tasks' dev sets or a --max-docs slice.
 DEMO_VAL_FRACTION = 0.05
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--budget", default="3m", help="pretraining budget (default 3m)")
+    parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
+    parser.add_argument("--glue-dir", default=None,
+                        help="local GLUE folder to score on (default: try the Hub, else the "
+                             "offline probes)")
+    parser.add_argument("--max-docs", type=int, default=None,
+                        help="use only the first N documents of the demo corpus (faster)")
+    parser.add_argument("--force", action="store_true",
+                        help="prepare the data again even if OUT/data is complete")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_demo(args.out, budget=args.budget, glue_dir=args.glue_dir,
+                      max_docs=args.max_docs, force=args.force, quiet=args.quiet)
+    print()
+    print(f"pretrained {result['steps']} steps in {result['train_elapsed_s']:.0f} s, "
+          f"val MLM loss {result['val_loss']:.3f}")
+    if result["suite"] == "glue":
+        partial = "" if result["avg_complete"] else " (partial: only the tasks scored)"
+        print(f"scored on {result['note']}: GLUE avg (cram) {result['avg_cramming']:.1f}"
+              f"{partial}")
+    else:
+        scores = ", ".join(f"{task} {value:.1f}" for task, metrics in
+                           result["probe_scores"].items() for value in metrics.values())
+        print(f"scored on {result['note']}: {scores}")
+    print(f"track: {result['track']} ({result['track_reason']})")
+    for label in ("data", "run", "results", "entry", "site"):
+        print(f"  {label:8} {result[label]}")
+    print(f"open {result['site']} in a browser; total {result['seconds'] / 60:.1f} min")
+    return 0
 
 
 def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = None,
@@ -66,8 +102,7 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
     results_file, note = _evaluate(run, glue_dir, quiet, log)
 
     log("[4/5] writing the leaderboard entry")
-    from leaderboard.site import build_site
-    from leaderboard.submit import submit
+    from leaderboard import build_site, submit
 
     entry_path = out / "entries" / f"{DEMO_NAME}.json"
     entry = submit(run, DEMO_NAME, out=entry_path, force=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "throughput.py"
 
 
 def test_throughput_bench_prints_one_json_line():

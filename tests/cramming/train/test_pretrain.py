@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from cramming.config import config_sha256
-from cramming.model import CrammedBert, CrammedBertForSequenceClassification
-from cramming.train import pretrain
+from cramming.model import CrammedBert
+from cramming.train.pretrain import pretrain
+from cramming.weights import load_classifier
 from data_prep import UserError, load_tokenizer, open_data_dir, prepare
 
 SUBJECTS = ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher",
@@ -81,7 +82,7 @@ def test_end_to_end_writes_contract_2_within_budget(data, overrides, tmp_path):
     assert metrics[-1]["step"] == summary["steps"] > 5
     assert summary["val_loss"] < metrics[0]["loss"]  # it learned something
     assert summary["tokens_seen"] == metrics[-1]["tokens"]
-    clf = CrammedBertForSequenceClassification.from_pretrained(run / "final", num_labels=2)
+    clf = load_classifier(run / "final", num_labels=2)
     assert clf.cfg.vocab_size == load_tokenizer(run / "final").get_vocab_size()
 
 
@@ -216,7 +217,7 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
 
 
 def test_resume_drops_metrics_after_the_checkpoint_and_a_torn_last_line(tmp_path):
-    from cramming.run_dir import MetricsLog
+    from cramming.train.run_dir import MetricsLog
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1}\n{"step": 5}\n\n{"step": 10}\n{"step": 1')  # killed mid-append

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from test_site import check_page_in_chromium
+from conftest import check_page_in_chromium
 
 from cramming.cli import main
 from leaderboard import validate_entries

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from cramming.config import ModelConfig
-from cramming.gpus import GPUS, V100, V100_LAW, derived_law, find_gpu
-from cramming.hardware import RANKED_GPUS
 from cramming.model import CrammedBert, count_parameters
-from cramming.scaling_law import LossLaw, fit_loss_law, load_loss_law
-from cramming.speed_law import SpeedLaw, fit_speed_law, flops_per_token, param_counts
+from cramming.plan.gpus import GPUS, V100, V100_LAW, derived_law, find_gpu
+from cramming.plan.scaling_law import LossLaw, fit_loss_law, load_loss_law
+from cramming.plan.speed_law import SpeedLaw, fit_speed_law, flops_per_token, param_counts
+from cramming.rules import RANKED_GPUS
 from data_prep import UserError
 
 PROBES = [(128, 2, 16), (128, 4, 16), (256, 2, 16), (256, 4, 8), (64, 2, 32), (192, 3, 32),
@@ -153,7 +153,7 @@ def test_loss_law_file_round_trip_and_errors(tmp_path):
 
 
 def test_shipped_loss_law_matches_its_runs():
-    from cramming.scaling_law import LAW_FILE
+    from cramming.plan.scaling_law import LAW_FILE
 
     law = load_loss_law()
     runs = json.loads(LAW_FILE.read_text())["runs"]

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
-from test_leaderboard import CPU, make_run
+from conftest import check_page_in_chromium
+from test_entries import CPU, make_run
 
 from cramming.cli import main
 from data_prep import UserError
 from leaderboard import build_site, submit
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture
@@ -91,29 +86,6 @@ def test_one_loss_curve_keeps_a_linear_time_axis(tmp_path):
     points = [[t, 10.0 / (1 + t)] for t in range(0, 181, 10)]
     svg = loss_curves([{"name": "solo", "points": points}], tmp_path / "loss.svg").read_text()
     assert "training time (min)" in svg and "log scale" not in svg
-
-
-def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True,
-                          timeout=120, check=True)
-
-
-def check_page_in_chromium(index: Path, tmp_path: Path, artifact: str) -> str:
-    """Screenshot `index` into test-artifacts/ and return the rendered DOM."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`)")
-    url = index.resolve().as_uri()
-    shot = tmp_path / "page.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(shot, ARTIFACTS / artifact)
-    return _chromium("--dump-dom", url, tmp_path=tmp_path).stdout
 
 
 def test_page_renders_in_headless_chromium(entries, tmp_path):

@@ -1,51 +1,31 @@
-"""Rules v1: which entries are ranked, and what makes any entry invalid.
+"""Rules v1 applied to an entry: which track it is in, and what makes it invalid.
 
-The rules as written (DESIGN.md, "Rules v1"):
-1. One GPU; the ranked track is RTX 2080 Ti, RTX A4000 or RTX A6000. Anything else is the
-   open track, labelled with its device.
-2. Training wall-clock time <= budget; the ranked budget is at most 24 h.
-3. From scratch (enforced by the trainer, recorded by its hashes).
-4. GLUE dev, all tasks but WNLI with all their metrics, with the `cramming` fine-tuning
-   protocol exactly as glue_eval records it, on the pretrained model (not the
-   `--from-scratch` control).
-5. Reproducible: the entry carries the hashes of its data, config, model and results.
-
-`track_reasons` lists why an entry cannot be ranked (empty: ranked); `rule_violations` lists
-what makes an entry invalid in either track.
+The rules themselves (ranked GPUs, budget, protocol, tasks, version) live in `cramming.rules`,
+which the trainer reads too. `track_reasons` lists why an entry cannot be ranked (empty:
+ranked); `rule_violations` lists what makes an entry invalid in either track.
 """
 
 from __future__ import annotations
 
-RULES_VERSION = 1
-RANKED_BUDGET_S = 24 * 3600  # rule 2: one day
-RANKED_PROTOCOL = "cramming"  # rule 4
-# Rule 4: GLUE without WNLI, in the order of the cramming paper's table.
-RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
-
-
-def is_ranked_gpu(gpu_name: str | None) -> bool:
-    from cramming import RANKED_GPUS  # the trainer labels runs from the same list
-
-    if not gpu_name:
-        return False
-    return _normalize(gpu_name) in {_normalize(ranked) for ranked in RANKED_GPUS}
-
-
-def _normalize(gpu_name: str) -> str:
-    # "NVIDIA GeForce RTX 2080 Ti" and "RTX 2080 Ti" name the same card.
-    return " ".join(gpu_name.lower().replace("nvidia", "").replace("geforce", "").split())
+from cramming.rules import (
+    RANKED_BUDGET_S,
+    RANKED_GPU_COUNT,
+    RANKED_GPUS,
+    RANKED_PROTOCOL,
+    RANKED_TASKS,
+    RULES_VERSION,
+    is_ranked_gpu,
+)
 
 
 def track_reasons(entry: dict) -> list[str]:
     """Why Rules v1 put this entry in the open track; an empty list means ranked."""
-    from cramming import RANKED_GPUS
-
     reasons = []
     hardware = entry["hardware"]
     if not is_ranked_gpu(hardware.get("gpu_name")):
         device = hardware.get("gpu_name") or hardware.get("device")
         reasons.append(f"{device} is not a ranked GPU ({', '.join(RANKED_GPUS)})")
-    elif hardware.get("gpu_count") != 1:
+    elif hardware.get("gpu_count") != RANKED_GPU_COUNT:
         reasons.append(f"{hardware.get('gpu_count')} GPUs (the ranked track is one GPU)")
     if entry["budget_s"] > RANKED_BUDGET_S:
         reasons.append(f"budget {entry['budget_s'] / 3600:g} h is over the ranked 24 h")

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cramming.train import pretrain
+    from cramming.train.pretrain import pretrain
     from data_prep import UserError
 
     if args.resume and args.preset:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import platform
-import re
 import sys
 from contextlib import nullcontext
 
 import torch
 
+from cramming.rules import RANKED_BUDGET_S, RANKED_GPUS, is_ranked_gpu
 from data_prep import UserError
-
-# Ranked track (Rules v1): the cramming paper's consumer/workstation GPUs. Names as CUDA reports
-# them, e.g. "NVIDIA GeForce RTX 2080 Ti", "NVIDIA RTX A4000", "NVIDIA RTX A6000".
-RANKED_GPUS = ("RTX 2080 Ti", "RTX A4000", "RTX A6000")
-_RANKED = re.compile(r"(?:^|\s)(?:geforce\s+)?rtx\s+(2080\s+ti|a4000|a6000)$", re.IGNORECASE)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -36,10 +31,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "cpu"
-
-
-def is_ranked_gpu(name: str) -> bool:
-    return bool(_RANKED.search(name.strip()))
 
 
 def detect_hardware(device: str | torch.device) -> dict:
@@ -73,9 +64,6 @@ def detect_hardware(device: str | torch.device) -> dict:
         "track": "ranked" if ranked else "open",
         "track_reason": reason,
     }
-
-
-RANKED_BUDGET_S = 24 * 3600  # Rules v1, rule 2: the ranked track trains for at most one day
 
 
 def check_track(hardware: dict, gpu_check: str, budget_s: float | None = None) -> None:

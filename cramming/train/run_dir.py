@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cramming.checkpoint import read_train_state
 from cramming.config import config_sha256, load_config, to_yaml, validate
+from cramming.train.checkpoint import read_train_state
 from data_prep import UserError
 from data_prep.files import write_json_atomic, write_text_atomic
 
@@ -160,11 +160,11 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
 
 
 def _load_preset(preset, overrides, budget_s, data_dir, device):
-    """A preset name or file; `auto` asks the planner (cramming.plan) for one. The planned
+    """A preset name or file; `auto` asks the planner (cramming.plan.planner) for one. The planned
     YAML lives in a temporary folder only until it is loaded: config.yaml records the result."""
     if str(preset) != "auto":
         return load_config(preset, overrides)
-    from cramming.plan import preset_for_budget  # scipy and the laws load only when asked
+    from cramming.plan.planner import preset_for_budget  # scipy and the laws load only when asked
 
     planned = preset_for_budget(budget_s, data=data_dir.path, device=device)
     try:

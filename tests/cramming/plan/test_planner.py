@@ -9,9 +9,9 @@ import pytest
 
 from cramming.cli import main
 from cramming.config import load_config
-from cramming.gpus import GIB, GPUS
-from cramming.memory import training_memory
-from cramming.plan import (
+from cramming.plan.gpus import GIB, GPUS
+from cramming.plan.memory import training_memory
+from cramming.plan.planner import (
     ASPECT_RANGE,
     REFERENCE,
     candidate_shapes,
@@ -147,7 +147,7 @@ def test_measured_cpu_plan_trains_with_cram_pretrain(tmp_path, capsys):
 def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch):
     import torch
 
-    import cramming.plan as planner
+    import cramming.plan.planner as planner
 
     if torch.cuda.is_available():
         pytest.skip("measures the local device; this test is for CPU machines")

@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cramming.config import ModelConfig, load_config, to_yaml
-from cramming.gpus import GIB, GPUS, derived_law, find_gpu
-from cramming.memory import MICRO_BATCHES, largest_fitting_micro_batch, training_memory
-from cramming.scaling_law import load_loss_law
-from cramming.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
+from cramming.plan.gpus import GIB, GPUS, derived_law, find_gpu
+from cramming.plan.memory import MICRO_BATCHES, largest_fitting_micro_batch, training_memory
+from cramming.plan.scaling_law import load_loss_law
+from cramming.plan.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
 from data_prep import UserError
 from data_prep.files import write_text_atomic
 
@@ -102,7 +102,7 @@ def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool,
     """Time the probe shapes on this machine's `device` (auto, cpu, cuda); fit the speed law."""
     import torch
 
-    from cramming.hardware import detect_hardware, resolve_device, resolve_precision
+    from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
 
     device = resolve_device(device)
     hardware = detect_hardware(device)

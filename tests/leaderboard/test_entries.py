@@ -3,7 +3,7 @@
 The run dirs here are built by hand to the on-disk contracts (run dir, results JSON, data
 manifest), with GLUE metrics computed by glue_eval from labels and predictions made here, so
 these tests need no training. The round trip through real stages is in
-test_leaderboard_roundtrip.py.
+test_roundtrip.py.
 """
 
 from __future__ import annotations

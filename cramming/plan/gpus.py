@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cramming.speed_law import SpeedLaw
+from cramming.plan.speed_law import SpeedLaw
 
 GIB = 1024**3
 

@@ -20,7 +20,7 @@ It does not model allocator fragmentation or the CUDA context; the planner leave
 from __future__ import annotations
 
 from cramming.config import ModelConfig
-from cramming.speed_law import param_counts
+from cramming.plan.speed_law import param_counts
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 FP32 = 4

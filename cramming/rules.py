@@ -1,0 +1,38 @@
+"""Rules v1 of the benchmark, in one place: what the trainer labels and the validator judges.
+
+1. One GPU; the ranked track is RTX 2080 Ti, RTX A4000 or RTX A6000. Anything else is the
+   open track, labelled with its device.
+2. Training wall-clock time <= budget; the ranked budget is at most 24 h.
+3. From scratch (enforced by the trainer, recorded by its hashes).
+4. GLUE dev, all tasks but WNLI with all their metrics, with the `cramming` fine-tuning
+   protocol exactly as glue_eval records it, on the pretrained model (not the
+   `--from-scratch` control).
+5. Reproducible: the entry carries the hashes of its data, config, model and results.
+
+This module imports nothing: the trainer (`cramming.train.hardware`, at train time) and the
+validator (`leaderboard.tracks`, with no torch in reach) both read it.
+"""
+
+from __future__ import annotations
+
+RULES_VERSION = 1
+# Rule 1: the cramming paper's consumer/workstation GPUs, as CUDA names them without the vendor
+# words ("NVIDIA GeForce RTX 2080 Ti", "NVIDIA RTX A4000", "NVIDIA RTX A6000").
+RANKED_GPUS = ("RTX 2080 Ti", "RTX A4000", "RTX A6000")
+RANKED_GPU_COUNT = 1
+RANKED_BUDGET_S = 24 * 3600  # rule 2: one day
+RANKED_PROTOCOL = "cramming"  # rule 4
+# Rule 4: GLUE without WNLI, in the order of the cramming paper's table.
+RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
+
+
+def is_ranked_gpu(gpu_name: str | None) -> bool:
+    """Whether a device name (as CUDA reports it) is one of the ranked GPUs (rule 1)."""
+    if not gpu_name:
+        return False
+    return _normalize(gpu_name) in {_normalize(ranked) for ranked in RANKED_GPUS}
+
+
+def _normalize(gpu_name: str) -> str:
+    # "NVIDIA GeForce RTX 2080 Ti" and "RTX 2080 Ti" name the same card.
+    return " ".join(gpu_name.lower().replace("nvidia", "").replace("geforce", "").split())
