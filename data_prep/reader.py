@@ -66,8 +66,27 @@ class DataDir:
         for shard_index in np.unique(which):
             picked = which == shard_index
             local = indices[picked] - offsets[shard_index]
-            out[picked] = self._map(self._shards[split][shard_index])[local]
+            shard = self._shards[split][shard_index]
+            rows = self._map(shard)[local]
+            if rows.size and rows.max() >= self.vocab_size:  # one pass over rows in memory
+                raise self._out_of_range(shard, int(rows.max()))
+            out[picked] = rows
         return out
+
+    def check_token_ids(self) -> None:
+        """Every token id in every shard is below vocab_size, else a UserError naming the shard:
+        an embedding lookup would fail mid-training (on a GPU, as a device-side assert). Reads
+        each shard once (memory-mapped), as `--verify` does, without hashing."""
+        for shard in self.manifest["shards"]:
+            if shard["sequences"]:
+                top = int(self._map(shard).max())
+                if top >= self.vocab_size:
+                    raise self._out_of_range(shard, top)
+
+    def _out_of_range(self, shard: dict, token_id: int) -> UserError:
+        return UserError(f"{self.path / shard['file']} is corrupt: it holds token id {token_id}, "
+                         f"but the vocabulary has {self.vocab_size} ids (0-{self.vocab_size - 1}"
+                         f"); check it with `cram prepare --verify {self.path}`")
 
     def iter_batches(self, split: str, batch_size: int, *, seed: int | None = None,
                      start: int = 0, rank: int = 0, world_size: int = 1) -> Iterator[np.ndarray]:

@@ -139,6 +139,21 @@ def test_corrupt_shard_found_by_hash_check(copy):
         open_data_dir(copy, verify_hashes=True)
 
 
+def test_token_id_beyond_the_vocabulary_is_found_before_use(copy):
+    shard = copy / "shards" / "train-00001.bin"
+    data = bytearray(shard.read_bytes())
+    data[256:258] = (40000).to_bytes(2, "little")  # row 1 of the shard: id 40000 >= 2000
+    shard.write_bytes(bytes(data))
+    opened = open_data_dir(copy)  # sizes match; ids are checked when asked or read
+    message = (r"train-00001.bin is corrupt: it holds token id 40000, but the vocabulary has "
+               r"2000 ids \(0-1999\); check it with `cram prepare --verify ")
+    with pytest.raises(UserError, match=message):
+        opened.check_token_ids()
+    with pytest.raises(UserError, match=message):
+        opened.get_rows("train", [ROWS_PER_SHARD + 1])
+    assert opened.get_rows("train", [ROWS_PER_SHARD]).max() < 2000  # other rows still read
+
+
 def test_missing_shard_and_missing_manifest(copy):
     (copy / "shards" / "val-00000.bin").unlink()
     with pytest.raises(UserError, match="shard missing"):
