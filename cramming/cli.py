@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.run(args)
     except UserError as err:
         print(f"cram {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_status", 2)  # 2 for bad input; a failed run says otherwise
     except KeyboardInterrupt:
         print(f"cram {args.command}: interrupted", file=sys.stderr)
         return 130

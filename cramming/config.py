@@ -129,6 +129,29 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return cfg
 
 
+def load_saved_config(path: str | Path, overrides=()) -> PretrainConfig:
+    """A run's saved config.yaml, then `key=value` overrides. It was written with every field
+    of the tree, so a missing field means the file was cut short or edited: a UserError, not a
+    recipe with defaults filled in."""
+    saved, expected = _read_yaml(Path(path)), OmegaConf.structured(PretrainConfig)
+    missing = [key for key in _leaf_keys(expected) if OmegaConf.select(saved, key) is None
+               and OmegaConf.select(expected, key) is not None]
+    if missing:
+        more = " ..." if len(missing) > 3 else ""
+        raise UserError(f"{path} is incomplete (cut short?): {', '.join(missing[:3])}{more} "
+                        "missing")
+    return load_config(path, overrides)
+
+
+def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in node:
+        name = f"{prefix}{key}"
+        value = node[key]
+        keys += _leaf_keys(value, name + ".") if isinstance(value, DictConfig) else [name]
+    return keys
+
+
 def validate(cfg: PretrainConfig) -> None:
     m, o, t, i = cfg.model, cfg.optim, cfg.train, cfg.impl
     sizes = ("vocab_size", "seq_len", "hidden", "layers", "heads", "ffn_hidden", "head_hidden")

@@ -92,6 +92,81 @@ def tiny_run(tmp_path_factory) -> Path:
     return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
 
 
+# The trainer tests' grammar: a place makes each sentence long enough to fill rows of 32.
+PRETRAIN_WORDS = [
+    ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher",
+     "her brother", "the captain", "a stranger", "the baker"],
+    ["sees", "likes", "follows", "paints", "carries", "finds", "remembers", "greets"],
+    ["a red ball", "the small boat", "an apple", "the letter", "a blue kite", "the heavy box",
+     "a bright lamp", "the wooden chair"],
+    ["in the garden", "near the river", "at the market", "behind the house", "on the hill",
+     "under the bridge", "by the station"],
+]
+
+
+@pytest.fixture(scope="session")
+def pretrain_data(tmp_path_factory):
+    """A data dir of a few hundred short documents of a small grammar (vocab 256, rows of 32):
+    learnable by the trainer in seconds."""
+    from data_prep import prepare
+
+    root = tmp_path_factory.mktemp("train-data")
+    rng = random.Random(0)
+    docs = [" ".join(" ".join(rng.choice(words) for words in PRETRAIN_WORDS) + "."
+                     for _ in range(rng.randint(4, 8)))
+            for _ in range(400)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, seq_len=32,
+            val_fraction=0.1, quiet=True)
+    return root / "data"
+
+
+@pytest.fixture
+def pretrain_overrides(pretrain_data):
+    """The `tiny` preset fitted to pretrain_data, on one thread."""
+    from data_prep import open_data_dir
+
+    vocab = open_data_dir(pretrain_data).vocab_size
+    return [f"model.vocab_size={vocab}", "model.seq_len=32", "impl.threads=1"]
+
+
+class TickingClock:
+    """Fake time: every reading advances by `tick` seconds, whatever the machine's speed;
+    `stall(seconds)` makes the next reading jump (a slow step, a hung disk)."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+    def stall(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def at_micro_batch(monkeypatch):
+    """`at_micro_batch(n, action)` runs `action()` at the start of the n-th micro-batch of the
+    trainer (e.g. a signal, as a user's Ctrl-C; a clock stall)."""
+    from cramming.train import pretrain as module
+
+    real = module.micro_step
+
+    def install(n, action):
+        calls = {"n": 0}
+
+        def micro_step(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                action()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "micro_step", micro_step)
+
+    return install
+
+
 def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)

@@ -2,25 +2,40 @@
 
     model.safetensors   weights (the uncompiled module's state dict)
     state.pt            optimizer, grad scaler and RNG states (torch.save, tensors only)
-    train_state.json    step, elapsed_s, tokens, data position, config and data hashes
+    train_state.json    step, elapsed_s, tokens, data position, how training ended
+                        (stopped_by: null while it runs), config and data hashes, and the
+                        sha256 of the two files above
+
+Nothing in train_state.json is trusted as written: `check_train_state` checks every field's
+type and range (and its consistency with the config) before a resume uses it, and the weights
+and optimizer state must match their recorded hashes.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import pickle
+import re
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from data_prep import UserError
-from data_prep.files import atomic_dir, write_json_atomic
+from data_prep.files import (
+    atomic_dir,
+    atomic_file,
+    format_bytes,
+    read_contract,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
-CHECKPOINT_FORMAT = "cram-checkpoint/1"
-# What a resume reads from train_state.json (the rest is carried into the summary as is).
-TRAIN_STATE_KEYS = ("step", "elapsed_s", "tokens", "rows", "config_sha256", "data_sha256")
+CHECKPOINT_FORMAT = "cram-checkpoint/2"
+STOPPED_BY = (None, "budget", "steps", "interrupt")  # null: saved while training ran
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> None:
@@ -28,50 +43,99 @@ def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> 
     the previous checkpoint intact."""
     with atomic_dir(Path(run_dir) / "checkpoint", force=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
+        model_sha256 = write_bytes_atomic(tmp / "model.safetensors", save(weights))
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng}
-        torch.save(state, tmp / "state.pt")
-        write_json_atomic(tmp / "train_state.json", {"format": CHECKPOINT_FORMAT, **train_state})
+        with atomic_file(tmp / "state.pt") as handle:  # streamed: optimizer state is 2x the model
+            torch.save(state, handle)
+        write_json_atomic(tmp / "train_state.json", {
+            "format": CHECKPOINT_FORMAT, **train_state, "model_sha256": model_sha256,
+            "state_sha256": handle.sha256()})
 
 
 def read_train_state(run_dir) -> dict:
+    """train_state.json, its fields checked for type and range; UserError naming the field."""
     path = Path(run_dir) / "checkpoint" / "train_state.json"
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} has no checkpoint to resume ({path} is missing)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        raise UserError(f"{path}: format {found!r}, expected {CHECKPOINT_FORMAT!r}")
-    missing = [key for key in TRAIN_STATE_KEYS if key not in state]
-    if missing:
-        raise UserError(f"{path} is corrupt: {', '.join(missing)} missing")
+    if not path.exists():
+        raise UserError(f"{run_dir} has no checkpoint to resume ({path} is missing)")
+    state = read_contract(path, CHECKPOINT_FORMAT)
+    counts = ("step", "tokens", "rows", "nonfinite_skips")
+    for key in counts:
+        _check(path, state, key, _is_count(state.get(key)), "a whole number >= 0")
+    _check(path, state, "elapsed_s", _is_number(state.get("elapsed_s"))
+           and state["elapsed_s"] >= 0, "a finite number of seconds >= 0")
+    _check(path, state, "train_loss", state.get("train_loss") is None
+           or _is_number(state["train_loss"]), "null or a finite number")
+    _check(path, state, "stopped_by", state.get("stopped_by", "") in STOPPED_BY,
+           f"one of {', '.join(map(str, STOPPED_BY))}")
+    for key in ("config_sha256", "data_sha256", "model_sha256", "state_sha256"):
+        _check(path, state, key, isinstance(state.get(key), str)
+               and _SHA256.fullmatch(state[key]) is not None, "a sha256 hex digest")
+    for key in ("started_utc", "preset"):
+        _check(path, state, key, isinstance(state.get(key), str), "a string")
     return state
 
 
+def check_train_state(state: dict, cfg, run_dir) -> None:
+    """The counts must be ones this config can produce: a step takes at most
+    train.batch_size rows, tokens are seq_len per row of an applied step."""
+    path = Path(run_dir) / "checkpoint" / "train_state.json"
+    t, seq_len = cfg.train, cfg.model.seq_len
+    most_rows = (state["step"] + state["nonfinite_skips"]) * t.batch_size
+    _check(path, state, "rows", state["rows"] <= most_rows,
+           f"at most {most_rows} ((step + nonfinite_skips) x train.batch_size)")
+    _check(path, state, "tokens", state["tokens"] % seq_len == 0
+           and state["tokens"] <= state["rows"] * seq_len,
+           f"a multiple of seq_len {seq_len}, at most rows x seq_len")
+    if t.max_steps is not None:
+        _check(path, state, "step", state["step"] <= t.max_steps,
+               f"at most train.max_steps {t.max_steps}")
+
+
 def load_checkpoint(run_dir, *, model, optimizer, scaler, restore_rng: bool = True) -> dict:
-    """Load weights, optimizer and scaler state in place; returns train_state.json's dict."""
+    """Load weights, optimizer and scaler state in place; returns train_state.json's dict.
+    Each file must match the sha256 recorded beside it: a damaged checkpoint never loads."""
     folder = Path(run_dir) / "checkpoint"
     train_state = read_train_state(run_dir)
+    for name, key in (("model.safetensors", "model_sha256"), ("state.pt", "state_sha256")):
+        path = folder / name
+        try:
+            size, sha256 = path.stat().st_size, sha256_file(path)
+        except OSError as err:
+            raise UserError(f"cannot load checkpoint: {path}: {err.strerror or err}") from None
+        if sha256 != train_state[key]:
+            raise UserError(f"{path} is damaged ({format_bytes(size)}): its sha256 does not "
+                            f"match {key} in {folder / 'train_state.json'}")
     try:
-        weights = load_file(folder / "model.safetensors")
+        model.load_state_dict(load_file(folder / "model.safetensors"))
         state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, SafetensorError,
-            pickle.UnpicklingError) as err:  # a damaged or foreign file, each its own type
+            pickle.UnpicklingError) as err:  # a foreign file whose hash was recorded with it
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if isinstance(err, pickle.UnpicklingError):  # its text suggests unsafe loading
-            first = "state.pt is damaged or not a cram checkpoint"
+            first = "state.pt is not a cram checkpoint"
         raise UserError(f"cannot load checkpoint {folder}: {first}") from None
     if restore_rng:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return train_state
+
+
+def _check(path, state: dict, key: str, ok: bool, expected: str) -> None:
+    if not ok:
+        found = f"is {state[key]!r}" if key in state else "is missing"
+        raise UserError(f"{path} is damaged: {key} {found}, expected {expected}")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))

@@ -1,28 +1,32 @@
 """`cram pretrain --data DATA --budget 24h --out RUN`: train a crammed BERT to a wall-clock budget.
 
     cram pretrain --data data/demo --preset tiny --budget 90s --out runs/tiny
-    cram pretrain --data data/demo --budget 90s --resume runs/tiny      # after an interruption
+    cram pretrain --resume runs/tiny      # after an interruption: same data, budget, clock
     cram pretrain --data data/c4 --budget 24h --gpu-check ranked --out runs/ref optim.lr=5e-4
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="prepared data dir (cram prepare)")
-    parser.add_argument("--budget", required=True,
-                        help="wall-clock training budget: 24h, 90m, 1h30m, 45s or seconds")
+    parser.add_argument("--data", help="prepared data dir (cram prepare); required for a new "
+                                       "run, with --resume only if the data dir moved")
+    parser.add_argument("--budget", help="wall-clock training budget: 24h, 90m, 1h30m, 45s or "
+                                         "seconds; required for a new run")
     parser.add_argument("--preset", default=None,
                         help="crammed-bert (reference, the default), tiny, mini, small, a .yaml "
                              "file, or auto (ask the planner)")
-    parser.add_argument("--out", help="run dir to create (contract cram-run/1)")
+    parser.add_argument("--out", help="run dir to create (contract cram-run/1); required for a "
+                                      "new run")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--gpu-check", default="open", choices=("ranked", "open"),
                         help="ranked: refuse GPUs outside the ranked track; open: any, labelled")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the preset's, 0)")
-    parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run's clock")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue an interrupted run: its data, budget, recipe and clock")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.resume or args.out
     if summary["stopped_by"] == "interrupt":
         print(f"cram pretrain: interrupted after {summary['train_elapsed_s']:.0f}s, step "
-              f"{summary['steps']}; continue with --resume {run_dir}")
+              f"{summary['steps']}; continue with `cram pretrain --resume {shlex.quote(run_dir)}`")
         return 130
     print(f"cram pretrain: {run_dir}: {summary['steps']} steps in "
           f"{summary['train_elapsed_s']:.1f}s of {summary['budget_s']:g}s, "

@@ -16,7 +16,7 @@ import torch
 
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
-from cramming.train.budget import Budget, DurationEstimate, parse_budget
+from cramming.train.budget import Budget, DurationEstimate
 from cramming.train.checkpoint import load_checkpoint, save_checkpoint
 from cramming.train.hardware import (
     autocast,
@@ -27,10 +27,10 @@ from cramming.train.hardware import (
 )
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.progress import LogWindow, progress_bar, show, warn
-from cramming.train.run_dir import MetricsLog, resolve_run, write_run
+from cramming.train.run_dir import FINISHED, MetricsLog, resolve_run, write_run
 from cramming.train.schedules import batch_size_at, lr_factor
 from cramming.train.summary import finish_run
-from data_prep import UserError, open_data_dir
+from data_prep import UserError
 from data_prep.progress import progress_disabled
 
 # Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
@@ -58,10 +58,15 @@ class RowStream:
 
 
 class StopSignal:
-    """SIGINT/SIGTERM set a flag the loop reads before every micro-batch: stop cleanly, save."""
+    """SIGINT/SIGTERM set a flag the loop reads before every micro-batch: stop cleanly, save.
+
+    Installed before the run dir is written and held through the write-out, so a signal never
+    leaves a half-made run: during training it ends the loop at the next check, after training
+    it only prints `after_training` once and lets the write-out finish."""
 
     def __init__(self):
         self.requested = False
+        self.after_training: str | None = None
         self._previous = {}
 
     def __enter__(self):
@@ -70,6 +75,8 @@ class StopSignal:
         return self
 
     def _handle(self, signum, frame):
+        if self.after_training and not self.requested:
+            warn(self.after_training)
         self.requested = True
 
     def __exit__(self, *exc):
@@ -77,62 +84,92 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def pretrain(data, out=None, *, budget, preset="crammed-bert", overrides=(), device="auto",
-             gpu_check="open", seed=None, resume=None, force=False, quiet=False,
+def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrides=(),
+             device="auto", gpu_check="open", seed=None, resume=None, force=False, quiet=False,
              clock=time.monotonic) -> dict:
     """Train within `budget` (e.g. "24h") on the prepared data dir `data`; returns the summary.
 
-    seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests."""
-    budget_s = parse_budget(budget)
-    data_dir = open_data_dir(data)
+    With `resume`, `data` and `budget` default to the run's own and must match it when given.
+    seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests.
+    Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
+    over its budget or without an optimizer step."""
     quiet = progress_disabled(quiet)
-    run, cfg, resumed = resolve_run(data_dir, out, budget_s, preset, overrides, device, seed,
-                                    resume, force)
+    run, cfg, resumed, data_dir = resolve_run(data, out, budget, preset, overrides, device,
+                                              seed, resume, force)
+    budget_s = cfg.train.budget_s
     dev = resolve_device(cfg.impl.device)
     hardware = detect_hardware(dev)
     check_track(hardware, gpu_check, budget_s)
     precision = resolve_precision(cfg.impl.precision, dev)
-    write_run(run, cfg, fresh=resumed is None)
-    if cfg.impl.threads:
-        torch.set_num_threads(cfg.impl.threads)
+    with StopSignal() as stop:
+        write_run(run, cfg, fresh=resumed is None)
+        if cfg.impl.threads:
+            torch.set_num_threads(cfg.impl.threads)
+        if resumed and resumed["stopped_by"] in FINISHED:
+            # Training ended before a signal or crash cut the write-out short: finish only the
+            # write-out, off the clock (the clock stopped when the loop did).
+            model, optimizer, scaler = build_training(cfg, dev, precision)
+            state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
+        else:
+            model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
+                                 hardware=hardware, preset=preset, stop=stop, quiet=quiet,
+                                 clock=clock)
+        stop.after_training = ("stop signal received after training ended: finishing the "
+                               "write-out (final/, val loss, summary) first")
+        return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
+                          precision=precision)
 
-    # The clock starts here: after the data dir is open, before the model is built.
-    clock_budget = Budget(budget_s, elapsed_offset=resumed["elapsed_s"] if resumed else 0.0,
-                          clock=clock)
+
+def build_training(cfg: PretrainConfig, dev, precision):
+    """The model (seeded), its AdamW optimizer and the fp16 grad scaler (off otherwise)."""
     torch.manual_seed(cfg.seed)
     model = CrammedBert(cfg.model).to(dev)
+    optimizer = build_optimizer(model, cfg, dev)
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
+    return model, optimizer, scaler
+
+
+def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardware, preset,
+          stop, quiet, clock):
+    """Start (or continue) the clock, build the model and run the loop; save the post-loop
+    checkpoint, which records how training ended. -> (model, train state)."""
+    # The clock starts here: after the data dir is open, before the model is built.
+    budget = Budget(cfg.train.budget_s, elapsed_offset=resumed["elapsed_s"] if resumed else 0.0,
+                    clock=clock)
+    model, optimizer, scaler = build_training(cfg, dev, precision)
     if not quiet:
         name = hardware["gpu_name"] or hardware["cpu_name"]
         print(f"cram pretrain: {count_parameters(model):,} parameters, {hardware['device']} "
-              f"({name}), {precision}, budget {budget_s:g}s")
-    optimizer = build_optimizer(model, cfg, dev)
-    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
+              f"({name}), {precision}, budget {budget.budget_s:g}s")
     state = {"step": 0, "tokens": 0, "rows": 0, "nonfinite_skips": 0, "train_loss": None,
              "config_sha256": config_sha256(cfg), "data_sha256": data_dir.data_sha256,
-             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset)}
+             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset),
+             "stopped_by": None}
     if resumed:
-        state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler))
+        state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler),
+                     stopped_by=None)
     if cfg.impl.compile:
         # Only the encoder: its shapes are static once micro-batches are padded (micro_step),
         # while the MLM head's gather of masked rows has a data-dependent size. In-place
         # compilation keeps the state-dict names of the plain module.
         model.encoder.compile(dynamic=False)
     rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch)
-    metrics = MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None)
-    with StopSignal() as stop:
-        stopped_by = train_loop(model, optimizer, scaler, rows, clock_budget, cfg, state,
-                                run=run, metrics=metrics, stop=stop, data_dir=data_dir,
-                                precision=precision, quiet=quiet)
+    metrics = MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None,
+                         resume_elapsed=state["elapsed_s"] if resumed else None)
+    state["stopped_by"] = train_loop(model, optimizer, scaler, rows, budget, cfg, state,
+                                     run=run, metrics=metrics, stop=stop, data_dir=data_dir,
+                                     precision=precision, quiet=quiet)
     save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
-    return finish_run(run, model, cfg, state, stopped_by=stopped_by, data_dir=data_dir,
-                      hardware=hardware, precision=precision)
+    return model, state
 
 
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
-    Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place."""
+    Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place; its
+    elapsed_s is when training ended, or, if the check that ended it came after the deadline,
+    when the last applied step ended (work past the deadline is dropped, never applied)."""
     t, impl = cfg.train, cfg.impl
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
     per_micro, per_update, per_checkpoint = (DurationEstimate() for _ in range(3))
@@ -147,14 +184,14 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     recovered_since_checkpoint = False
     lr = n_rows = 0
     update_started = None  # when the last optimizer update began, until the next check
+    last_step_end = state.get("elapsed_s") if state["step"] else None  # the model's time
 
     def finish(stopped_by: str, now: float) -> str:
         """The clock stops at the check that ended the run; log the steps not yet logged."""
-        state["elapsed_s"] = round(now, 3)
-        if now > budget.budget_s:  # only a first step (compilation) longer than the budget
-            warn(f"training took {now:.1f}s, over the {budget.budget_s:g}s budget")
+        late = now > budget.budget_s and last_step_end is not None
+        state["elapsed_s"] = round(last_step_end if late else now, 3)
         if window.steps:
-            record = window.flush(state, now, lr, n_rows)
+            record = window.flush(state, state["elapsed_s"], lr, n_rows)
             metrics.append(record)
             state["train_loss"] = record["loss"]
         bar.close()
@@ -196,7 +233,10 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
             if not math.isfinite(loss):
                 break
             step_loss += loss
-        else:  # every micro-batch ran: update the weights
+        else:  # every micro-batch ran: update the weights, unless the step would end too late
+            if budget.would_overrun(per_update.estimate()):  # e.g. a stall in the last micro
+                optimizer.zero_grad(set_to_none=True)  # the step is dropped, never applied
+                return finish("budget", budget.elapsed())
             update_started = budget.elapsed()
             optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
             rows.consume(n_rows)
@@ -209,6 +249,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                 metrics.append(record)
                 state["train_loss"] = record["loss"]
                 show(bar, budget, record)
+            last_step_end = budget.elapsed()  # applied and logged: the model's time
             # A periodic checkpoint counts against the budget; skip one that would overrun it
             # (the run saves at its end anyway, off the clock).
             due = budget.elapsed() - last_checkpoint >= impl.checkpoint_every_min * 60

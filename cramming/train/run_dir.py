@@ -7,10 +7,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cramming.config import config_sha256, load_config, to_yaml, validate
-from cramming.train.checkpoint import read_train_state
-from data_prep import UserError
-from data_prep.files import write_json_atomic, write_text_atomic
+from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
+from cramming.train.budget import parse_budget
+from cramming.train.checkpoint import check_train_state, read_train_state
+from data_prep import UserError, open_data_dir
+from data_prep.files import (
+    OutOfSpace,
+    is_out_of_space,
+    read_json_object,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval")
@@ -19,23 +26,30 @@ FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resu
 
 def read_summary(run_dir) -> dict | None:
     path = Path(run_dir) / "summary.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
+    return read_json_object(path) if path.exists() else None
+
+
+def never_trained(run: Path) -> bool:
+    """A run dir killed before its first checkpoint: config.yaml and at most an empty
+    metrics.jsonl, nothing that a restart would lose."""
+    metrics = run / "metrics.jsonl"
+    return ((run / "config.yaml").is_file()
+            and not any((run / name).exists() for name in ("checkpoint", "final", "summary.json"))
+            and (not metrics.exists() or metrics.stat().st_size == 0))
 
 
 def check_fresh(out, *, force: bool) -> Path:
-    """An existing run in `out` is an error unless `force`."""
+    """An existing run in `out` is an error unless `force` or it never trained a step."""
     out = Path(out)
     held = [name for name in RUN_FILES if (out / name).exists()]
-    if held and not force:
-        raise UserError(
-            f"{out} already holds a run ({', '.join(held)}); "
-            "use --force to replace it or --resume to continue it"
-        )
+    if held and not force and not never_trained(out):
+        summary = read_summary(out) or {}
+        resumable = summary.get("stopped_by") == "interrupt" or not summary
+        if resumable and (out / "checkpoint").is_dir():
+            hint = f"continue it with `cram pretrain --resume {out}` or use --force to replace it"
+        else:
+            hint = "use --force to replace it or choose another --out"
+        raise UserError(f"{out} already holds a run ({', '.join(held)}); {hint}")
     return out
 
 
@@ -60,8 +74,11 @@ def open_resumable(run) -> Path:
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise UserError(f"--resume {run}: not a run dir (config.yaml is missing)")
-    summary = read_summary(run)
-    if summary and summary.get("stopped_by") in FINISHED:
+    summary = read_summary(run) or {}
+    if summary.get("status") == "failed":
+        raise UserError(f"--resume {run}: the run failed ({summary.get('failure')}); start it "
+                        "again with --force")
+    if summary.get("stopped_by") in FINISHED:
         raise UserError(
             f"--resume {run}: the run already finished (stopped by {summary['stopped_by']})"
         )
@@ -70,28 +87,58 @@ def open_resumable(run) -> Path:
 
 class MetricsLog:
     """RUN/metrics.jsonl, one JSON object per log step. On resume, lines logged after the
-    checkpoint are dropped so the step/elapsed sequence continues without a repeat."""
+    checkpoint are dropped so the step/elapsed sequence continues without a repeat; a last line
+    a crash cut short is dropped too, while any other damage is a UserError naming the line."""
 
-    def __init__(self, path, *, resume_step: int | None = None):
+    def __init__(self, path, *, resume_step: int | None = None,
+                 resume_elapsed: float | None = None):
         self.path = Path(path)
         if resume_step is None:
-            self.path.write_text("")
+            write_text_atomic(self.path, "")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if _logged_step(line) <= resume_step]
+            kept = metrics_up_to(self.path, resume_step, resume_elapsed)
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, record: dict) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as err:
+            if is_out_of_space(err):
+                raise OutOfSpace(self.path, err, needed=len(json.dumps(record)) + 1) from None
+            raise
 
 
-def _logged_step(line: str) -> float:
-    """The step of a metrics line; infinity (dropped on resume) for a line a crash cut short."""
-    try:
-        return json.loads(line)["step"]
-    except (json.JSONDecodeError, TypeError, KeyError):
-        return float("inf")
+def metrics_up_to(path: Path, step: int, elapsed_s: float | None) -> list[str]:
+    """metrics.jsonl's lines up to `step`, checked: steps increase, times never go back, and
+    none is later than the checkpoint's own elapsed_s (a resume must not gain time). Text after
+    the last newline is a line a crash cut short: dropped. Any other damage is a UserError."""
+    *lines, _cut_short = path.read_bytes().split(b"\n")
+    kept, previous = [], (-1, 0.0)
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            record = json.loads(raw.decode())
+            logged = (record["step"], record["elapsed_s"])
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as err:
+            what = ("not UTF-8 text" if isinstance(err, UnicodeDecodeError)
+                    else "not a JSON record with step and elapsed_s")
+            raise UserError(f"{where} is damaged ({what}); the run cannot resume until it is "
+                            "repaired or removed") from None
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in logged)
+        if not numbers or logged[0] <= previous[0] or logged[1] < previous[1]:
+            raise UserError(f"{where} is damaged: step {logged[0]!r} at {logged[1]!r}s does not "
+                            f"follow step {previous[0]} at {previous[1]}s")
+        previous = logged
+        if logged[0] > step:
+            continue
+        if elapsed_s is not None and logged[1] > elapsed_s + 0.001:  # both rounded to 1 ms
+            raise UserError(f"{where}: step {logged[0]} was logged at {logged[1]}s, after the "
+                            f"checkpoint's elapsed_s {elapsed_s}s: one of them was edited")
+        kept.append(raw.decode())
+    return kept
 
 
 def write_summary(run_dir, summary: dict) -> None:
@@ -119,20 +166,45 @@ def code_version() -> str:
     return f"{base}+git.{commit}" if commit else base
 
 
-def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume, force):
-    """-> (run dir, resolved config, checkpoint train_state or None), writing nothing: every
-    mismatch between preset, data dir and a run being resumed is a UserError here."""
+def resolve_run(data, out, budget, preset, overrides, device, seed, resume, force):
+    """-> (run dir, resolved config, checkpoint train_state or None, opened data dir), writing
+    nothing: every mismatch between preset, data dir and a run being resumed is a UserError here.
+
+    A resumed run knows its data dir and budget (config.yaml); `data` and `budget` may be None
+    then, and must match the run when given. A run dir that never trained (killed before its
+    first checkpoint) resumes from step 0 with its own config."""
+    budget_s = None if budget is None else parse_budget(budget)
+    resumed = None
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise UserError(f"--resume {resume} writes into that run; drop --out {out}")
         run = open_resumable(resume)
-        resumed = read_train_state(run)
-        if resumed["data_sha256"] != data_dir.data_sha256:
-            raise UserError(f"--resume {run}: {data_dir.path} is not the data dir it trained on")
-        cfg = load_config(run / "config.yaml", overrides)
+        cfg = load_saved_config(run / "config.yaml", overrides)
+        if budget_s is not None and budget_s != cfg.train.budget_s:
+            raise UserError(f"--budget {budget} does not match the run's budget "
+                            f"{cfg.train.budget_s:g}s ({run / 'config.yaml'}); a resumed run "
+                            "keeps its budget: drop --budget")
+        budget_s = cfg.train.budget_s
+        data_dir = _open_data(data, cfg.data.path, run)
+        if not never_trained(run):
+            resumed = read_train_state(run)
+            if resumed["config_sha256"] != config_sha256(run / "config.yaml"):
+                raise UserError(f"{run / 'config.yaml'} was changed or damaged after the "
+                                f"checkpoint: its recipe no longer matches config_sha256 in "
+                                f"{run / 'checkpoint' / 'train_state.json'}")
+            check_train_state(resumed, cfg, run)
+            if (run / "metrics.jsonl").exists():
+                metrics_up_to(run / "metrics.jsonl", resumed["step"], resumed["elapsed_s"])
+            if resumed["data_sha256"] != data_dir.data_sha256:
+                raise UserError(f"--resume {run}: {data_dir.path} is not the data dir it "
+                                "trained on")
     else:
         if out is None:
             raise UserError("--out RUN is required (or --resume RUN)")
+        if data is None or budget is None:
+            raise UserError("--data and --budget are required for a new run (--resume RUN "
+                            "alone takes the run's own)")
+        data_dir = open_data_dir(data)
         cfg = _load_preset(preset, overrides, budget_s, data_dir, device)
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
@@ -151,12 +223,24 @@ def resolve_run(data_dir, out, budget_s, preset, overrides, device, seed, resume
                 f"--{field.replace('_', '-')} or override model.{field}={theirs}")
     if data_dir.num_rows("train") < 1:
         raise UserError(f"data dir {data_dir.path} has no training rows")
+    data_dir.check_token_ids()  # a corrupt shard is found now, not mid-training
     if resume is None:
-        return check_fresh(out, force=force), cfg, None
-    if resumed["config_sha256"] != config_sha256(cfg):
-        raise UserError(f"--resume {run}: budget, seed or overrides change its recipe; "
-                        f"resume with the same --budget and recipe (impl.* may change)")
-    return run, cfg, resumed
+        return check_fresh(out, force=force), cfg, None, data_dir
+    if resumed and resumed["config_sha256"] != config_sha256(cfg):
+        raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume with "
+                        "the same recipe (impl.* may change)")
+    return run, cfg, resumed, data_dir
+
+
+def _open_data(data, recorded: str, run: Path):
+    """The data dir given on the command line, else the one the run recorded."""
+    if data is not None:
+        return open_data_dir(data)
+    try:
+        return open_data_dir(recorded)
+    except UserError as err:
+        raise UserError(f"{err} (the data dir named in {run / 'config.yaml'}; give --data DATA "
+                        "if it moved)") from None
 
 
 def _load_preset(preset, overrides, budget_s, data_dir, device):

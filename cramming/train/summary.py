@@ -15,16 +15,39 @@ from cramming.train.hardware import autocast, software_info
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.run_dir import code_version, write_summary
 from cramming.weights import save_pretrained
+from data_prep import UserError
 from data_prep.files import atomic_dir, sha256_file
 
 
-def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str, data_dir,
-               hardware: dict, precision: str) -> dict:
+class RunFailed(UserError):
+    """A run that ended over its budget or without one optimizer step. Its summary says so
+    (status "failed"); it has no final/ and cannot be submitted. `cram` exits 1."""
+
+    exit_status = 1
+
+
+def run_failure(state: dict, budget_s: float) -> str | None:
+    """Why a run whose training ended cannot count, or None when it can."""
+    elapsed = state["elapsed_s"]
+    if state["step"] == 0:
+        return (f"no optimizer step in {elapsed:.1f}s of the {budget_s:g}s budget: the first "
+                "step takes longer than the budget; raise --budget or choose a smaller preset")
+    if elapsed > budget_s:
+        return f"training took {elapsed:.1f}s, over the {budget_s:g}s budget"
+    return None
+
+
+def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardware: dict,
+               precision: str) -> dict:
     """Write final/ and the val loss for a finished run; an interrupted run (resumable from its
-    checkpoint) gets a summary with stopped_by "interrupt" and no final/."""
+    checkpoint) gets a summary with stopped_by "interrupt" and no final/; a failed one, a
+    summary that says why, and RunFailed is raised."""
+    stopped_by = state["stopped_by"]
+    failure = None if stopped_by == "interrupt" else run_failure(state, cfg.train.budget_s)
+    status = "interrupted" if stopped_by == "interrupt" else "failed" if failure else "complete"
     final = run / "final"
     val_loss, model_sha256 = None, None
-    if stopped_by != "interrupt":
+    if status == "complete":
         with atomic_dir(final, force=True) as tmp:
             save_pretrained(model, tmp)
             shutil.copyfile(data_dir.tokenizer_path, tmp / "tokenizer.json")
@@ -34,6 +57,8 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str,
         "budget_s": cfg.train.budget_s,
         "train_elapsed_s": state["elapsed_s"],
         "stopped_by": stopped_by,
+        "status": status,
+        "failure": failure,
         "steps": state["step"],
         "tokens_seen": state["tokens"],
         "rows_seen": state["rows"],
@@ -58,6 +83,8 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, stopped_by: str,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_summary(run, summary)
+    if failure:
+        raise RunFailed(f"{run}: {failure} (see {run / 'summary.json'})")
     return {"format": "cram-run/1", **summary}
 
 

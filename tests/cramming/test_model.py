@@ -125,6 +125,12 @@ def test_from_pretrained_fails_clearly(tmp_path):
         load_classifier(tmp_path, num_labels=2)
 
 
+TRAIN_STATE = {"step": 1, "elapsed_s": 2.5, "tokens": 96, "rows": 3, "nonfinite_skips": 0,
+               "train_loss": 5.5, "stopped_by": None, "config_sha256": "c" * 64,
+               "data_sha256": "d" * 64, "started_utc": "2026-01-01T00:00:00+00:00",
+               "preset": "tiny"}
+
+
 def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
     torch.manual_seed(0)
     model = CrammedBert(CFG)
@@ -134,8 +140,7 @@ def test_checkpoint_round_trip_gives_identical_logits_and_optimizer(tmp_path):
     model(ids, labels)[0].backward()
     optimizer.step()
     save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler,
-                    train_state={"step": 1, "elapsed_s": 2.5, "tokens": 96, "rows": 3,
-                                 "config_sha256": "c" * 64, "data_sha256": "d" * 64})
+                    train_state=TRAIN_STATE)
     other = CrammedBert(CFG)
     other_opt = torch.optim.AdamW(other.parameters(), lr=1e-3)
     state = load_checkpoint(tmp_path, model=other, optimizer=other_opt, scaler=scaler)
@@ -155,20 +160,22 @@ def test_damaged_checkpoint_is_a_one_line_user_error(tmp_path):
     model = CrammedBert(CFG)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    state = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "rows": 0, "config_sha256": "c" * 64,
-             "data_sha256": "d" * 64}
-    save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
+    save_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler,
+                    train_state=TRAIN_STATE)
     folder = tmp_path / "checkpoint"
-    for name, message in (("state.pt", "state.pt is damaged"),
-                          ("model.safetensors", "cannot load checkpoint")):
+    for name, key in (("state.pt", "state_sha256"), ("model.safetensors", "model_sha256")):
+        message = rf"{name} is damaged \(7 B\): its sha256 does not match {key}"
         intact = (folder / name).read_bytes()
         (folder / name).write_bytes(b"garbage")
         with pytest.raises(UserError, match=message) as err:
             load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
         assert "\n" not in str(err.value)
         (folder / name).write_bytes(intact)
+    (folder / "train_state.json").write_text('{"format": "cram-checkpoint/2", "step": 3}')
+    with pytest.raises(UserError, match="train_state.json is damaged: tokens is missing"):
+        load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
     (folder / "train_state.json").write_text('{"format": "cram-checkpoint/1", "step": 3}')
-    with pytest.raises(UserError, match="corrupt: elapsed_s, tokens, rows"):
+    with pytest.raises(UserError, match="format 'cram-checkpoint/1', expected 'cram-checkpoi"):
         load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
 
 

@@ -1,9 +1,10 @@
-"""`cram pretrain` end to end on a tiny data dir made here: contract 2, the deadline, resume,
-the refusals, non-finite recovery, and SIGTERM followed by --resume in a subprocess."""
+"""`cram pretrain` end to end on a tiny data dir: contract 2, the deadline (a late step is
+dropped, a run over budget or without a step fails), the refusals, non-finite recovery, and
+SIGTERM followed by `--resume RUN` alone in a subprocess."""
 
 import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import pytest
 import torch
+from conftest import TickingClock
 
 from cramming.config import config_sha256
 from cramming.model import CrammedBert
@@ -18,38 +20,21 @@ from cramming.train.pretrain import pretrain
 from cramming.weights import load_classifier
 from data_prep import UserError, load_tokenizer, open_data_dir, prepare
 
-SUBJECTS = ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher",
-            "her brother", "the captain", "a stranger", "the baker"]
-VERBS = ["sees", "likes", "follows", "paints", "carries", "finds", "remembers", "greets"]
-OBJECTS = ["a red ball", "the small boat", "an apple", "the letter", "a blue kite",
-           "the heavy box", "a bright lamp", "the wooden chair"]
-PLACES = ["in the garden", "near the river", "at the market", "behind the house",
-          "on the hill", "under the bridge", "by the station"]
 SUMMARY_KEYS = {"format", "budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
                 "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
                 "data_sha256", "data_path", "config_sha256", "model_sha256", "code_version",
-                "started_utc", "finished_utc"}
+                "started_utc", "finished_utc", "status", "failure"}
 METRIC_KEYS = {"step", "elapsed_s", "tokens", "loss", "lr", "batch_size", "tokens_per_s"}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """A few hundred short documents of a small grammar: learnable in seconds."""
-    root = tmp_path_factory.mktemp("pretrain")
-    rng = random.Random(0)
-    docs = [" ".join(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} "
-                     f"{rng.choice(PLACES)}." for _ in range(rng.randint(4, 8)))
-            for _ in range(400)]
-    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
-    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, seq_len=32,
-            val_fraction=0.1, quiet=True)
-    return root / "data"
+@pytest.fixture
+def data(pretrain_data):
+    return pretrain_data
 
 
 @pytest.fixture
-def overrides(data):
-    vocab = open_data_dir(data).vocab_size
-    return [f"model.vocab_size={vocab}", "model.seq_len=32", "impl.threads=1"]
+def overrides(pretrain_overrides):
+    return pretrain_overrides
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +58,7 @@ def test_end_to_end_writes_contract_2_within_budget(data, overrides, tmp_path):
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk == summary and SUMMARY_KEYS <= set(summary)
     assert summary["format"] == "cram-run/1" and summary["stopped_by"] == "budget"
+    assert summary["status"] == "complete" and summary["failure"] is None
     assert 0 < summary["train_elapsed_s"] <= 8.0 and summary["budget_s"] == 8.0
     assert summary["hardware"]["track"] == "open" and summary["hardware"]["device"] == "cpu"
     assert summary["config_sha256"] == config_sha256(run / "config.yaml")
@@ -119,15 +105,17 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
     assert summary["stopped_by"] == "steps" and summary["steps"] == 2
 
 
-class TickingClock:
-    """Fake time: every reading advances by `tick` seconds, whatever the machine's speed."""
-
-    def __init__(self, tick):
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.now += self.tick
-        return self.now
+def test_a_corrupt_shard_is_refused_before_the_run_starts(data, overrides, tmp_path):
+    copy = shutil.copytree(data, tmp_path / "data")
+    shard = copy / "shards" / "train-00000.bin"
+    rows = bytearray(shard.read_bytes())
+    rows[64:66] = (300).to_bytes(2, "little")  # an id past the vocabulary (219 ids)
+    shard.write_bytes(bytes(rows))
+    with pytest.raises(UserError, match=r"train-00000.bin is corrupt: it holds token id 300, "
+                                        r"but the vocabulary has 219 ids"):
+        pretrain(copy, tmp_path / "run", budget="6s", preset="tiny", overrides=overrides,
+                 quiet=True)
+    assert not (tmp_path / "run").exists()  # found before anything was written
 
 
 def test_deadline_with_a_fake_clock(data, overrides, tmp_path):
@@ -165,6 +153,66 @@ def test_non_finite_loss_reloads_then_stops_if_it_repeats(data, overrides, tmp_p
                  overrides=overrides + ["train.max_steps=6"], quiet=True)
 
 
+def test_a_step_that_would_end_past_the_deadline_is_dropped(data, overrides, tmp_path,
+                                                            at_micro_batch):
+    """A stall inside step 10's last micro-batch carries it past the deadline: the step is
+    dropped before the optimizer update, so the model is step 9's, timed at step 9's end."""
+    clock = TickingClock(0.05)
+    at_micro_batch(10, lambda: clock.stall(10.0))
+    late = pretrain(data, tmp_path / "late", budget="6s", preset="tiny", overrides=overrides,
+                    quiet=True, clock=clock)
+    assert late["stopped_by"] == "budget" and late["status"] == "complete"
+    assert late["steps"] == 9 and late["train_elapsed_s"] <= 6.0
+    assert _metrics(tmp_path / "late")[-1]["elapsed_s"] <= late["train_elapsed_s"]
+    # The same nine steps without the stall: the same weights, so step 10 was never applied.
+    nine = pretrain(data, tmp_path / "nine", budget="6s", preset="tiny", quiet=True,
+                    overrides=overrides + ["train.max_steps=9"], clock=TickingClock(0.05))
+    assert nine["steps"] == 9 and nine["model_sha256"] == late["model_sha256"]
+
+
+def test_a_run_with_no_step_or_over_budget_fails(data, overrides, tmp_path, at_micro_batch,
+                                                 monkeypatch, capsys):
+    from cramming.cli import main
+    from cramming.train import pretrain as module
+    from cramming.train.summary import RunFailed
+
+    clock = TickingClock(0.05)
+    at_micro_batch(1, lambda: clock.stall(100.0))  # a first step longer than the whole budget
+    with pytest.raises(RunFailed, match=r"no optimizer step in 100\.\ds of the 6s budget"):
+        pretrain(data, tmp_path / "slow", budget="6s", preset="tiny", overrides=overrides,
+                 quiet=True, clock=clock)
+    summary = json.loads((tmp_path / "slow" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps"] == 0
+    assert "no optimizer step" in summary["failure"] and summary["model_sha256"] is None
+    assert not (tmp_path / "slow" / "final").exists()  # nothing that looks like a model
+    with pytest.raises(UserError, match="no optimizer step"):
+        pretrain(data, budget="6s", resume=tmp_path / "slow", quiet=True)
+
+    # The optimizer update of step 3 hangs past the deadline: applied, so the run is over.
+    real_update, steps = module.optimizer_update, {"n": 0}
+
+    def hanging_update(*args):
+        steps["n"] += 1
+        real_update(*args)
+        if steps["n"] == 3:
+            over.stall(10.0)
+
+    over = TickingClock(0.05)
+    monkeypatch.setattr(module, "optimizer_update", hanging_update)
+    with pytest.raises(RunFailed, match=r"training took 1\d\.\ds, over the 6s budget"):
+        pretrain(data, tmp_path / "over", budget="6s", preset="tiny", overrides=overrides,
+                 quiet=True, clock=over)
+    monkeypatch.undo()
+
+    # From the command line: exit status 1 and one line (real time: the step sleeps 1.5 s).
+    at_micro_batch(1, lambda: time.sleep(1.5))
+    status = main(["pretrain", "--data", str(data), "--preset", "tiny", "--budget", "1s",
+                   "--out", str(tmp_path / "cli"), "--quiet", *overrides])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith(f"cram pretrain: error: {tmp_path / 'cli'}: no optimizer step in 1.")
+
+
 @pytest.mark.slow
 def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path):
     run = tmp_path / "run"
@@ -184,6 +232,7 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, output
+    assert f"continue with `cram pretrain --resume {run}`" in output  # a hint that works
     first = json.loads((run / "summary.json").read_text())
     assert first["stopped_by"] == "interrupt" and first["train_elapsed_s"] < budget
     assert not (run / "final").exists()
@@ -191,7 +240,7 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     other_budget = [c if c != f"{budget}s" else "30s" for c in command]
     refused = subprocess.run([*other_budget, "--resume", str(run)], env=env, capture_output=True,
                              text=True, timeout=120)
-    assert refused.returncode == 2 and "change its recipe" in refused.stderr
+    assert refused.returncode == 2 and "does not match the run's budget 14s" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
     other = prepare([str(data.parent / "corpus.txt")], tmp_path / "other", vocab_size=128,
                     seq_len=32, val_fraction=0.1, quiet=True)
@@ -201,8 +250,8 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
                              text=True, timeout=120)
     assert refused.returncode == 2 and "not the data dir it trained on" in refused.stderr
 
-    done = subprocess.run([*command, "--resume", str(run)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    alone = [sys.executable, "-m", "cramming", "pretrain", "--resume", str(run), "--quiet"]
+    done = subprocess.run(alone, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stopped_by"] == "budget" and summary["budget_s"] == budget
@@ -216,11 +265,27 @@ def test_sigterm_then_resume_continues_the_same_clock(data, overrides, tmp_path)
     assert steps[-1] == summary["steps"] and first["steps"] in steps
 
 
-def test_resume_drops_metrics_after_the_checkpoint_and_a_torn_last_line(tmp_path):
+def test_resume_keeps_metrics_up_to_the_checkpoint_and_refuses_damaged_lines(tmp_path):
     from cramming.train.run_dir import MetricsLog
 
     path = tmp_path / "metrics.jsonl"
-    path.write_text('{"step": 1}\n{"step": 5}\n\n{"step": 10}\n{"step": 1')  # killed mid-append
-    log = MetricsLog(path, resume_step=5)
-    log.append({"step": 6})
+    lines = ['{"step": 1, "elapsed_s": 0.5}', '{"step": 5, "elapsed_s": 2.0}', "",
+             '{"step": 10, "elapsed_s": 4.0}']
+    path.write_text("\n".join(lines) + '\n{"step": 1')  # the last line cut short by a crash
+    log = MetricsLog(path, resume_step=5, resume_elapsed=2.1)
+    log.append({"step": 6, "elapsed_s": 2.5})
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 5, 6]
+
+    for damaged, reason in [
+        (b'{"step": 1, "elapsed_s": 0.5}\n\xff\xfe\n{"step": 5, "elapsed_s": 2.0}\n',
+         r"line 2 is damaged \(not UTF-8 text\)"),
+        (b'{"step": 5, "elapsed_s": 2.0}\n{"step": 1, "elapsed_s": 0.5}\n',
+         r"line 2 is damaged: step 1 at 0.5s does not follow step 5 at 2.0s"),
+        (b'{"step": 5, "elapsed_s": "2.0"}\n', r"line 1 is damaged: step 5 at '2.0's"),
+        (b'{"step": 5, "elapsed_s": 9.0}\n', r"line 1: step 5 was logged at 9.0s, after the "
+                                               r"checkpoint's elapsed_s 2.1s"),
+    ]:
+        path.write_bytes(damaged)
+        with pytest.raises(UserError, match=reason):
+            MetricsLog(path, resume_step=5, resume_elapsed=2.1)
+        assert path.read_bytes() == damaged  # refused before anything was rewritten
