@@ -103,6 +103,13 @@ def read_run_summary(run: Path) -> dict:
         raise UserError(f"{run}/summary.json lacks {', '.join(missing)} (an unfinished run?)")
     if not isinstance(summary["hardware"], dict):
         raise UserError(f"{run}/summary.json: hardware is not an object")
+    if summary.get("status") == "failed":
+        raise UserError(f"run {run} failed ({summary.get('failure')}): it cannot be submitted")
+    if summary["stopped_by"] not in ("budget", "steps"):
+        raise UserError(f"run {run} is unfinished (stopped by {summary['stopped_by']}): finish "
+                        f"it with `cram pretrain --resume {run}` first")
+    if not isinstance(summary["steps"], int) or summary["steps"] < 1:
+        raise UserError(f"run {run} made no optimizer step: it cannot be submitted")
     return summary
 
 

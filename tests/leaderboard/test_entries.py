@@ -339,6 +339,22 @@ def test_submit_user_errors(ranked_entry, tmp_path):
     assert not (tmp_path / "e.json").exists()
 
 
+@pytest.mark.parametrize(("edit", "reason"), [
+    ({"status": "failed", "failure": "no optimizer step in 145.2s of the 10s budget"},
+     r"failed \(no optimizer step in 145.2s of the 10s budget\): it cannot be submitted"),
+    ({"stopped_by": "interrupt", "status": "interrupted"},
+     r"is unfinished \(stopped by interrupt\): finish it with `cram pretrain --resume "),
+    ({"steps": 0}, r"made no optimizer step"),
+])
+def test_submit_refuses_a_failed_or_unfinished_run(tmp_path, edit, reason):
+    run = make_run(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, **edit}))
+    with pytest.raises(UserError, match=reason):
+        submit(run, "x", out=tmp_path / "e.json")
+    assert not (tmp_path / "e.json").exists()
+
+
 def test_glue_dir_needs_run(ranked_entry, tmp_path):
     out, _ = ranked_entry
     with pytest.raises(UserError, match="--glue-dir needs --run"):
