@@ -2,7 +2,11 @@
 
 1. One GPU; the ranked track is RTX 2080 Ti, RTX A4000 or RTX A6000. Anything else is the
    open track, labelled with its device.
-2. Training wall-clock time <= budget; the ranked budget is at most 24 h.
+2. Training wall-clock time <= budget; the ranked budget is at most 24 h. The budget covers all
+   training: a run derived from another (`cram compress`, `cram extract`) carries a lineage
+   record, and its budget and elapsed time are its parent's plus its own stage's (pruning's
+   recovery training, extraction's distillation). A stage that trains nothing (post-training
+   quantization) has a stage budget of 0 and costs no budget.
 3. From scratch (enforced by the trainer, recorded by its hashes).
 4. GLUE dev, all tasks but WNLI with all their metrics, with the `cramming` fine-tuning
    protocol exactly as glue_eval records it, on the pretrained model (not the
@@ -24,6 +28,8 @@ RANKED_BUDGET_S = 24 * 3600  # rule 2: one day
 RANKED_PROTOCOL = "cramming"  # rule 4
 # Rule 4: GLUE without WNLI, in the order of the cramming paper's table.
 RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
+# Rule 2 for derived runs: the stages that may follow pretraining, each recorded in `lineage`.
+DERIVED_STAGES = ("compress", "extract")
 
 
 def is_ranked_gpu(gpu_name: str | None) -> bool:

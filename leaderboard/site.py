@@ -171,11 +171,22 @@ def _table(entries: list[dict], track: str) -> str:
                  f"<td class=gpu>{gpu}</td>", f"<td class=num>{time}</td>"]
         cells += _score_cells(entry)
         rows.append("<tr>" + "".join(cells) + "</tr>")
+        if entry.get("lineage"):
+            rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>"
+                        f"{_e(_lineage_text(entry['lineage']))}</td></tr>")
         if entry["track_reason"]:  # a row of its own: long reasons would squeeze the table
             rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>open track: "
                         f"{_e(entry['track_reason'])}</td></tr>")
     rows.append("</tbody></table></div>")
     return "".join(rows)
+
+
+def _lineage_text(lineage: dict) -> str:
+    """"derived by compress prune:0.5 from model 1a2b3c4d5e6f: 23.9 h + 20 min of 24 h"."""
+    return (f"derived by {lineage['stage']} {lineage['method']} from model "
+            f"{lineage['parent_model_sha256'][:12]}: training "
+            f"{_duration(lineage['parent_train_elapsed_s'])} + "
+            f"{_duration(lineage['stage_train_elapsed_s'])} ({lineage['stage']})")
 
 
 def _score_cells(entry: dict) -> list[str]:

@@ -85,6 +85,8 @@ def build_entry(run: Path, name: str) -> dict:
         "code_version": summary.get("code_version"),
         "loss_curve": loss_curve(run),
     }
+    if "lineage" in summary:  # a derived run (cram compress, cram extract)
+        entry["lineage"] = summary["lineage"]
     if summary["hardware"].get("gpu_count") is None:
         entry["hardware"]["gpu_count"] = 0
     entry["track"], entry["track_reason"] = tracks.decide_track(entry)

@@ -17,6 +17,9 @@ from cramming.rules import (
     is_ranked_gpu,
 )
 
+# Totals are sums of two times rounded to the millisecond; an edit moves them by far more.
+SUM_TOLERANCE_S = 1e-3
+
 
 def track_reasons(entry: dict) -> list[str]:
     """Why Rules v1 put this entry in the open track; an empty list means ranked."""
@@ -95,10 +98,32 @@ def rule_violations(entry: dict) -> list[str]:
     elif entry["track_reason"] != reason:
         problems.append(f"track_reason {entry['track_reason']!r} does not match the rules' "
                         f"{reason!r}")
+    problems += lineage_violations(entry)
     hashes, results = entry["hashes"], entry["results"]
     if entry["data"]["data_sha256"] != hashes["data_sha256"]:
         problems.append("data.data_sha256 differs from hashes.data_sha256")
     if results["model_sha256"] != hashes["model_sha256"]:
         problems.append("results.model_sha256 differs from hashes.model_sha256: the scores "
                         "are for another model")
+    return problems
+
+
+def lineage_violations(entry: dict) -> list[str]:
+    """Rule 2 for a derived run: its budget and elapsed time are its parent's plus its stage's,
+    and the stage kept within its own budget (0 for a stage that trains nothing)."""
+    lineage = entry.get("lineage")
+    if lineage is None:
+        return []
+    problems = []
+    for total, part in (("train_elapsed_s", "train_elapsed_s"), ("budget_s", "budget_s")):
+        parent, stage = lineage[f"parent_{part}"], lineage[f"stage_{part}"]
+        if abs(entry[total] - (parent + stage)) > SUM_TOLERANCE_S:
+            problems.append(f"{total} {entry[total]:g} is not lineage.parent_{part} {parent:g} "
+                            f"+ lineage.stage_{part} {stage:g}")
+    if lineage["stage_train_elapsed_s"] > lineage["stage_budget_s"]:
+        problems.append(f"lineage.stage_train_elapsed_s {lineage['stage_train_elapsed_s']:g} is "
+                        f"over lineage.stage_budget_s {lineage['stage_budget_s']:g}")
+    if lineage["parent_train_elapsed_s"] > lineage["parent_budget_s"]:
+        problems.append(f"lineage.parent_train_elapsed_s {lineage['parent_train_elapsed_s']:g} "
+                        f"is over lineage.parent_budget_s {lineage['parent_budget_s']:g}")
     return problems

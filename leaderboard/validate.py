@@ -3,7 +3,8 @@
 Four layers, each listing every problem it finds as one line:
 1. schema: the entry parses against `entry.schema.json`;
 2. rules: Rules v1 hold and the track label is the one the rules give;
-3. arithmetic: both GLUE averages recompute from the per-task scores;
+3. arithmetic: both GLUE averages recompute from the per-task scores, a derived run's times
+   add up;
 4. with a run dir, every hash, the copied results and the loss curve recompute from the run
    and its data dir; with a GLUE dir too, every metric recomputes from the saved dev
    predictions against the dev labels.
@@ -38,6 +39,7 @@ SUMMARY_FIELDS = {
     "hardware.device": ("hardware", "device"),
     "hashes.data_sha256": ("data_sha256",),
     "hashes.config_sha256": ("config_sha256",),
+    "lineage": ("lineage",),
 }
 
 
@@ -105,6 +107,7 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         if stated != recorded:
             problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
     problems += _hash_problems(entry, run, summary)
+    problems += lineage_problems(entry, run)
     try:
         if entry["data"]["sources"] != read_data_manifest(run, summary).get("sources", []):
             problems.append("data.sources differ from the data dir's manifest.json")
@@ -167,6 +170,46 @@ def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
     check("model_sha256", lambda: sha256_file(run / "final" / "model.safetensors"))
     if (run / entry["results_file"]).is_file():  # if not, the results check says so
         check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))
+    return problems
+
+
+def parent_dir(lineage: dict, run: Path) -> Path | None:
+    """The parent run of a derived run: its path as recorded, tried from here and then from the
+    derived run dir; None when neither exists."""
+    recorded = Path(lineage["parent_run"])
+    for candidate in (recorded, run / recorded):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def lineage_problems(entry: dict, run: Path) -> list[str]:
+    """A derived run's parent must still be the run it was derived from: the same summary
+    (so the same training time and budget) and the same final model."""
+    lineage = entry.get("lineage")
+    if lineage is None:
+        return []
+    parent = parent_dir(lineage, run)
+    if parent is None:
+        return [f"lineage.parent_run {lineage['parent_run']} not found (from here or from "
+                f"{run}): the parent's hashes cannot be checked"]
+    problems = []
+    for key, path in (("parent_summary_sha256", parent / "summary.json"),
+                      ("parent_model_sha256", parent / "final" / "model.safetensors")):
+        try:
+            actual = sha256_file(path)
+        except OSError as err:
+            problems.append(f"lineage.{key} cannot be recomputed: {path}: {err.strerror}")
+            continue
+        if actual != lineage[key]:
+            problems.append(f"lineage.{key} {lineage[key][:12]}... does not match {path} "
+                            f"({actual[:12]}...)")
+    if not problems:  # the summary is the one hashed: its times are the parent's
+        summary = json.loads((parent / "summary.json").read_text())
+        for part in ("train_elapsed_s", "budget_s"):
+            if summary.get(part) != lineage[f"parent_{part}"]:
+                problems.append(f"lineage.parent_{part} is {lineage[f'parent_{part}']!r} but "
+                                f"{parent}/summary.json says {summary.get(part)!r}")
     return problems
 
 
