@@ -30,15 +30,25 @@ class ScaledSinusoidal(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        position = torch.arange(cfg.seq_len, dtype=torch.float32)[:, None]
+        # (T, H), not saved: recomputed on load (persistent=False keeps it out of the weights)
+        self.register_buffer("table", torch.zeros(cfg.seq_len, cfg.hidden), persistent=False)
+        self.scale = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fill the table and set the scale to its initial value. Loaders that build modules on
+        the meta device (transformers, for an exported model) call it to refill the table."""
+        seq_len, hidden = self.table.shape
+        position = torch.arange(seq_len, dtype=torch.float32)[:, None]
         inv_freq = torch.exp(
-            torch.arange(0, cfg.hidden, 2, dtype=torch.float32) * (-math.log(10000.0) / cfg.hidden)
+            torch.arange(0, hidden, 2, dtype=torch.float32) * (-math.log(10000.0) / hidden)
         )
-        table = torch.zeros(cfg.seq_len, cfg.hidden)
+        table = torch.zeros(seq_len, hidden)
         table[:, 0::2] = torch.sin(position * inv_freq)
         table[:, 1::2] = torch.cos(position * inv_freq)
-        self.register_buffer("table", table, persistent=False)  # (T, H), recomputed on load
-        self.scale = nn.Parameter(torch.tensor(cfg.hidden**-0.5))
+        self.table.copy_(table)
+        nn.init.constant_(self.scale, hidden**-0.5)
 
     def forward(self, seq_len: int) -> torch.Tensor:
         return self.scale * self.table[:seq_len]  # (T, H)
@@ -194,23 +204,33 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class ClassificationHead(nn.Module):
+    """First token -> dense -> tanh -> dropout -> classifier (DESIGN). num_labels = 1 makes a
+    regression head (STS-B)."""
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden, cfg.head_hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(cfg.head_hidden, num_labels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        pooled = torch.tanh(self.dense(h[:, 0]))  # (B, head_hidden)
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+
 class CrammedBertForSequenceClassification(nn.Module):
-    """Fine-tuning model: encoder, first token -> dense -> tanh -> dropout -> classifier (DESIGN).
+    """Fine-tuning model: the encoder and a fresh `ClassificationHead`.
 
     `dropout` (0.1 in Rules v1) also applies inside the encoder, as in BERT fine-tuning: on the
-    embedding, the attention probabilities and each residual branch. num_labels = 1 makes a
-    regression head (STS-B)."""
+    embedding, the attention probabilities and each residual branch."""
 
     def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float = 0.1):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg, dropout)
-        self.dense = nn.Linear(cfg.hidden, cfg.head_hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(cfg.head_hidden, num_labels)
+        self.head = ClassificationHead(cfg, num_labels, dropout)
         self.apply(lambda m: init_weights(m, cfg.init_std))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        h = self.encoder(input_ids, attention_mask)  # (B, T, H)
-        pooled = torch.tanh(self.dense(h[:, 0]))  # (B, head_hidden)
-        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+        return self.head(self.encoder(input_ids, attention_mask))  # (B, num_labels)

@@ -96,7 +96,7 @@ def test_classifier_from_pretrained_uses_the_encoder(tmp_path):
     ids, _ = _batch()
     assert torch.equal(clf.encoder(ids), model.encode(ids))
     assert clf(ids, torch.ones_like(ids)).shape == (3, 3)
-    assert clf.dense.out_features == CFG.head_hidden
+    assert clf.head.dense.out_features == CFG.head_hidden
     regression = load_classifier(tmp_path, num_labels=1)
     assert regression(ids, torch.ones_like(ids)).shape == (3, 1)
 
