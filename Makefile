@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 $(BIN)/cram: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,bench,hf]'
 	touch $(BIN)/cram
 
 venv: $(BIN)/cram

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("glue_eval.command", "fine-tune and score a run on GLUE or offline probes"),
     "submit": ("leaderboard.submit_command", "turn a scored run into a leaderboard entry"),
     "leaderboard": ("leaderboard.command", "validate entries and build the results site"),
+    "export": ("cramming.export.command", "write a run as a Hugging Face transformers folder"),
     "plan": ("cramming.plan.command", "size a model to a budget and a GPU"),
     "demo": ("cramming.demo", "the whole pipeline on the embedded demo corpus"),
 }

@@ -1,0 +1,182 @@
+"""The model card (README.md) of an exported run: what was trained, on what, for how long, how it
+scored, and the hashes that tie the folder to its run.
+
+Every figure comes from the run's own records (summary.json, the data manifest, eval/*.json);
+a field the run did not record is shown as "not recorded", never guessed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UNKNOWN = "not recorded"
+# GLUE tasks in the cramming paper's table order, with the metrics each reports.
+GLUE_ROWS = (("mnli", "MNLI"), ("qqp", "QQP"), ("qnli", "QNLI"), ("sst2", "SST-2"),
+             ("cola", "CoLA"), ("stsb", "STS-B"), ("mrpc", "MRPC"), ("rte", "RTE"),
+             ("wnli", "WNLI"))
+
+
+def model_card(*, out: Path, summary: dict, results: dict, cfg, model_sha256: str,
+               tokenizer_sha256: str, manifest: dict) -> str:
+    """Markdown with Hub metadata (YAML front matter) for `transformers` users; `out` is the
+    folder as the user named it (the examples load it by that path)."""
+    name = out.resolve().name
+    parts = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: fill-mask",
+        "tags:\n- cramming-bench\n- crammed-bert\n- masked-lm",
+        "---",
+        "",
+        f"# {name}: a crammed BERT",
+        "",
+        f"A BERT pretrained from scratch by cramming-bench within a wall-clock budget of "
+        f"{_duration(summary.get('budget_s'))} ({_training_line(summary)}), in the recipe of "
+        '"Cramming: Training a Language Model on a Single GPU in One Day" (Geiping & Goldstein, '
+        "2022).",
+        "",
+        "## Use",
+        "",
+        "The modeling code ships in this folder (the architecture is cramming-bench's "
+        "`cramming/model.py`), so transformers needs `trust_remote_code=True`. Load the folder "
+        "by its path, or by its Hub id once uploaded:",
+        "",
+        "```python",
+        "from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, "
+        "AutoTokenizer, pipeline",
+        "",
+        f'fill = pipeline("fill-mask", model="{out}", trust_remote_code=True)',
+        'fill("the meaning of life is [MASK].")',
+        f'model = AutoModelForSequenceClassification.from_pretrained("{out}", num_labels=2, '
+        "trust_remote_code=True)",
+        "```",
+        "",
+        "The tokenizer lowercases and folds text to ASCII, as the pretraining corpus was. The "
+        "model has no segment embedding, so it takes no `token_type_ids`; sentence pairs are "
+        "`[CLS] A [SEP] B [SEP]`. The classification head (first token -> dense -> tanh -> "
+        "dropout -> classifier) starts fresh; fine-tuning dropout is 0.1 (`config.dropout`), as "
+        "in the benchmark's GLUE protocol.",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        *_rows(_training_fields(summary, cfg, manifest)),
+        "",
+        "## Hashes",
+        "",
+        "Recompute them to check that this folder is the run's model "
+        "(`sha256sum model.safetensors`).",
+        "",
+        "| | sha256 |",
+        "|---|---|",
+        f"| data (`data_sha256`) | `{summary.get('data_sha256') or UNKNOWN}` |",
+        f"| recipe (`config_sha256`) | `{summary.get('config_sha256') or UNKNOWN}` |",
+        f"| weights (`model.safetensors`, the run's `final/model.safetensors`) | "
+        f"`{model_sha256}` |",
+        f"| tokenizer (the run's `final/tokenizer.json`) | `{tokenizer_sha256}` |",
+        "",
+    ]
+    if summary.get("lineage"):
+        parts += _lineage(summary["lineage"])
+    parts += _evaluation(results)
+    parts += ["cramming-bench is the benchmark harness that trained and scored this model; "
+              "`cram_run.json` holds the run's summary and results files as it recorded them.",
+              ""]
+    return "\n".join(parts)
+
+
+def _training_line(summary: dict) -> str:
+    if summary.get("train_elapsed_s") is None:
+        return "training time not recorded"
+    return (f"{_duration(summary['train_elapsed_s'])} used, stopped by "
+            f"{summary.get('stopped_by', UNKNOWN)}")
+
+
+def _training_fields(summary: dict, cfg, manifest: dict) -> list[tuple[str, str]]:
+    hardware = summary.get("hardware") or {}
+    device = hardware.get("gpu_name") or hardware.get("cpu_name") or hardware.get("device")
+    if hardware.get("gpu_count", 0) and hardware["gpu_count"] > 1:
+        device = f"{hardware['gpu_count']} x {device}"
+    software = summary.get("software") or {}
+    sources = ", ".join(source.get("name", "?") for source in manifest.get("sources", []))
+    return [
+        ("budget", _duration(summary.get("budget_s"))),
+        ("training time", _duration(summary.get("train_elapsed_s"))),
+        ("stopped by", _value(summary.get("stopped_by"))),
+        ("hardware", _value(device)),
+        ("precision", _value(summary.get("precision"))),
+        ("software", ", ".join(f"{k} {v}" for k, v in software.items() if v) or UNKNOWN),
+        ("preset", _value(summary.get("preset"))),
+        ("shape", f"{cfg.layers} layers, hidden {cfg.hidden}, {cfg.heads} heads, "
+                  f"feed-forward {cfg.ffn_hidden} (gated GELU), vocabulary {cfg.vocab_size}, "
+                  f"length {cfg.seq_len}"),
+        ("parameters", _count(summary.get("params"))),
+        ("optimizer steps", _count(summary.get("steps"))),
+        ("tokens seen", _count(summary.get("tokens_seen"))),
+        ("final train / val MLM loss", f"{_value(summary.get('train_loss'))} / "
+                                       f"{_value(summary.get('val_loss'))}"),
+        ("data sources", sources or UNKNOWN),
+        ("code version", _value(summary.get("code_version"))),
+        ("finished", _value(summary.get("finished_utc"))),
+    ]
+
+
+def _lineage(lineage: dict) -> list[str]:
+    """A compressed or extracted run: the stage that made it and the parent it came from."""
+    fields = [(key.replace("_", " "), f"`{value}`" if key.endswith("sha256") else
+               _duration(value) if key.endswith("_s") else _value(value))
+              for key, value in lineage.items()]
+    return ["## Lineage", "",
+            f"This model was derived from another run by the `{lineage.get('stage', '?')}` "
+            "stage; its budget and training time cover all training, the parent's included.",
+            "", "| | |", "|---|---|", *_rows(fields), ""]
+
+
+def _evaluation(results: dict) -> list[str]:
+    if not results:
+        return ["## Evaluation", "", "The run had not been scored when it was exported "
+                "(`cram eval glue --run RUN`).", ""]
+    parts = ["## Evaluation", ""]
+    for relative, record in results.items():
+        protocol = record.get("protocol") or {}
+        suite = record.get("suite", "?")
+        what = "GLUE dev sets" if suite == "glue" else f"{suite} tasks (not GLUE)"
+        parts += [f"{what}, fine-tuned with the `{protocol.get('name', '?')}` protocol "
+                  f"(seed {protocol.get('seed', '?')}), from `{relative}` of the run. Scores "
+                  "are percent points.", "", "| task | metric | score |", "|---|---|---|"]
+        tasks = record.get("tasks") or {}
+        order = [key for key, _ in GLUE_ROWS if key in tasks] + \
+                [key for key in tasks if key not in dict(GLUE_ROWS)]
+        labels = dict(GLUE_ROWS)
+        for task in order:
+            for metric, value in (tasks[task].get("metrics") or {}).items():
+                parts.append(f"| {labels.get(task, task)} | {metric} | {value:.1f} |")
+        for key in ("avg_cramming", "avg_glue"):
+            average = record.get(key) or {}
+            if average.get("value") is not None:
+                parts.append(f"| {key} | {average.get('label', '')} | {average['value']:.2f} |")
+        parts.append("")
+    return parts
+
+
+def _rows(fields: list[tuple[str, str]]) -> list[str]:
+    return [f"| {key} | {value} |" for key, value in fields]
+
+
+def _value(value) -> str:
+    return UNKNOWN if value is None else str(value)
+
+
+def _count(value) -> str:
+    return UNKNOWN if value is None else f"{value:,}"
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return UNKNOWN
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"

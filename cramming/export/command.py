@@ -1,0 +1,33 @@
+"""`cram export --run RUN --out DIR [--force]`
+
+Writes DIR, a folder that Hugging Face `transformers` loads with AutoConfig, AutoModel,
+AutoModelForMaskedLM, AutoModelForSequenceClassification and AutoTokenizer
+(`trust_remote_code=True`): the run's weights, its tokenizer, the modeling code and a model card.
+Needs the `hf` extra (`pip install 'cramming-bench[hf]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # dest run_dir: the CLI keeps this module's `run` function under `args.run`.
+    parser.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
+                        help="run dir with final/ (a pretrained, compressed or extracted run)")
+    parser.add_argument("--out", required=True, help="folder to write (must not exist)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier export at --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cramming.export import export_run
+
+    report = export_run(args.run_dir, args.out, force=args.force)
+    print(f"wrote {report['out']}: transformers folder, {report['params']:,} parameters, "
+          f"vocab {report['vocab_size']}, model_sha256 {report['model_sha256'][:12]}...; "
+          f"loaded back with transformers, MLM logits within {report['max_abs_diff']:.1e} of "
+          "the run's model")
+    print(f'use: AutoModelForMaskedLM.from_pretrained("{report["out"]}", '
+          "trust_remote_code=True)")
+    return 0
