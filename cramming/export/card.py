@@ -142,9 +142,12 @@ def _evaluation(results: dict) -> list[str]:
         protocol = record.get("protocol") or {}
         suite = record.get("suite", "?")
         what = "GLUE dev sets" if suite == "glue" else f"{suite} tasks (not GLUE)"
+        seeds = protocol.get("seeds") or [protocol.get("seed", "?")]
+        seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
+                     f"median over seeds {', '.join(map(str, seeds))}")
         parts += [f"{what}, fine-tuned with the `{protocol.get('name', '?')}` protocol "
-                  f"(seed {protocol.get('seed', '?')}), from `{relative}` of the run. Scores "
-                  "are percent points.", "", "| task | metric | score |", "|---|---|---|"]
+                  f"({seed_text}), from `{relative}` of the run. Scores are percent points.",
+                  "", "| task | metric | score |", "|---|---|---|"]
         tasks = record.get("tasks") or {}
         order = [key for key, _ in GLUE_ROWS if key in tasks] + \
                 [key for key in tasks if key not in dict(GLUE_ROWS)]

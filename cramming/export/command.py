@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from cramming.export import export_run
 
     report = export_run(args.run_dir, args.out, force=args.force)
+    diff = report["max_abs_diff"]
+    check = "identical to" if diff == 0 else f"within {diff:.1e} of"
     print(f"wrote {report['out']}: transformers folder, {report['params']:,} parameters, "
           f"vocab {report['vocab_size']}, model_sha256 {report['model_sha256'][:12]}...; "
-          f"loaded back with transformers, MLM logits within {report['max_abs_diff']:.1e} of "
-          "the run's model")
+          f"loaded back with transformers: MLM logits {check} the run's model")
     print(f'use: AutoModelForMaskedLM.from_pretrained("{report["out"]}", '
           "trust_remote_code=True)")
     return 0
