@@ -4,7 +4,6 @@ fast tokenizer, the fill-mask pipeline and the Trainer; plus the refusals."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import shutil
@@ -27,6 +26,7 @@ from transformers import (  # noqa: E402
 from cramming import CrammedBert, ModelConfig, load_classifier, load_pretrained  # noqa: E402
 from cramming.cli import main  # noqa: E402
 from cramming.export import export_run  # noqa: E402
+from cramming.lineage import lineage_record  # noqa: E402
 from data_prep import UserError, load_tokenizer, prepare, sha256_file  # noqa: E402
 from glue_eval import evaluate_glue, read_split  # noqa: E402
 
@@ -232,13 +232,8 @@ def test_a_derived_run_exports_with_its_lineage(scored_run, tmp_path):
     derived = tmp_path / "derived"
     shutil.copytree(run, derived)
     summary = json.loads((derived / "summary.json").read_text())
-    summary["lineage"] = {
-        "stage": "compress", "method": "quantize-int8", "parent_run": str(run),
-        "parent_model_sha256": summary["model_sha256"],
-        "parent_summary_sha256": hashlib.sha256((run / "summary.json").read_bytes()).hexdigest(),
-        "parent_train_elapsed_s": summary["train_elapsed_s"],
-        "parent_budget_s": summary["budget_s"], "stage_train_elapsed_s": 0.0,
-        "stage_budget_s": 0.0}
+    summary["lineage"] = lineage_record(run, stage="compress", method="quantize-int8",
+                                        stage_train_elapsed_s=0.0, stage_budget_s=0.0)
     (derived / "summary.json").write_text(json.dumps(summary))
     export_run(derived, tmp_path / "out")
     card = (tmp_path / "out" / "README.md").read_text()
