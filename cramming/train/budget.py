@@ -8,6 +8,7 @@ A resumed run starts the clock at the elapsed time stored in its checkpoint.
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Callable
@@ -36,7 +37,10 @@ def parse_budget(text: str | float | int) -> float:
 
 
 class Budget:
-    """Elapsed time against a fixed budget; `clock` is injectable so tests can fake time."""
+    """Elapsed time against a fixed budget; `clock` is injectable so tests can fake time.
+
+    A budget may be a window of a longer one (`window`): elapsed time and the deadline stay on
+    the outer clock, while `fraction` runs from 0 at the window's start to 1 at its end."""
 
     def __init__(
         self,
@@ -49,13 +53,27 @@ class Budget:
         self._offset = float(elapsed_offset)  # seconds already spent before a resume
         self._clock = clock
         self._start = clock()
+        self.window_start = 0.0  # elapsed seconds at which this window's schedules start
 
     def elapsed(self) -> float:
         return self._offset + (self._clock() - self._start)
 
     def fraction(self) -> float:
-        """Share of the budget spent, in [0, 1]: the argument of every schedule."""
-        return min(1.0, self.elapsed() / self.budget_s)
+        """Share of the budget (window) spent, in [0, 1]: the argument of every schedule."""
+        span = self.budget_s - self.window_start
+        if span <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.elapsed() - self.window_start) / span))
+
+    def window(self, seconds: float | None = None) -> Budget:
+        """A phase of this budget starting now: `seconds` long (default: the rest), never past
+        this budget's deadline. It reads the same clock, so its elapsed time and metrics stay
+        on this budget's timeline (a search's candidates, then the chosen one's training)."""
+        sub = copy.copy(self)  # the same clock, start and offset
+        sub.window_start = self.elapsed()
+        if seconds is not None:
+            sub.budget_s = min(self.budget_s, sub.window_start + float(seconds))
+        return sub
 
     def remaining(self) -> float:
         return max(0.0, self.budget_s - self.elapsed())

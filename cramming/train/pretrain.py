@@ -141,10 +141,7 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
         name = hardware["gpu_name"] or hardware["cpu_name"]
         print(f"cram pretrain: {count_parameters(model):,} parameters, {hardware['device']} "
               f"({name}), {precision}, budget {budget.budget_s:g}s")
-    state = {"step": 0, "tokens": 0, "rows": 0, "nonfinite_skips": 0, "train_loss": None,
-             "config_sha256": config_sha256(cfg), "data_sha256": data_dir.data_sha256,
-             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset),
-             "stopped_by": None}
+    state = initial_state(cfg, data_dir, preset)
     if resumed:
         state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler),
                      stopped_by=None)
@@ -163,16 +160,31 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     return model, state
 
 
+def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
+    """The train state of a run before its first step (checkpointed, then summarized)."""
+    return {"step": 0, "tokens": 0, "rows": 0, "nonfinite_skips": 0, "train_loss": None,
+            "config_sha256": config_sha256(cfg), "data_sha256": data_dir.data_sha256,
+            "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "preset": str(preset),
+            "stopped_by": None}
+
+
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
-               *, run, metrics, stop, data_dir, precision, quiet) -> str:
+               *, run, metrics, stop, data_dir, precision, quiet, durations=None,
+               objective=None) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
     Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place; its
     elapsed_s is when training ended, or, if the check that ended it came after the deadline,
-    when the last applied step ended (work past the deadline is dropped, never applied)."""
+    when the last applied step ended (work past the deadline is dropped, never applied).
+    `durations`: three DurationEstimates (micro-batch, update, checkpoint) carried over from an
+    earlier loop on the same model, so that its first step is already checked against the
+    deadline (pruning's recovery rounds); None starts with no estimate.
+    `objective(model, inputs, labels) -> (loss, mlm_loss)` replaces the MLM loss as what is
+    minimized (knowledge distillation); metrics.jsonl logs its MLM part, so every run's loss
+    curve is the same quantity. None trains on the MLM loss."""
     t, impl = cfg.train, cfg.impl
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
-    per_micro, per_update, per_checkpoint = (DurationEstimate() for _ in range(3))
+    per_micro, per_update, per_checkpoint = durations or (DurationEstimate() for _ in range(3))
     if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
         started = budget.elapsed()
         save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
@@ -228,7 +240,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
             if budget.would_overrun(SAFETY * needed):
                 return finish("budget", now)
             loss = micro_step(model, inputs[begin:end], labels[begin:end], total_masked, scaler,
-                              precision, pad_to=impl.micro_batch if impl.compile else None)
+                              precision, pad_to=impl.micro_batch if impl.compile else None,
+                              objective=objective)
             per_micro.update(budget.elapsed() - now)
             if not math.isfinite(loss):
                 break
@@ -275,11 +288,20 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
              f"skipped {n_rows} rows")
 
 
-def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to=None) -> float:
+def mlm_objective(model, inputs, labels):
+    """The pretraining loss, minimized and logged: mean cross-entropy over the masked
+    positions."""
+    loss, _ = model(inputs, labels)
+    return loss, loss
+
+
+def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to=None,
+               objective=None) -> float:
     """Forward and backward on one micro-batch; gradients accumulate across the step.
 
     Each micro-batch's mean loss is weighted by its share of the step's masked tokens, so the
-    accumulated gradient equals that of one big batch whatever impl.micro_batch is."""
+    accumulated gradient equals that of one big batch whatever impl.micro_batch is (this holds
+    for any objective that is a mean over the masked positions)."""
     n_masked = int((labels != IGNORE_INDEX).sum())
     if n_masked == 0:
         return 0.0
@@ -287,9 +309,13 @@ def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to
         inputs, labels = pad_rows(inputs, labels, pad_to)
     device = next(model.parameters()).device
     with autocast(device, precision):
-        loss, _ = model(inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        loss, logged = (objective or mlm_objective)(model, inputs.to(device, non_blocking=True),
+                                                    labels.to(device, non_blocking=True))
     scaler.scale(loss * (n_masked / total_masked)).backward()
-    return loss.item() * n_masked / total_masked
+    value = loss.item()
+    if logged is not loss and math.isfinite(value):  # a non-finite minimized loss shows as such
+        value = logged.item()
+    return value * n_masked / total_masked
 
 
 def optimizer_update(model, optimizer, scaler, grad_clip: float) -> None:

@@ -38,10 +38,12 @@ def run_failure(state: dict, budget_s: float) -> str | None:
 
 
 def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardware: dict,
-               precision: str) -> dict:
+               precision: str, extra: dict | None = None) -> dict:
     """Write final/ and the val loss for a finished run; an interrupted run (resumable from its
     checkpoint) gets a summary with stopped_by "interrupt" and no final/; a failed one, a
-    summary that says why, and RunFailed is raised."""
+    summary that says why, and RunFailed is raised.
+
+    `extra`: summary fields a derived run adds or replaces (its lineage and totals)."""
     stopped_by = state["stopped_by"]
     failure = None if stopped_by == "interrupt" else run_failure(state, cfg.train.budget_s)
     status = "interrupted" if stopped_by == "interrupt" else "failed" if failure else "complete"
@@ -82,6 +84,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "started_utc": state["started_utc"],
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    summary.update(extra or {})
     write_summary(run, summary)
     if failure:
         raise RunFailed(f"{run}: {failure} (see {run / 'summary.json'})")
@@ -92,23 +95,31 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
 def validation_loss(model, data_dir, cfg: PretrainConfig, precision: str) -> float | None:
     """MLM loss on the first `train.val_rows` val rows, masked with a fixed seed (0) so every
     run on a data dir is scored on the same positions, whatever its micro-batch."""
-    n_rows = min(cfg.train.val_rows, data_dir.num_rows("val"))
-    if n_rows == 0:
-        return None
     model.eval()
     device = next(model.parameters()).device
+    total, weight = 0.0, 0
+    for x, y, n_masked in val_batches(data_dir, cfg):
+        with autocast(device, precision):
+            loss, _ = model(x.to(device), y.to(device))
+        total, weight = total + loss.item() * n_masked, weight + n_masked
+    return total / weight if weight else None
+
+
+def val_batches(data_dir, cfg: PretrainConfig):
+    """(inputs, labels, masked count) micro-batches of the scored val rows (see
+    validation_loss); batches without a masked position are left out."""
+    n_rows = min(cfg.train.val_rows, data_dir.num_rows("val"))
+    if n_rows == 0:
+        return
     inputs, labels = mask_tokens(
         torch.from_numpy(data_dir.get_rows("val", np.arange(n_rows))),
         special_ids=data_dir.special_ids, vocab_size=cfg.model.vocab_size,
         generator=step_generator(0, 0), mask_prob=cfg.train.mask_prob)
-    total, weight, batch = 0.0, 0, cfg.impl.micro_batch
+    batch = cfg.impl.micro_batch
     for start in range(0, n_rows, batch):
         x, y = inputs[start:start + batch], labels[start:start + batch]
         n_masked = int((y != IGNORE_INDEX).sum())
         if cfg.impl.compile:  # the compiled encoder's one shape
             x, y = pad_rows(x, y, batch)
         if n_masked:
-            with autocast(device, precision):
-                loss, _ = model(x.to(device), y.to(device))
-            total, weight = total + loss.item() * n_masked, weight + n_masked
-    return total / weight if weight else None
+            yield x, y, n_masked

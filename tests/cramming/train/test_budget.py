@@ -61,3 +61,31 @@ def test_duration_estimate_is_cautious_after_an_outlier():
     assert estimate.estimate() == 5.0  # the slow outlier counts at once
     estimate.update(1.0)
     assert 1.0 < estimate.estimate() < 5.0  # then the average remembers it
+
+
+def test_window_keeps_the_outer_timeline_and_deadline():
+    clock = FakeClock()
+    outer = Budget(100, clock=clock)
+    clock.now += 30
+    phase = outer.window(20)  # from 30 s to 50 s of the outer budget
+    assert phase.elapsed() == 30 and phase.fraction() == 0.0
+    clock.now += 5
+    assert phase.fraction() == pytest.approx(0.25)
+    assert phase.remaining() == pytest.approx(15)
+    assert phase.would_overrun(16) and not phase.would_overrun(14)
+    clock.now += 70  # past the window and the outer deadline
+    assert phase.fraction() == 1.0 and outer.fraction() == 1.0
+    clock.now -= 20  # 85 s spent: the rest is a 15 s window
+    rest = outer.window()
+    assert rest.fraction() == 0.0 and rest.remaining() == pytest.approx(15)
+    clock.now += 15
+    assert rest.fraction() == 1.0 and rest.remaining() == 0
+
+
+def test_window_never_ends_after_the_outer_deadline():
+    clock = FakeClock()
+    outer = Budget(100, clock=clock)
+    clock.now += 90
+    phase = outer.window(50)
+    assert phase.budget_s == 100 and phase.remaining() == pytest.approx(10)
+    assert outer.window().budget_s == 100
