@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("leaderboard.submit_command", "turn a scored run into a leaderboard entry"),
     "leaderboard": ("leaderboard.command", "validate entries and build the results site"),
     "export": ("cramming.export.command", "write a run as a Hugging Face transformers folder"),
+    "extract": ("cramming.extract.command", "extract and distill a smaller model from a run"),
     "plan": ("cramming.plan.command", "size a model to a budget and a GPU"),
     "demo": ("cramming.demo", "the whole pipeline on the embedded demo corpus"),
 }
