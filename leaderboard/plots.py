@@ -148,3 +148,39 @@ def _log_hours_axis(ax, low_h: float, high_h: float) -> None:
     ax.set_xticks([t for t in BUDGET_TICKS_H if low_h <= t <= high_h])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(label))
+
+
+def extraction_scatter(search: dict, path: Path) -> Path:
+    """An extraction's candidates: parameters (log scale) against val MLM loss.
+
+    `search`: an entry's `extraction.search`. Pareto-front candidates (on parameters, latency
+    at batch 1 and loss) are filled, the rest hollow; the chosen one is ringed; the teacher is
+    a grey star, the reference of the ranking."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    rows = [r for r in search["candidates"] if r["val_loss"] is not None]
+    for on_front, label in ((True, "Pareto front (params, latency, loss)"),
+                            (False, "dominated")):
+        points = [r for r in rows if r["pareto"] == on_front]
+        if points:
+            ax.scatter([r["params"] for r in points], [r["val_loss"] for r in points],
+                       marker="o", s=42, edgecolors="#1f5fae", linewidths=1.5, zorder=3,
+                       facecolors="#1f5fae" if on_front else "none", label=label)
+    chosen = [r for r in rows if r["name"] == search["chosen"]]
+    if chosen:
+        ax.scatter([chosen[0]["params"]], [chosen[0]["val_loss"]], marker="o", s=190,
+                   facecolors="none", edgecolors="#c0561b", linewidths=2, zorder=4,
+                   label=f"chosen: {search['chosen']} (highest W)")
+    teacher = search["teacher"]
+    if teacher.get("val_loss") is not None:
+        ax.scatter([teacher["params"]], [teacher["val_loss"]], marker="*", s=150,
+                   color="#6b6f76", zorder=3, label=f"teacher {teacher['name']}")
+    for r in rows:
+        ax.annotate(r["name"], (r["params"], r["val_loss"]), xytext=(5, 4),
+                    textcoords="offset points", fontsize=7.5, color="#333")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("val MLM loss after the search")
+    ax.margins(x=0.15, y=0.15)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return _save(fig, path)

@@ -64,6 +64,10 @@ def build_site(entries_dir, out) -> Path:
         curves = [{"name": e["name"], "points": e["loss_curve"]["points"]}
                   for e in entries if e["loss_curve"]]
         plots.loss_curves(curves, tmp / LOSS_PLOT)
+        for entry in entries:
+            if entry.get("extraction"):
+                plots.extraction_scatter(entry["extraction"]["search"],
+                                         tmp / _extraction_plot(entry))
         (tmp / "index.html").write_text(render_page(entries, skipped, reported))
     return out / "index.html"
 
@@ -137,6 +141,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
         "<figcaption>MLM training loss against wall-clock time, from each entry's run "
         "log.</figcaption></figure></section>",
+        _extractions([e for e in [*ranked, *open_] if e.get("extraction")]),
         _reported(reported),
     ]
     if skipped:
@@ -210,6 +215,67 @@ def _score_cells(entry: dict) -> list[str]:
             else "–"
         cells.append(f"<td class=num>{text}</td>")
     return cells
+
+
+def _extraction_plot(entry: dict) -> str:
+    return f"extraction-{entry['name']}.svg"  # entry names are [A-Za-z0-9._-]
+
+
+def _extractions(entries: list[dict]) -> str:
+    """Per extracted entry: the search's params-vs-loss scatter and its table."""
+    if not entries:
+        return ""
+    parts = ["<section class=extractions><h2>Extracted models</h2>",
+             "<p>Each of these was extracted from a trained teacher (<code>cram extract</code>):"
+             " sub-shapes of it, started from its weights, each distilled for an equal share of"
+             " a search budget, then scored. The highest W-coefficient (error against size and "
+             "latency, relative to the teacher) was trained on; the Pareto front on parameters, "
+             "latency and loss is the choice a user may prefer. Its time is the teacher's plus "
+             "the extraction's.</p>"]
+    for entry in entries:
+        search = entry["extraction"]["search"]
+        lineage = entry["lineage"]
+        parts.append(
+            f"<figure><h3>{_e(entry['name'])}: {_e(search['chosen'])} from "
+            f"{_e(search['teacher']['name'])}</h3>"
+            f'<img src="{_e(_extraction_plot(entry))}" alt="candidates of the extraction: '
+            f'parameters against val loss, Pareto front filled">'
+            f"<figcaption>{len(search['candidates'])} candidates on {_e(search['device'])}, "
+            f"{_duration(search['budget']['train_window_s'])} of training each; extraction "
+            f"{_duration(lineage['stage_train_elapsed_s'])} of "
+            f"{_duration(lineage['stage_budget_s'])} after "
+            f"{_duration(lineage['parent_train_elapsed_s'])} of teacher training; W trade-off "
+            f"{search['ranking']['tradeoff']:g} nats per e-fold of size and latency."
+            "</figcaption></figure>")
+        parts.append(_search_table(search))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _search_table(search: dict) -> str:
+    head = ("rank", "candidate", "params", "w/o embedding", "ms, batch 1", "ms, batch 64",
+            "val loss", "distill loss", "W", "front")
+    rows = ['<div class=scroll><table class=search><thead><tr>']
+    rows += [f"<th>{_e(h)}</th>" for h in head]
+    rows.append("</tr></thead><tbody>")
+    teacher = {**search["teacher"], "rank": "–", "w": 1.0, "pareto": False,
+               "name": f"teacher {search['teacher']['name']}"}
+    for row in [*search["candidates"], teacher]:
+        chosen = " class=chosen" if row["name"] == search["chosen"] else ""
+        cells = [row["rank"], row["name"], f"{row['params']:,}",
+                 f"{row['params_no_embedding']:,}", f"{row['latency_b1_ms']:.2f}",
+                 f"{row['latency_b64_ms']:.1f}", _loss(row["val_loss"]),
+                 _loss(row["val_distill_loss"]), "–" if row["w"] is None else f"{row['w']:.4f}",
+                 "●" if row["pareto"] else ""]
+        rows.append(f"<tr{chosen}>" + "".join(
+            f"<td{'' if i == 1 else ' class=num'}>{_e(c)}</td>" for i, c in enumerate(cells))
+            + "</tr>")
+    rows.append("</tbody></table></div>")
+    return "".join(rows)
+
+
+def _loss(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def _reported(reported: dict) -> str:

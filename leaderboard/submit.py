@@ -11,6 +11,7 @@ from cramming.rules import RULES_VERSION
 from data_prep import UserError
 from data_prep.files import read_contract, read_json_object, sha256_file, write_json_atomic
 from leaderboard import tracks
+from leaderboard.extraction import read_extraction
 from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
 
 # GLUE results win over probe results when a run has both.
@@ -87,6 +88,8 @@ def build_entry(run: Path, name: str) -> dict:
     }
     if "lineage" in summary:  # a derived run (cram compress, cram extract)
         entry["lineage"] = summary["lineage"]
+    if "extracted_from" in summary:  # cram extract: the search table travels with the entry
+        entry["extraction"] = read_extraction(run, summary)
     if summary["hardware"].get("gpu_count") is None:
         entry["hardware"]["gpu_count"] = 0
     entry["track"], entry["track_reason"] = tracks.decide_track(entry)

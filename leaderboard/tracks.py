@@ -16,6 +16,7 @@ from cramming.rules import (
     RULES_VERSION,
     is_ranked_gpu,
 )
+from leaderboard.extraction import extraction_violations
 
 # Totals are sums of two times rounded to the millisecond; an edit moves them by far more.
 SUM_TOLERANCE_S = 1e-3
@@ -98,7 +99,7 @@ def rule_violations(entry: dict) -> list[str]:
     elif entry["track_reason"] != reason:
         problems.append(f"track_reason {entry['track_reason']!r} does not match the rules' "
                         f"{reason!r}")
-    problems += lineage_violations(entry)
+    problems += lineage_violations(entry) + extraction_violations(entry)
     hashes, results = entry["hashes"], entry["results"]
     if entry["data"]["data_sha256"] != hashes["data_sha256"]:
         problems.append("data.data_sha256 differs from hashes.data_sha256")

@@ -19,6 +19,7 @@ from cramming.rules import RANKED_PROTOCOL
 from data_prep import UserError
 from data_prep.files import sha256_file
 from leaderboard import tracks
+from leaderboard.extraction import extraction_run_problems
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import data_dir_of, loss_curve, read_data_manifest, read_run_summary
 
@@ -107,7 +108,7 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         if stated != recorded:
             problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
     problems += _hash_problems(entry, run, summary)
-    problems += lineage_problems(entry, run)
+    problems += lineage_problems(entry, run) + extraction_run_problems(entry, run, summary)
     try:
         if entry["data"]["sources"] != read_data_manifest(run, summary).get("sources", []):
             problems.append("data.sources differ from the data dir's manifest.json")

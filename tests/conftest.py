@@ -6,6 +6,7 @@ encoder shape, and a tiny run dir (data dir + random 1-layer encoder in final/).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -47,6 +48,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def edited_entry(entry_path: Path, tmp_path: Path, change) -> Path:
+    """A copy of an entry file with `change(entry)` applied, for tamper tests."""
+    entry = json.loads(entry_path.read_text())
+    change(entry)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(entry))
+    return path
 
 
 def grammar_sentence(rng: random.Random) -> str:

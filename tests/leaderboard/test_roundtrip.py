@@ -7,12 +7,12 @@ must make `validate --run --glue-dir` fail with its own reason.
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
 import pytest
 import torch
+from conftest import edited_entry
 
 from cramming import pretrain
 from cramming.cli import main
@@ -77,14 +77,6 @@ def test_real_run_validates_with_run_and_glue_dir(scored, capsys):
     assert capsys.readouterr().out == "valid\n"
 
 
-def _edit(entry_path, tmp_path, change):
-    entry = copy.deepcopy(json.loads(entry_path.read_text()))
-    change(entry)
-    path = tmp_path / "edited.json"
-    path.write_text(json.dumps(entry))
-    return path
-
-
 def _consistent_score_edit(entry):
     # Raise RTE and recompute both averages, so only the run and the predictions can tell.
     results = entry["results"]
@@ -104,7 +96,7 @@ def _consistent_score_edit(entry):
 ])
 def test_entry_tampering_caught_against_the_run(scored, tmp_path, change, reasons):
     run, entry_path, glue = scored
-    problems = _problems(_edit(entry_path, tmp_path, change), run, glue)
+    problems = _problems(edited_entry(entry_path, tmp_path, change), run, glue)
     for reason in reasons:
         assert any(p.startswith(reason) for p in problems), (reason, problems)
 
