@@ -1,18 +1,26 @@
-"""Crash-safe file writing and content hashes, shared by every stage.
+"""Crash-safe file writing, locks and content hashes, shared by every stage.
 
 A contract file is either whole or absent: writers put bytes under a temporary name in the
 same directory and `os.replace` them into place, which is atomic on POSIX filesystems.
+Output folders (run dirs, data dirs, the site) are written under an exclusive lock
+(`dir_lock`), so one process at a time writes them and the leftovers of a killed writer (a
+`--force` swap cut short, temporary `.NAME.*.partial` / `.NAME.*.tmp` names) can be repaired
+safely by the next (`tidy`). Outputs follow the umask; a full disk is one line (OutOfSpace).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,26 +71,31 @@ class OutOfSpace(UserError):
     """A write that ran out of disk space (ENOSPC) or quota (EDQUOT): one line naming the output
     and how much it needed; the partial output is removed and earlier outputs stay intact."""
 
-    def __init__(self, path, err: OSError, *, needed: int | None = None, written: int = 0):
-        self.path, self.needed, self.written, self.strerror = Path(path), needed, written, \
-            err.strerror or "No space left on device"
+    def __init__(self, path, err: OSError, *, needed: int | None = None, written: int = 0,
+                 hint: str = "free some space and run again"):
+        self.path, self.needed, self.written = Path(path), needed, written
+        self.strerror = err.strerror or os.strerror(errno.ENOSPC)
+        self.hint = hint
         try:
             free = f", {format_bytes(shutil.disk_usage(_existing_parent(self.path)).free)} free"
         except OSError:
             free = ""
         if needed is not None:
             need = f"it needs {format_bytes(needed)}"
-        else:
+        elif written:
             need = f"it needs more than the {format_bytes(written)} written when space ran out"
-        super().__init__(f"{self.strerror.lower()} writing {self.path}: {need}{free}; free "
-                         "some space and run again")
+        else:
+            need = "not even its first bytes fit"
+        super().__init__(f"{self.strerror.lower()} writing {self.path}: {need}{free}; {hint}")
 
     def moved(self, old: Path, new: Path) -> OutOfSpace:
         """The same error for a path under `old` reported as under `new` (a temporary dir)."""
-        relative = self.path.relative_to(old) if self.path.is_relative_to(old) else None
-        path = new / relative if relative is not None else new
-        return OutOfSpace(path, OSError(0, self.strerror), needed=self.needed,
-                          written=self.written)
+        path = new / self.path.relative_to(old) if self.path.is_relative_to(old) else new
+        return self.again(path=path)
+
+    def again(self, *, path=None, hint: str | None = None) -> OutOfSpace:
+        return OutOfSpace(path or self.path, OSError(errno.ENOSPC, self.strerror),
+                          needed=self.needed, written=self.written, hint=hint or self.hint)
 
 
 OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -127,7 +140,7 @@ class HashingWriter:
             self.error = self.error or err
             raise
         self._digest.update(data)
-        self.written += len(data)
+        self.written += memoryview(data).nbytes
         return count
 
     def flush(self) -> None:
@@ -207,21 +220,171 @@ def atomic_dir(final: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
     """Build a directory under a temporary sibling name; rename it to `final` on success.
 
     On any exception the temporary directory is removed, so `final` never exists half-built.
-    With `force`, an existing `final` is replaced only once the new one is complete.
+    With `force`, an existing `final` is replaced only once the new one is complete: it is
+    renamed to `.NAME.old`, the new one renamed into place, then the old one removed; a kill
+    between the two renames leaves `.NAME.old` complete, and `tidy` (run here first, and by
+    readers that find `final` missing) puts it back. The caller holds the lock of `final` or of
+    the folder holding it (`dir_lock`). Raises OutOfSpace when the disk fills.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    tidy(final)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.",
+                                    suffix=".partial"))
+    except OSError as err:
+        if is_out_of_space(err):
+            raise OutOfSpace(final, err, needed=None) from None
+        raise
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; the output follows the umask
     try:
         yield tmp
         if final.exists() and force:
-            trash = final.with_name(f".{final.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            old = _old_copy(final)
+            os.replace(final, old)  # from here to the next rename there is no `final` ...
+            os.replace(tmp, final)  # ... and tidy() would restore `old` after a kill
+            _discard(old)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as err:
+        written = _tree_size(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tidy(final)  # a swap that failed between its renames: the old copy goes back
+        if isinstance(err, OutOfSpace):
+            raise err.moved(tmp, final) from None
+        if is_out_of_space(err):
+            raise OutOfSpace(final, err, written=written) from None
         raise
+
+
+def tidy(final: str | os.PathLike) -> None:
+    """Repair what a killed writer of `final` left, under `final`'s lock: a `--force` swap cut
+    between its two renames is undone (`.NAME.old`, which is complete, goes back), a finished
+    swap's old copy is removed, and temporary `.NAME.*.partial` and `.NAME.*.tmp` are removed."""
+    final = Path(final)
+    old = _old_copy(final)
+    if old.exists():
+        if final.exists():
+            _discard(old)
+        else:
+            os.replace(old, final)
+    prefix = f".{final.name}."
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(final.parent):
+            if entry.name.startswith(prefix) and _TEMPORARY.fullmatch(entry.name[len(prefix):]):
+                _remove(Path(entry.path))
+
+
+def interrupted_swap(final: str | os.PathLike) -> bool:
+    """Is `final` missing while the complete old copy of a cut-short swap waits beside it?"""
+    final = Path(final)
+    return not final.exists() and _old_copy(final).is_dir()
+
+
+# tempfile's names: 8 characters of [a-z0-9_]; _discard uses 8 hex digits, which match too.
+_TEMPORARY = re.compile(r"[a-z0-9_]{8}\.(partial|tmp)")
+
+
+def _old_copy(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
+
+
+def _discard(old: Path) -> None:
+    """Remove `old`, first renaming it to a temporary name: a kill during the removal must not
+    leave a half-deleted `.NAME.old` that tidy() would take for a complete copy."""
+    name = old.name[: -len(".old")]
+    trash = old.with_name(f"{name}.{secrets.token_hex(4)}.partial")
+    os.replace(old, trash)
+    _remove(trash)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _tree_size(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
+
+
+@contextlib.contextmanager
+def dir_lock(target: str | os.PathLike, *, owner: str) -> Iterator[None]:
+    """Hold the exclusive lock on the output folder `target` while writing it.
+
+    The lock is `flock` on `.NAME.lock` beside the folder (so it can be taken before the
+    folder exists, and a data dir built under a temporary name is covered), released when the
+    process ends however it ends. Another process holding it is a UserError naming its PID and
+    `owner` (e.g. "cram pretrain"); the same process may take it again (nested). The lock file
+    is removed on release.
+    """
+    target = Path(os.path.abspath(target))
+    path = target.with_name(f".{target.name}.lock")
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, target)
+    except OSError as err:
+        if is_out_of_space(err):
+            raise OutOfSpace(path, err, needed=None) from None
+        raise UserError(f"cannot lock {target}: {err.filename or path}: "
+                        f"{err.strerror or err}") from None
+    try:
+        with contextlib.suppress(OSError):  # who holds it, for the refusal; a full disk
+            os.ftruncate(fd, 0)             # must not stop the command here
+            os.write(fd, f"{os.getpid()}\n{owner}\n".encode())
+        _HELD[path] = 1
+        yield
+    finally:
+        _HELD.pop(path, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # while still held, so no one can lock the file being removed
+        os.close(fd)
+
+
+def _acquire(path: Path, target: Path) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise UserError(f"{target} is in use by {holder}; wait for it to finish (or stop "
+                            "it) and run again") from None
+        # The previous holder may have removed the file between our open and flock: then this
+        # lock is on a file no one else will find; take the one at `path` instead.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """'PID 1234 (cram pretrain)' from a held lock file; its holder writes it just after
+    locking, so give it a moment."""
+    for _ in range(20):
+        text = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
+        if len(text) >= 2 and text[0].isdigit():
+            return f"PID {text[0]} ({text[1]})" if text[1] else f"PID {text[0]}"
+        time.sleep(0.025)
+    return "another process"

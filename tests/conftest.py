@@ -6,6 +6,7 @@ encoder shape, and a tiny run dir (data dir + random 1-layer encoder in final/).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -175,6 +176,68 @@ def at_micro_batch(monkeypatch):
         monkeypatch.setattr(module, "micro_step", micro_step)
 
     return install
+
+
+# Run `cram ARGV` in a child process that SIGKILLs itself just before its N-th rename onto a
+# path named NAME (os.replace: every atomic write and swap ends in one), as a power cut or
+# `kill -9` would stop it: no cleanup, no exception handlers.
+KILL_DRIVER = """
+import os, signal, sys
+name, n = sys.argv[1].rsplit(":", 1)
+seen, real = [0], os.replace
+
+def replace(src, dst, *args, **kwargs):
+    base = os.path.basename(os.fspath(dst))
+    if base == name or name == "*.partial" and base.endswith(".partial"):
+        seen[0] += 1
+        if seen[0] == int(n):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *args, **kwargs)
+
+os.replace = replace
+from cramming.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def cram_killed_at(kill: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`cram ARGV`, killed (SIGKILL) before its N-th rename onto a file or folder named NAME
+    (`kill` = "NAME:N"; "*.partial:N" counts renames to temporary names). Returns the process;
+    its returncode is -9 when the kill point was reached."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", KILL_DRIVER, kill, *argv], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+HOLD_LOCK = """
+import sys, time
+from data_prep.files import dir_lock
+with dir_lock(sys.argv[1], owner=sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(target: Path, owner: str):
+    """Another process holds `target`'s output lock (as a running `cram` command would) until
+    the block ends; yields that process (its pid is what the refusal must name)."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(target), owner],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield holder
+    finally:
+        holder.kill()  # SIGKILL: no cleanup; the kernel drops the lock with the process
+        holder.wait()
+        holder.stdout.close()
 
 
 def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:

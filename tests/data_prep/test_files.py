@@ -1,8 +1,13 @@
-"""data_prep.files: the JSON contract readers every stage shares."""
+"""data_prep.files: the JSON contract readers, atomic writers, locks and swap repair every
+stage shares; umask and full-disk behaviour."""
 
+import errno
 import json
+import os
+import stat
 
 import pytest
+from conftest import lock_held_elsewhere
 
 from data_prep import UserError
 from data_prep.files import read_contract, read_json_object
@@ -47,3 +52,95 @@ def test_atomic_dir_leaves_nothing_half_built(tmp_path):
         (building / "a.txt").write_text("second")
     assert (final / "a.txt").read_text() == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
+    from data_prep.files import dir_lock
+
+    target = tmp_path / "data"
+    with lock_held_elsewhere(target, "cram prepare") as holder:
+        with pytest.raises(UserError, match=rf"{target} is in use by PID {holder.pid} \(cram "
+                                            r"prepare\); wait for it to finish"):
+            with dir_lock(target, owner="cram prepare"):
+                pass
+    assert (tmp_path / ".data.lock").exists()  # the dead holder's file stays, unlocked
+    with dir_lock(target, owner="cram prepare"), dir_lock(target, owner="cram prepare"):
+        assert (tmp_path / ".data.lock").read_text() == f"{os.getpid()}\ncram prepare\n"
+    assert list(tmp_path.iterdir()) == []  # released: the lock file is gone
+
+
+def test_tidy_undoes_a_swap_cut_between_its_renames_and_removes_leftovers(tmp_path):
+    from data_prep.files import atomic_dir, interrupted_swap, tidy
+
+    final = tmp_path / "out"
+    with atomic_dir(final) as building:
+        (building / "a.txt").write_text("first")
+    # What a kill between the two renames of a --force swap leaves: the complete old copy
+    # aside, no `out`, and the new copy under its temporary name.
+    final.rename(tmp_path / ".out.old")
+    (tmp_path / ".out.k2x9_q1z.partial").mkdir()
+    (tmp_path / ".out.abcdefgh.tmp").write_text("half")
+    keep = [".outer.abcdefgh.partial", ".out.short.tmp", "other.txt"]  # not out's leftovers
+    (tmp_path / keep[0]).mkdir()
+    (tmp_path / keep[1]).write_text("")
+    (tmp_path / keep[2]).write_text("")
+    assert interrupted_swap(final)
+    tidy(final)
+    assert (final / "a.txt").read_text() == "first" and not interrupted_swap(final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *keep])
+    # A swap that completed but was killed before removing the old copy: the copy goes.
+    (tmp_path / ".out.old").mkdir()
+    tidy(final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *keep])
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_outputs_follow_the_umask(tmp_path, mask):
+    from data_prep.files import atomic_dir, write_json_atomic
+
+    previous = os.umask(mask)
+    try:
+        write_json_atomic(tmp_path / "file.json", {"a": 1})
+        with atomic_dir(tmp_path / "dir") as building:
+            (building / "inner.txt").write_text("x")
+        with atomic_dir(tmp_path / "dir", force=True) as building:
+            (building / "inner.txt").write_text("y")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "file.json").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "dir").stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((tmp_path / "dir" / "inner.txt").stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_full_disk_is_one_line_and_leaves_earlier_outputs(tmp_path, monkeypatch):
+    """ENOSPC simulated at the last moment a write can hit it (fsync); the real thing on a
+    small tmpfs is in test_full_tmpfs_for_every_command."""
+    from data_prep import files
+
+    files.write_json_atomic(tmp_path / "summary.json", {"old": True})
+    with files.atomic_dir(tmp_path / "checkpoint") as building:
+        (building / "weights").write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(files.OutOfSpace, match=r"^no space left on device writing .*summary\."
+                                               r"json: it needs 2.0 KB, .* free; free some space"):
+        files.write_bytes_atomic(tmp_path / "summary.json", b"x" * 2000)
+    with pytest.raises(files.OutOfSpace, match=r"writing .*checkpoint/weights: it needs 1.5 MB"):
+        with files.atomic_dir(tmp_path / "checkpoint", force=True) as building:
+            files.write_bytes_atomic(building / "weights", b"x" * 1_500_000)
+    monkeypatch.undo()
+
+    def full_write(*args):
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    with pytest.raises(files.OutOfSpace, match=r"^disk quota exceeded writing .*checkpoint: it "
+                                               r"needs more than the 3 B written"):
+        with files.atomic_dir(tmp_path / "checkpoint", force=True) as building:
+            (building / "weights").write_bytes(b"new")
+            full_write()
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"old": True}
+    assert (tmp_path / "checkpoint" / "weights").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "summary.json"]
