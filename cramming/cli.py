@@ -15,6 +15,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -68,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"cram {args.command}: error: {err}", file=sys.stderr)
         return getattr(err, "exit_status", 2)  # 2 for bad input; a failed run says otherwise
+    except OSError as err:  # the writers report a full disk themselves; this is the backstop
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        print(f"cram {args.command}: error: {err.strerror.lower()}{where}; free some space and "
+              "run again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cram {args.command}: interrupted", file=sys.stderr)
         return 130

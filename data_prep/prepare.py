@@ -18,7 +18,14 @@ from pathlib import Path
 from data_prep.clean import CleanCounts, clean_documents, texts
 from data_prep.encode import encode_corpus
 from data_prep.errors import UserError
-from data_prep.files import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
+from data_prep.files import (
+    atomic_dir,
+    dir_lock,
+    sha256_file,
+    tidy,
+    write_json_atomic,
+    write_text_atomic,
+)
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
 from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
 from data_prep.progress import progress_disabled
@@ -52,19 +59,21 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     """Build the data dir `out` from `sources`; return its manifest."""
     check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
     out = Path(out)
-    if out.exists() and not force:
-        raise UserError(f"{out} already exists (use --force to replace it)")
     try:  # fail now, not after the tokenizer is trained
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no permission
         raise UserError(f"cannot create {out}: {err.filename or out.parent}: "
                         f"{err.strerror or err}") from None
-    quiet = progress_disabled(quiet)
-    parsed = [parse_source(spec) for spec in sources]
-    with threads(workers):
-        return _prepare(parsed, out, vocab_size=vocab_size, seq_len=seq_len,
-                        val_fraction=val_fraction, max_docs=max_docs, tokenizer=tokenizer,
-                        force=force, quiet=quiet)
+    with dir_lock(out, owner="cram prepare"):  # one writer per data dir
+        tidy(out)  # what a killed `prepare` left: a cut-short --force swap, temporary dirs
+        if out.exists() and not force:
+            raise UserError(f"{out} already exists (use --force to replace it)")
+        quiet = progress_disabled(quiet)
+        parsed = [parse_source(spec) for spec in sources]
+        with threads(workers):
+            return _prepare(parsed, out, vocab_size=vocab_size, seq_len=seq_len,
+                            val_fraction=val_fraction, max_docs=max_docs, tokenizer=tokenizer,
+                            force=force, quiet=quiet)
 
 
 def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, tokenizer,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.errors import UserError
-from data_prep.files import sha256_file
+from data_prep.files import dir_lock, interrupted_swap, sha256_file, tidy
 from data_prep.manifest import MANIFEST, SPLITS, TOKENIZER, read_manifest
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.shards import data_sha256
@@ -142,6 +142,9 @@ class DataDir:
 def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:
     """Open and check a data dir: format, shard files present with the right sizes."""
     path = Path(path)
+    if interrupted_swap(path):  # `prepare --force` killed mid-swap: its old copy is complete
+        with dir_lock(path, owner="cram (restoring an interrupted --force)"):
+            tidy(path)
     manifest = read_manifest(path)
     seq_len = manifest["seq_len"]
     for shard in manifest["shards"]:

@@ -52,7 +52,16 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
-    return args.handler(args)
+    from pathlib import Path
+
+    from data_prep.files import dir_lock
+
+    run_dir = Path(args.run_dir).resolve()
+    elsewhere = args.out is not None and not Path(args.out).resolve().is_relative_to(run_dir)
+    if elsewhere or not run_dir.is_dir():  # the run dir is only read (or the handler says why)
+        return args.handler(args)
+    with dir_lock(args.run_dir, owner=f"cram eval {args.suite}"):  # no pretrain writes it now
+        return args.handler(args)
 
 
 def _run_glue(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cramming.rules import RANKED_GPUS, RULES_VERSION
 from data_prep import UserError
-from data_prep.files import atomic_dir
+from data_prep.files import atomic_dir, dir_lock
 from leaderboard import plots, tracks
 from leaderboard.schema import read_entry, schema_errors
 
@@ -50,7 +50,7 @@ def build_site(entries_dir, out) -> Path:
                         "choose another --out")
     entries, skipped = load_entries(entries_dir)
     reported = json.loads(_asset("reported.json"))
-    with atomic_dir(out, force=True) as tmp:
+    with dir_lock(out, owner="cram leaderboard build"), atomic_dir(out, force=True) as tmp:
         (tmp / "style.css").write_text(_asset("style.css"))
         # A partial average (a subset of the tasks) is not comparable; its label says so.
         glue_rows = [{"name": e["name"] + ("" if e["results"]["avg_cramming"]["complete"]

@@ -6,7 +6,9 @@ optimizer steps until the budget, `train.max_steps` or a signal stops it; helper
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shlex
 import signal
 import time
 from datetime import UTC, datetime
@@ -27,10 +29,11 @@ from cramming.train.hardware import (
 )
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.progress import LogWindow, progress_bar, show, warn
-from cramming.train.run_dir import FINISHED, MetricsLog, resolve_run, write_run
+from cramming.train.run_dir import FINISHED, MetricsLog, locked_run, resolve_run, write_run
 from cramming.train.schedules import batch_size_at, lr_factor
 from cramming.train.summary import finish_run
 from data_prep import UserError
+from data_prep.files import OutOfSpace
 from data_prep.progress import progress_disabled
 
 # Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
@@ -94,30 +97,43 @@ def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrid
     Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
     over its budget or without an optimizer step."""
     quiet = progress_disabled(quiet)
-    run, cfg, resumed, data_dir = resolve_run(data, out, budget, preset, overrides, device,
-                                              seed, resume, force)
-    budget_s = cfg.train.budget_s
-    dev = resolve_device(cfg.impl.device)
-    hardware = detect_hardware(dev)
-    check_track(hardware, gpu_check, budget_s)
-    precision = resolve_precision(cfg.impl.precision, dev)
-    with StopSignal() as stop:
-        write_run(run, cfg, fresh=resumed is None)
-        if cfg.impl.threads:
-            torch.set_num_threads(cfg.impl.threads)
-        if resumed and resumed["stopped_by"] in FINISHED:
-            # Training ended before a signal or crash cut the write-out short: finish only the
-            # write-out, off the clock (the clock stopped when the loop did).
-            model, optimizer, scaler = build_training(cfg, dev, precision)
-            state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
-        else:
-            model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
-                                 hardware=hardware, preset=preset, stop=stop, quiet=quiet,
-                                 clock=clock)
-        stop.after_training = ("stop signal received after training ended: finishing the "
-                               "write-out (final/, val loss, summary) first")
-        return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
-                          precision=precision)
+    with locked_run(out, resume):
+        run, cfg, resumed, data_dir = resolve_run(data, out, budget, preset, overrides, device,
+                                                  seed, resume, force)
+        dev = resolve_device(cfg.impl.device)
+        hardware = detect_hardware(dev)
+        check_track(hardware, gpu_check, cfg.train.budget_s)
+        precision = resolve_precision(cfg.impl.precision, dev)
+        with StopSignal() as stop, resume_hint_on_full_disk(run):
+            write_run(run, cfg, fresh=resumed is None)
+            if cfg.impl.threads:
+                torch.set_num_threads(cfg.impl.threads)
+            if resumed and resumed["stopped_by"] in FINISHED:
+                # Training ended before a signal or crash cut the write-out short: finish only
+                # the write-out, off the clock (the clock stopped when the loop did).
+                model, optimizer, scaler = build_training(cfg, dev, precision)
+                state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
+            else:
+                model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
+                                     hardware=hardware, preset=preset, stop=stop, quiet=quiet,
+                                     clock=clock)
+            stop.after_training = ("stop signal received after training ended: finishing the "
+                                   "write-out (final/, val loss, summary) first")
+            return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
+                              precision=precision)
+
+
+@contextlib.contextmanager
+def resume_hint_on_full_disk(run):
+    """A full disk stops the run with one line; what was saved stays intact (every write is
+    atomic), so the line says how to go on once there is space."""
+    try:
+        yield
+    except OutOfSpace as err:
+        if not (run / "config.yaml").is_file():  # nothing to resume yet: start it again
+            raise
+        raise err.again(hint="free some space, then `cram pretrain --resume "
+                             f"{shlex.quote(str(run))}` goes on from the last checkpoint") from None
 
 
 def build_training(cfg: PretrainConfig, dev, precision):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
@@ -13,8 +15,10 @@ from cramming.train.checkpoint import check_train_state, read_train_state
 from data_prep import UserError, open_data_dir
 from data_prep.files import (
     OutOfSpace,
+    dir_lock,
     is_out_of_space,
     read_json_object,
+    tidy,
     write_json_atomic,
     write_text_atomic,
 )
@@ -22,6 +26,21 @@ from data_prep.files import (
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval")
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
+
+
+@contextlib.contextmanager
+def locked_run(out, resume) -> Iterator[None]:
+    """Hold the run dir's lock for a whole `cram pretrain` (one writer per run dir; `cram eval`
+    takes the same lock) and first repair what a killed run left: a checkpoint or final/ swap
+    cut short, temporary files."""
+    target = resume if resume is not None else out
+    if target is None:
+        raise UserError("--out RUN is required (or --resume RUN)")
+    with dir_lock(target, owner="cram pretrain"):
+        if Path(target).is_dir():  # not yet made (or a file in the way: resolve_run says so)
+            for name in RUN_FILES:
+                tidy(Path(target) / name)
+        yield
 
 
 def read_summary(run_dir) -> dict | None:
@@ -111,8 +130,9 @@ class MetricsLog:
 
 def metrics_up_to(path: Path, step: int, elapsed_s: float | None) -> list[str]:
     """metrics.jsonl's lines up to `step`, checked: steps increase, times never go back, and
-    none is later than the checkpoint's own elapsed_s (a resume must not gain time). Text after
-    the last newline is a line a crash cut short: dropped. Any other damage is a UserError."""
+    none before `step` is later than the checkpoint's own elapsed_s (a resume must not gain
+    time). Text after the last newline is a line a crash cut short: dropped. Any other damage
+    is a UserError."""
     *lines, _cut_short = path.read_bytes().split(b"\n")
     kept, previous = [], (-1, 0.0)
     for number, raw in enumerate(lines, 1):
@@ -134,7 +154,9 @@ def metrics_up_to(path: Path, step: int, elapsed_s: float | None) -> list[str]:
         previous = logged
         if logged[0] > step:
             continue
-        if elapsed_s is not None and logged[1] > elapsed_s + 0.001:  # both rounded to 1 ms
+        # Lines before the checkpoint's step were logged before it was saved; a line at its
+        # step may be the run's last, logged as the loop ended, after it.
+        if elapsed_s is not None and logged[0] < step and logged[1] > elapsed_s + 0.001:
             raise UserError(f"{where}: step {logged[0]} was logged at {logged[1]}s, after the "
                             f"checkpoint's elapsed_s {elapsed_s}s: one of them was edited")
         kept.append(raw.decode())
@@ -192,9 +214,6 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
                 raise UserError(f"{run / 'config.yaml'} was changed or damaged after the "
                                 f"checkpoint: its recipe no longer matches config_sha256 in "
                                 f"{run / 'checkpoint' / 'train_state.json'}")
-            check_train_state(resumed, cfg, run)
-            if (run / "metrics.jsonl").exists():
-                metrics_up_to(run / "metrics.jsonl", resumed["step"], resumed["elapsed_s"])
             if resumed["data_sha256"] != data_dir.data_sha256:
                 raise UserError(f"--resume {run}: {data_dir.path} is not the data dir it "
                                 "trained on")
@@ -223,12 +242,21 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
                 f"--{field.replace('_', '-')} or override model.{field}={theirs}")
     if data_dir.num_rows("train") < 1:
         raise UserError(f"data dir {data_dir.path} has no training rows")
-    data_dir.check_token_ids()  # a corrupt shard is found now, not mid-training
     if resume is None:
-        return check_fresh(out, force=force), cfg, None, data_dir
-    if resumed and resumed["config_sha256"] != config_sha256(cfg):
-        raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume with "
-                        "the same recipe (impl.* may change)")
+        run = check_fresh(out, force=force)
+    elif resumed:
+        if resumed["config_sha256"] != config_sha256(cfg):
+            raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume "
+                            "with the same recipe (impl.* may change)")
+        check_train_state(resumed, cfg, run)
+        if (run / "metrics.jsonl").exists():
+            kept = metrics_up_to(run / "metrics.jsonl", resumed["step"], resumed["elapsed_s"])
+            last = json.loads(kept[-1]) if kept else {}
+            if last.get("step") == resumed["step"]:  # the run's last line, logged as it
+                # ended, may follow its last checkpoint: the clock goes on from the later time
+                resumed["elapsed_s"] = max(resumed["elapsed_s"], last["elapsed_s"])
+                resumed["train_loss"] = last.get("loss", resumed["train_loss"])
+    data_dir.check_token_ids()  # last (it reads every shard once): not found mid-training
     return run, cfg, resumed, data_dir
 
 

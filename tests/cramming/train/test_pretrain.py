@@ -282,10 +282,14 @@ def test_resume_keeps_metrics_up_to_the_checkpoint_and_refuses_damaged_lines(tmp
         (b'{"step": 5, "elapsed_s": 2.0}\n{"step": 1, "elapsed_s": 0.5}\n',
          r"line 2 is damaged: step 1 at 0.5s does not follow step 5 at 2.0s"),
         (b'{"step": 5, "elapsed_s": "2.0"}\n', r"line 1 is damaged: step 5 at '2.0's"),
-        (b'{"step": 5, "elapsed_s": 9.0}\n', r"line 1: step 5 was logged at 9.0s, after the "
+        (b'{"step": 4, "elapsed_s": 9.0}\n', r"line 1: step 4 was logged at 9.0s, after the "
                                                r"checkpoint's elapsed_s 2.1s"),
     ]:
         path.write_bytes(damaged)
         with pytest.raises(UserError, match=reason):
             MetricsLog(path, resume_step=5, resume_elapsed=2.1)
         assert path.read_bytes() == damaged  # refused before anything was rewritten
+    # The line of the checkpoint's own step may follow it: the run's last, logged as it ended.
+    path.write_text('{"step": 5, "elapsed_s": 2.5}\n')
+    MetricsLog(path, resume_step=5, resume_elapsed=2.1)
+    assert json.loads(path.read_text())["step"] == 5

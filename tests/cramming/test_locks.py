@@ -1,0 +1,54 @@
+"""Every command that writes an output folder takes its lock first: while another process
+holds it (a `cram` still running there), the command exits 2 naming that process, before it
+reads, trains or writes anything, and the other's output is left as it was."""
+
+import pytest
+from conftest import lock_held_elsewhere
+
+from cramming.cli import main
+
+
+def _refused(capsys, command: str, target, holder, owner: str) -> None:
+    err = capsys.readouterr().err
+    assert err == (f"cram {command}: error: {target.absolute()} is in use by PID {holder.pid} "
+                   f"({owner}); wait for it to finish (or stop it) and run again\n")
+
+
+def test_pretrain_into_a_run_dir_in_use(pretrain_data, pretrain_overrides, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "elapsed_s": 0.5}\n')
+    argv = ["pretrain", "--data", str(pretrain_data), "--preset", "tiny", "--budget", "5s",
+            "--out", str(run), "--quiet", "--force", *pretrain_overrides]
+    with lock_held_elsewhere(run, "cram pretrain") as holder:
+        assert main(argv) == 2
+        _refused(capsys, "pretrain", run, holder, "cram pretrain")
+        assert main(["pretrain", "--resume", str(run)]) == 2  # --resume too
+        _refused(capsys, "pretrain", run, holder, "cram pretrain")
+    assert (run / "metrics.jsonl").read_text() == '{"step": 1, "elapsed_s": 0.5}\n'
+
+
+def test_prepare_into_a_data_dir_in_use(pretrain_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    corpus = pretrain_data.parent / "corpus.txt"
+    with lock_held_elsewhere(data, "cram prepare") as holder:
+        assert main(["prepare", "--source", str(corpus), "--out", str(data), "--quiet"]) == 2
+        _refused(capsys, "prepare", data, holder, "cram prepare")
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "probe"], ["leaderboard", "build"]])
+def test_eval_and_site_refuse_an_output_in_use(pretrain_data, tmp_path, capsys, command):
+    if command[0] == "eval":  # eval writes RUN/eval/: it takes the run dir's lock
+        target = tmp_path / "run"
+        (target / "final").mkdir(parents=True)
+        argv = [*command, "--run", str(target), "--data", str(pretrain_data)]
+        owner = "cram pretrain"
+    else:
+        target = tmp_path / "site"
+        (tmp_path / "entries").mkdir()
+        argv = [*command, "--entries", str(tmp_path / "entries"), "--out", str(target)]
+        owner = "cram leaderboard build"
+    with lock_held_elsewhere(target, owner) as holder:
+        assert main(argv) == 2
+        _refused(capsys, command[0], target, holder, owner)

@@ -1,0 +1,56 @@
+"""`cram pretrain` killed (SIGKILL, no cleanup) at many points, including inside the checkpoint
+swap: the run dir it leaves is always resumable (or, killed before config.yaml was written,
+restartable with the same command), never needs --force, and ends with no leftovers."""
+
+import json
+
+import pytest
+import torch
+from conftest import cram_killed_at
+
+from cramming.train.pretrain import pretrain
+
+RUN_CONTENTS = {"config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json"}
+STEPS = 3
+# (kill before the N-th rename onto NAME, what the kill interrupts). Checkpoints are saved at
+# step 0, after every step (impl.checkpoint_every_min=0) and once more after the loop.
+KILL_POINTS = [
+    ("config.yaml:1", "creating the run dir: no config.yaml yet"),
+    ("metrics.jsonl:1", "second 1: config.yaml alone"),
+    ("checkpoint:1", "the first checkpoint built but not yet in place"),
+    ("checkpoint:2", "inside the swap of the second checkpoint: no checkpoint/ at all"),
+    ("*.partial:1", "after a swap, before the old checkpoint is removed"),
+    (f"train_state.json:{STEPS + 2}", "building the post-loop checkpoint"),
+    ("final:1", "the write-out: final/ built but not yet in place"),
+    ("summary.json:1", "the write-out: final/ in place, no summary yet"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kill", "moment"), KILL_POINTS, ids=[k for k, _ in KILL_POINTS])
+def test_a_killed_pretrain_leaves_a_resumable_run(kill, moment, pretrain_data,
+                                                   pretrain_overrides, tmp_path):
+    run = tmp_path / "run"
+    overrides = [*pretrain_overrides, f"train.max_steps={STEPS}", "impl.checkpoint_every_min=0"]
+    argv = ["pretrain", "--data", str(pretrain_data), "--preset", "tiny", "--budget", "60s",
+            "--out", str(run), "--quiet", *overrides]
+    killed = cram_killed_at(kill, argv)
+    assert killed.returncode == -9, f"{moment}: the kill point was not reached\n{killed.stderr}"
+
+    if (run / "config.yaml").exists():
+        summary = pretrain(resume=run, quiet=True)
+    else:  # killed before the run dir held anything: the same command starts it
+        summary = pretrain(pretrain_data, run, budget="60s", preset="tiny", overrides=overrides,
+                           quiet=True)
+    assert summary["status"] == "complete" and summary["steps"] == STEPS, moment
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS, moment  # no leftovers
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no lock file, no temporary dir
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS
