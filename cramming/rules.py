@@ -13,6 +13,9 @@
    `--from-scratch` control).
 5. Reproducible: the entry carries the hashes of its data, config, model and results.
 
+Outside models (any `transformers` encoder scored with the same protocol, `cram eval glue
+--model`) are shown for reference in the open track, never ranked.
+
 This module imports nothing: the trainer (`cramming.train.hardware`, at train time) and the
 validator (`leaderboard.tracks`, with no torch in reach) both read it.
 """
@@ -30,6 +33,8 @@ RANKED_PROTOCOL = "cramming"  # rule 4
 RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
 # Rule 2 for derived runs: the stages that may follow pretraining, each recorded in `lineage`.
 DERIVED_STAGES = ("compress", "extract")
+# The open-track reason of results for a model this harness did not train.
+OUTSIDE_MODEL_REASON = "outside model, not trained by this harness"
 
 
 def is_ranked_gpu(gpu_name: str | None) -> bool:

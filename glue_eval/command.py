@@ -1,13 +1,16 @@
 """`cram eval glue --run RUN --glue-dir DIR` and `cram eval probe --run RUN`.
 
 `eval glue` fine-tunes the run's encoder on each GLUE task under one fixed protocol and writes
-RUN/eval/glue.json; `eval probe` does the same on small tasks built from the data dir's val
-split, offline, and writes RUN/eval/probe.json (never rankable).
+RUN/eval/glue.json (`--model PATH`: any `transformers` encoder instead, results to `--out`);
+`--predict-test` also writes the GLUE server's test-set files and submission.zip.
+`eval probe` does the same on small tasks built from the data dir's val split,
+offline, and writes RUN/eval/probe.json (never rankable).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,28 +18,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     glue = suites.add_parser("glue", help="fine-tune and score on GLUE dev sets",
                              description="Fine-tune and score a run on GLUE dev sets.")
-    glue.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
-                      help="run dir with final/")
+    _scored(glue)
     glue.add_argument("--tasks", default="all",
-                      help="all (every task but WNLI) or a comma list, e.g. cola,sst2,mrpc")
+                      help="all (every task but WNLI) or a comma list, e.g. cola,sst2,mrpc; "
+                           "ax (with --predict-test) fine-tunes MNLI for the diagnostic set")
     glue.add_argument("--glue-dir", default=None,
                       help="local GLUE folder (CoLA/, SST-2/, ...); default: Hub nyu-mll/glue")
     glue.add_argument("--protocol", default="cramming", choices=["cramming", "quick"],
                       help="cramming: the ranked recipe; quick: capped CPU smoke run")
     glue.add_argument("--from-scratch", action="store_true",
                       help="control: same architecture from random weights")
+    glue.add_argument("--predict-test", action="store_true",
+                      help="also predict the test sets in --glue-dir (TASK/test.tsv, "
+                           "diagnostic/diagnostic.tsv) and write the GLUE server's files and "
+                           "submission.zip beside the results")
     _common(glue, "RUN/eval/glue.json (glue-from-scratch.json with --from-scratch)")
     glue.set_defaults(handler=_run_glue)
 
     probe = suites.add_parser("probe", help="offline probes from the data dir's val split",
                               description="Offline probe tasks built from the data dir's val "
                                           "split (not GLUE; never rankable).")
-    probe.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
-                       help="run dir with final/")
+    _scored(probe)
     probe.add_argument("--data", default=None,
-                       help="prepared data dir (default: data.path in RUN/config.yaml)")
+                       help="prepared data dir (default: data.path in RUN/config.yaml; needed "
+                            "with --model)")
     _common(probe, "RUN/eval/probe.json")
     probe.set_defaults(handler=_run_probe)
+
+
+def _scored(parser: argparse.ArgumentParser) -> None:
+    """What is scored: a run, or an outside transformers encoder."""
+    scored = parser.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--run", dest="run_dir", metavar="RUN", help="run dir with final/")
+    scored.add_argument("--model", metavar="PATH",
+                        help="an outside transformers encoder instead: a local folder (or a Hub "
+                             "name) that AutoModelForSequenceClassification and AutoTokenizer "
+                             "load; needs --out; never ranked")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="with --model: run the modeling code the model ships (e.g. a "
+                             "`cram export` folder)")
 
 
 def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
@@ -68,21 +88,37 @@ def _run_glue(args: argparse.Namespace) -> int:
     from glue_eval import evaluate_glue
     from glue_eval.results import default_out
 
-    result = evaluate_glue(args.run_dir, tasks=args.tasks, glue_dir=args.glue_dir,
-                           protocol=args.protocol, seed=args.seed, out=args.out,
-                           force=args.force, from_scratch=args.from_scratch, quiet=args.quiet,
-                           device=args.device, threads=args.threads)
-    _summary(result, args.quiet, args.out or default_out(args.run_dir, "glue", args.from_scratch))
+    result = evaluate_glue(args.run_dir, model=args.model,
+                           trust_remote_code=args.trust_remote_code, tasks=args.tasks,
+                           glue_dir=args.glue_dir, protocol=args.protocol, seed=args.seed,
+                           out=args.out, force=args.force, from_scratch=args.from_scratch,
+                           predict_test=args.predict_test, quiet=args.quiet, device=args.device,
+                           threads=args.threads)
+    out = Path(args.out or default_out(args.run_dir, "glue", args.from_scratch))
+    _summary(result, args.quiet, out)
+    if "test_predictions" in result and not args.quiet:
+        _test_summary(result["test_predictions"], out.parent)
     return 0
+
+
+def _test_summary(tests: dict, folder: Path) -> None:
+    files = ", ".join(f"{Path(f['file']).name} ({f['rows']} rows"
+                      + (", majority class" if f["predicted_by"].startswith("majority") else "")
+                      + ")" for f in tests["files"])
+    print(f"wrote {folder / tests['submission']['file']}: {files}")
+    if tests["missing"]:
+        print(f"not in the submission (no test file in --glue-dir): {', '.join(tests['missing'])}"
+              "; the GLUE server expects all eleven")
 
 
 def _run_probe(args: argparse.Namespace) -> int:
     from glue_eval import evaluate_probes
     from glue_eval.results import default_out
 
-    result = evaluate_probes(args.run_dir, data=args.data, seed=args.seed, out=args.out,
-                             force=args.force, quiet=args.quiet, device=args.device,
-                             threads=args.threads)
+    result = evaluate_probes(args.run_dir, model=args.model,
+                             trust_remote_code=args.trust_remote_code, data=args.data,
+                             seed=args.seed, out=args.out, force=args.force, quiet=args.quiet,
+                             device=args.device, threads=args.threads)
     _summary(result, args.quiet, args.out or default_out(args.run_dir, "probe"))
     return 0
 

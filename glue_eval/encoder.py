@@ -54,6 +54,14 @@ class Encoder:
             raise UserError(f"{final}/tokenizer.json lacks {', '.join(missing)}")
         self.pad_id, self.cls_id, self.sep_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"]
 
+    def encode(self, text_a: list[str], text_b: list[str] | None, *,
+               max_length: int) -> list[list[int]]:
+        """Token id rows `[CLS] a [SEP] (b [SEP])`, at most `max_length` long."""
+        from glue_eval.finetune import encode_texts
+
+        return encode_texts(self.tokenizer, text_a, text_b, cls_id=self.cls_id,
+                            sep_id=self.sep_id, max_length=max_length)
+
     def classifier(self, num_labels: int, *, dropout: float, seed: int) -> torch.nn.Module:
         from cramming import CrammedBertForSequenceClassification, load_classifier
 

@@ -1,4 +1,5 @@
-"""`evaluate_glue`: fine-tune a run's encoder on each GLUE task and score the dev sets.
+"""`evaluate_glue`: fine-tune a run's encoder (or an outside `transformers` encoder) on each
+GLUE task and score the dev sets.
 
 The loop is the same for every task (the task table says what differs); `fit_and_predict` is
 shared with the offline probes so both suites use one recipe.
@@ -14,8 +15,10 @@ import numpy as np
 from data_prep import UserError
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
-from glue_eval.finetune import cpu_threads, encode_texts, finetune, predict
+from glue_eval.finetune import cpu_threads, finetune, predict
 from glue_eval.metrics import compute_averages, compute_metrics
+from glue_eval.outside import OutsideEncoder
+from glue_eval.submission import AX, TestRows, majority_label, read_test_sets, server_file
 from glue_eval.tasks import PROTOCOL_TASKS, PROTOCOLS, TASKS, Protocol
 
 
@@ -25,16 +28,26 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def parse_tasks(tasks) -> list[str]:
-    """"all" -> every task of the protocol; "cola,sst2" or a list -> those, in table order."""
+def task_names(tasks) -> list[str]:
+    """The names in a --tasks value, lowercase, as given ("all" stays "all")."""
     if tasks == "all" or tasks is None:
-        return list(PROTOCOL_TASKS)
+        return ["all"]
     names = [t.strip().lower() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
-    names = [t for t in names if t]  # "cola," or "," name no empty task
+    return [t for t in names if t]  # "cola," or "," name no empty task
+
+
+def parse_tasks(tasks) -> list[str]:
+    """"all" -> every task of the protocol; "cola,sst2" or a list -> those, in table order.
+    "ax" (GLUE's diagnostic set, which has no training data) stands for MNLI, whose model
+    predicts it."""
+    names = task_names(tasks)
+    if names == ["all"]:
+        return list(PROTOCOL_TASKS)
+    names = ["mnli" if t == AX else t for t in names]
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         what = f"unknown GLUE task(s) {', '.join(unknown)}" if unknown else "no GLUE task given"
-        raise UserError(f"{what}; known: {', '.join(TASKS)}")
+        raise UserError(f"{what}; known: {', '.join(TASKS)}, {AX} (with --predict-test)")
     return [t for t in TASKS if t in names]
 
 
@@ -56,9 +69,9 @@ def subsample(n: int, cap: int | None, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=cap, replace=False))
 
 
-def fit_and_predict(encoder: Encoder, train_rows, train_labels, dev_rows: dict[str, list], *,
-                    num_labels: int, protocol: Protocol, seed: int, device: str, desc: str,
-                    quiet: bool) -> dict[str, np.ndarray]:
+def fit_and_predict(encoder: Encoder | OutsideEncoder, train_rows, train_labels,
+                    dev_rows: dict[str, list], *, num_labels: int, protocol: Protocol,
+                    seed: int, device: str, desc: str, quiet: bool) -> dict[str, np.ndarray]:
     """Fine-tune a fresh classifier on the train rows; predictions for each dev split."""
     regression = num_labels == 1
     model = encoder.classifier(num_labels, dropout=protocol.dropout, seed=seed)
@@ -71,54 +84,100 @@ def fit_and_predict(encoder: Encoder, train_rows, train_labels, dev_rows: dict[s
     return preds
 
 
-def evaluate_glue(run, *, tasks="all", glue_dir=None, protocol="cramming", seed=0, out=None,
-                  force=False, from_scratch=False, quiet=False, device="auto",
+def evaluate_glue(run=None, *, model=None, trust_remote_code=False, tasks="all",
+                  glue_dir=None, protocol="cramming", seed=0, out=None, force=False,
+                  from_scratch=False, predict_test=False, quiet=False, device="auto",
                   threads=0) -> dict:
-    """Score `run` on GLUE dev sets; writes RUN/eval/glue.json (or `out`) and returns it.
+    """Score a run (`run`: RUN/final/) or an outside `transformers` encoder (`model`: a local
+    folder or a Hub name, results to `out`) on GLUE dev sets; writes the results file
+    (default RUN/eval/glue.json) and returns it.
+
+    `predict_test`: also predict every test set in `glue_dir` that the tasks' models predict
+    (and AX, WNLI), writing the GLUE server's files and submission.zip beside the results.
 
     `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
     with cpu_threads(threads):
-        return _evaluate_glue(run, tasks=tasks, glue_dir=glue_dir, protocol=protocol, seed=seed,
-                              out=out, force=force, from_scratch=from_scratch, quiet=quiet,
-                              device=device)
+        return _evaluate_glue(run, model=model, trust_remote_code=trust_remote_code, tasks=tasks,
+                              glue_dir=glue_dir, protocol=protocol, seed=seed, out=out,
+                              force=force, from_scratch=from_scratch, predict_test=predict_test,
+                              quiet=quiet, device=device)
 
 
-def _evaluate_glue(run, *, tasks, glue_dir, protocol, seed, out, force, from_scratch, quiet,
-                   device) -> dict:
+def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, seed, out, force,
+                   from_scratch, predict_test, quiet, device) -> dict:
     started = results.utc_now()
-    final = final_dir(run)
+    out = check_model_source(run, model, out, from_scratch)
+    final = final_dir(run) if model is None else None
     proto = get_protocol(protocol)
     names = parse_tasks(tasks)
     out = Path(out) if out else results.default_out(run, "glue", from_scratch)
     results.check_out_path(out, force)
     if glue_dir is not None:
         check_glue_dir(Path(glue_dir), names)
+    if AX in task_names(tasks) and not predict_test:
+        raise UserError("--tasks ax: the diagnostic set has no labels to score; it is predicted "
+                        "by the MNLI model with --predict-test")
+    # Every test file is read (and its layout checked) before any fine-tuning.
+    tests = read_test_sets(glue_dir, names, ax=AX in task_names(tasks)) if predict_test else {}
     device = pick_device(device)
-    encoder = Encoder(final, from_scratch=from_scratch)
+    if model is None:
+        encoder = Encoder(final, from_scratch=from_scratch)
+        sha256 = model_sha256(final)
+    else:
+        encoder = OutsideEncoder(model, trust_remote_code=trust_remote_code)
+        sha256 = encoder.model_sha256
     protocol_record = proto.record(seed)
-    # Rankable only as the whole ranked recipe: every protocol task, pretrained weights.
-    protocol_record["rankable"] = (proto.rankable and not from_scratch
+    # Rankable only as the whole ranked recipe: every protocol task, pretrained weights of a
+    # run trained by this harness.
+    protocol_record["rankable"] = (proto.rankable and not from_scratch and model is None
                                    and set(PROTOCOL_TASKS) <= set(names))
     record = {
         "format": results.FORMAT, "suite": "glue", "protocol": protocol_record,
         "source": "dir" if glue_dir is not None else f"hub:{data.HUB_DATASET}",
-        "from_scratch": from_scratch, "model_sha256": model_sha256(final), "tasks": {},
+        "from_scratch": from_scratch, "model_sha256": sha256, "tasks": {},
     }
-    all_preds = {}
+    if model is not None:
+        record["outside_model"] = encoder.record()
+    all_preds, server_files = {}, {}
     for name in names:
-        record["tasks"][name], predictions = score_task(
-            encoder, name, glue_dir, protocol=proto, seed=seed, device=device, quiet=quiet)
+        task_tests = [rows for rows in tests.values() if rows.test.task == name]
+        record["tasks"][name], predictions, test_preds = score_task(
+            encoder, name, glue_dir, protocol=proto, seed=seed, device=device, quiet=quiet,
+            tests=task_tests)
         all_preds.update({(name, split): p for split, p in predictions.items()})
+        server_files.update(test_preds)
         _report(name, record["tasks"][name], quiet)
+    if "wnli" in tests:
+        server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
-    return results.write_results(out, record, all_preds, force=force)
+    return results.write_results(out, record, all_preds, force=force,
+                                 server_files=server_files if predict_test else None)
 
 
-def score_task(encoder: Encoder, name: str, glue_dir, *, protocol: Protocol, seed: int,
-               device: str, quiet: bool) -> tuple[dict, dict[str, tuple]]:
-    """One task's results entry, and split -> (dev row indices, predictions)."""
+def check_model_source(run, model, out, from_scratch: bool):
+    """Exactly one of a run and an outside model; an outside model has no run dir to hold its
+    results, so it needs `out`. Returns `out`."""
+    if (run is None) == (model is None):
+        raise UserError("score either a run (--run RUN) or an outside model (--model PATH)"
+                        + (", not both" if run is not None else ""))
+    if model is not None:
+        if from_scratch:
+            raise UserError("--from-scratch is a control for a run's own architecture; it does "
+                            "not apply to --model")
+        if out is None:
+            raise UserError(f"--model {model} needs --out (the results file, e.g. "
+                            "outside/bert-base/glue.json): there is no run dir to put it in")
+    return out
+
+
+def score_task(encoder: Encoder | OutsideEncoder, name: str, glue_dir, *, protocol: Protocol,
+               seed: int, device: str, quiet: bool,
+               tests: list[TestRows] = ()) -> tuple[dict, dict[str, tuple], dict[str, dict]]:
+    """One task's results entry, split -> (dev row indices, predictions), and for each of
+    `tests` (test sets this task's model predicts, every row) server file name ->
+    {"text", "test_set", "rows", "predicted_by"}."""
     spec = TASKS[name]
     t0 = time.perf_counter()
     splits = {s: data.read_split(glue_dir, name, s) for s in data.split_names(spec)}
@@ -127,14 +186,18 @@ def score_task(encoder: Encoder, name: str, glue_dir, *, protocol: Protocol, see
     rng = np.random.default_rng(seed)
     keep = {s: subsample(len(sp), protocol.max_train_rows if s == "train"
                          else protocol.max_dev_rows, rng) for s, sp in splits.items()}
-    rows = {s: encode_texts(encoder.tokenizer, [sp.text_a[i] for i in keep[s]],
-                            None if sp.text_b is None else [sp.text_b[i] for i in keep[s]],
-                            cls_id=encoder.cls_id, sep_id=encoder.sep_id,
-                            max_length=protocol.max_length) for s, sp in splits.items()}
+    rows = {s: encoder.encode([sp.text_a[i] for i in keep[s]],
+                              None if sp.text_b is None else [sp.text_b[i] for i in keep[s]],
+                              max_length=protocol.max_length) for s, sp in splits.items()}
     train_rows = rows.pop("train")
-    preds = fit_and_predict(encoder, train_rows, splits["train"].labels[keep["train"]], rows,
-                            num_labels=spec.num_labels, protocol=protocol, seed=seed,
-                            device=device, desc=name, quiet=quiet)
+    test_rows = {f"test:{t.test.name}": encoder.encode(t.text_a, t.text_b,
+                                                       max_length=protocol.max_length)
+                 for t in tests}
+    preds = fit_and_predict(encoder, train_rows, splits["train"].labels[keep["train"]],
+                            rows | test_rows, num_labels=spec.num_labels, protocol=protocol,
+                            seed=seed, device=device, desc=name, quiet=quiet)
+    test_preds = {t.test.server_file: server_record(t, preds.pop(f"test:{t.test.name}"), name)
+                  for t in tests}
     labels = {s: splits[s].labels[keep[s]] for s in preds}
     n_dev = {s: len(r) for s, r in rows.items()}
     entry = {
@@ -144,7 +207,22 @@ def score_task(encoder: Encoder, name: str, glue_dir, *, protocol: Protocol, see
         "epochs": protocol.epochs, "seconds": round(time.perf_counter() - t0, 2),
         "malformed_rows": {s: sp.malformed for s, sp in splits.items()},
     }
-    return entry, {s: (keep[s], p) for s, p in preds.items()}
+    return entry, {s: (keep[s], p) for s, p in preds.items()}, test_preds
+
+
+def server_record(rows: TestRows, predictions: np.ndarray, predicted_by: str) -> dict:
+    return {"text": server_file(rows, predictions), "test_set": rows.test.name,
+            "rows": len(rows), "predicted_by": predicted_by}
+
+
+def predict_majority(glue_dir, rows: TestRows) -> dict[str, dict]:
+    """WNLI's server file: the majority class of its train set for every row (see
+    glue_eval.submission)."""
+    label = majority_label(data.read_split(glue_dir, "wnli", "train").labels,
+                           TASKS["wnli"].num_labels)
+    predictions = np.full(len(rows), label, dtype=np.int64)
+    return {rows.test.server_file: server_record(
+        rows, predictions, f"majority class of WNLI train ({TASKS['wnli'].labels[label]})")}
 
 
 def _report(name: str, entry: dict, quiet: bool) -> None:

@@ -10,7 +10,8 @@ concatenated rows at [SEP] gives back token-level documents. Two binary tasks co
 
 Train and dev examples come from disjoint documents. They are fine-tuned and scored with the
 same recipe as GLUE (the `quick` protocol, 5 epochs), recorded as `suite: "probe"`, never
-rankable.
+rankable. An outside model (`--model`) gets the same examples as text, decoded with the data
+dir's tokenizer and encoded with its own.
 Accuracy of a model that learnt nothing is 50%.
 """
 
@@ -26,8 +27,9 @@ from sklearn.metrics import accuracy_score
 from data_prep import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
-from glue_eval.evaluate import fit_and_predict
+from glue_eval.evaluate import check_model_source, fit_and_predict
 from glue_eval.finetune import cpu_threads, join_pair
+from glue_eval.outside import OutsideEncoder
 from glue_eval.tasks import PROTOCOLS
 
 SEGMENT = 32  # tokens per segment: short enough that most paragraphs hold two
@@ -154,6 +156,19 @@ def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str
     return probes
 
 
+def reencode(encoder: OutsideEncoder, tokenizer, rows: list[list[int]], sep_id: int,
+              max_length: int) -> list[list[int]]:
+    """Rows `[CLS] a [SEP] (b [SEP])` of the data dir's token ids as the outside model's rows:
+    each segment decoded to text with the data dir's tokenizer, then encoded by the model."""
+    text_a, text_b = [], []
+    for row in rows:
+        cut = row.index(sep_id, 1)
+        text_a.append(tokenizer.decode(row[1:cut]))
+        text_b.append(tokenizer.decode(row[cut + 1:-1]))
+    pairs = any(row.index(sep_id, 1) < len(row) - 1 for row in rows)
+    return encoder.encode(text_a, text_b if pairs else None, max_length=max_length)
+
+
 def _data_path(run: Path, data) -> Path:
     if data is not None:
         return Path(data)
@@ -168,37 +183,55 @@ def _data_path(run: Path, data) -> Path:
     return Path(path)
 
 
-def evaluate_probes(run, *, data=None, seed=0, out=None, force=False, quiet=False,
-                    device="auto", threads=0) -> dict:
-    """Score `run` on the offline probes; writes RUN/eval/probe.json (or `out`).
+def evaluate_probes(run=None, *, model=None, trust_remote_code=False, data=None, seed=0,
+                    out=None, force=False, quiet=False, device="auto", threads=0) -> dict:
+    """Score a run (`run`) or an outside `transformers` encoder (`model`, with `data` and
+    `out`) on the offline probes; writes RUN/eval/probe.json (or `out`).
 
     `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
     with cpu_threads(threads):
-        return _evaluate_probes(run, data=data, seed=seed, out=out, force=force, quiet=quiet,
-                                device=device)
+        return _evaluate_probes(run, model=model, trust_remote_code=trust_remote_code, data=data,
+                                seed=seed, out=out, force=force, quiet=quiet, device=device)
 
 
-def _evaluate_probes(run, *, data, seed, out, force, quiet, device) -> dict:
-    from data_prep import open_data_dir
+def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, quiet,
+                     device) -> dict:
+    from data_prep import load_tokenizer, open_data_dir
 
     started = results.utc_now()
-    final = final_dir(run)
+    out = check_model_source(run, model, out, from_scratch=False)
+    if model is not None and data is None:
+        raise UserError(f"--model {model} needs --data (a prepared data dir: the probes are "
+                        "built from its val split)")
+    final = final_dir(run) if model is None else None
     out = Path(out) if out else results.default_out(run, "probe")
     results.check_out_path(out, force)
-    data_dir = open_data_dir(_data_path(Path(run), data))
-    encoder = Encoder(final)
-    if data_dir.vocab_size != encoder.config.vocab_size:
-        raise UserError(f"data dir {data_dir.path} has vocab {data_dir.vocab_size}, the run's "
-                        f"model {encoder.config.vocab_size}: not the run's data")
+    data_dir = open_data_dir(_data_path(Path(run), data) if model is None else Path(data))
+    if model is None:
+        encoder = Encoder(final)
+        if data_dir.vocab_size != encoder.config.vocab_size:
+            raise UserError(f"data dir {data_dir.path} has vocab {data_dir.vocab_size}, the "
+                            f"run's model {encoder.config.vocab_size}: not the run's data")
+        tokenizer, sha256 = encoder.tokenizer, model_sha256(final)
+    else:
+        encoder = OutsideEncoder(model, trust_remote_code=trust_remote_code)
+        tokenizer, sha256 = load_tokenizer(data_dir.tokenizer_path), encoder.model_sha256
     proto = PROBE_PROTOCOL
     device = pick_device(device)
-    probes = build_probes(data_dir, encoder.tokenizer, seed=seed, max_length=proto.max_length)
+    probes = build_probes(data_dir, tokenizer, seed=seed, max_length=proto.max_length)
+    if model is not None:  # the same examples, as text, in the model's own input format
+        probes = {name: {part: (reencode(encoder, tokenizer, rows, data_dir.special_ids["sep"],
+                                         proto.max_length), labels)
+                         for part, (rows, labels) in parts.items()}
+                  for name, parts in probes.items()}
     record = {
         "format": results.FORMAT, "suite": "probe",
         "protocol": proto.record(seed),
         "source": f"probe:{data_dir.path.name}/val", "data_sha256": data_dir.data_sha256,
-        "from_scratch": False, "model_sha256": model_sha256(final), "tasks": {},
+        "from_scratch": False, "model_sha256": sha256, "tasks": {},
     }
+    if model is not None:
+        record["outside_model"] = encoder.record()
     all_preds = {}
     for name, parts in probes.items():
         t0 = time.perf_counter()

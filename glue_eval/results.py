@@ -2,7 +2,10 @@
 
 Prediction files sit in `<stem>-predictions/` beside the JSON (`eval/glue.json` ->
 `eval/glue-predictions/cola-dev.tsv`) and are named in the JSON by a path relative to it, with
-their sha256. Each has the header `index\tprediction`; `index` is the row's position in the
+their sha256. Test-set predictions for the GLUE server (`--predict-test`) sit in `<stem>-test/`
+(`eval/glue-test/RTE.tsv`, ..., `submission.zip`), recorded under `test_predictions`.
+
+Each dev prediction file has the header `index\tprediction`; `index` is the row's position in the
 dev split as `read_split` returns it, `prediction` a class id (Hub order, see tasks.py) or an
 STS-B score. Scores are written with `repr`, so reading them back gives the exact values the
 metrics in the JSON were computed from.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +42,18 @@ def check_out_path(out: Path, force: bool) -> None:
         raise UserError(f"results path {out} must end in .json")
     if out.exists() and not force:
         raise UserError(f"results file {out} exists; pass --force to replace it")
-    if predictions_dir(out).exists() and not force:  # the results would replace it
-        raise UserError(f"predictions folder {predictions_dir(out)} exists; pass --force to "
-                        "replace it")
+    folders = {"predictions": predictions_dir(out), "test predictions": test_dir(out)}
+    for what, folder in folders.items():  # the results would replace them
+        if folder.exists() and not force:
+            raise UserError(f"{what} folder {folder} exists; pass --force to replace it")
 
 
 def predictions_dir(out: Path) -> Path:
     return out.with_name(f"{out.stem}-predictions")
+
+
+def test_dir(out: Path) -> Path:
+    return out.with_name(f"{out.stem}-test")
 
 
 def format_predictions(indices: np.ndarray, predictions: np.ndarray) -> str:
@@ -87,13 +96,19 @@ def software() -> dict:
 
 
 def write_results(out: Path, record: dict, predictions: dict[tuple[str, str], tuple], *,
-                  force: bool) -> dict:
+                  force: bool, server_files: dict[str, dict] | None = None) -> dict:
     """Write prediction files then the JSON (which names them) atomically; returns the record.
 
-    `predictions`: (task, split) -> (indices, values). The JSON is written last, so a results
-    file never names prediction files that are not there.
+    `predictions`: (task, split) -> (indices, values). `server_files`: GLUE server file name ->
+    {"text", "test_set", "rows", "predicted_by"} (None: no test predictions; an earlier
+    run's test folder is removed, as it would not match these results). The JSON is written
+    last, so a results file never names prediction files that are not there.
     """
     check_out_path(out, force)
+    if server_files is not None:
+        record["test_predictions"] = write_server_files(test_dir(out), server_files)
+    elif test_dir(out).exists():
+        shutil.rmtree(test_dir(out))
     pred_dir = predictions_dir(out)
     with atomic_dir(pred_dir, force=True) as tmp:
         for (task, split), (indices, values) in predictions.items():
@@ -104,3 +119,24 @@ def write_results(out: Path, record: dict, predictions: dict[tuple[str, str], tu
                  "sha256": sha256_file(tmp / name)})
     write_json_atomic(out, record)
     return record
+
+
+def write_server_files(folder: Path, server_files: dict[str, dict]) -> dict:
+    """The server's TSVs and submission.zip in `folder` (replaced whole); their record, with
+    paths relative to the results JSON."""
+    from glue_eval.submission import SUBMISSION, TEST_SETS, submission_zip
+
+    texts = {name: spec["text"] for name, spec in server_files.items()}
+    with atomic_dir(folder, force=True) as tmp:
+        (tmp / SUBMISSION).write_bytes(submission_zip(texts))
+        files = []
+        for name in sorted(server_files):
+            (tmp / name).write_text(texts[name], encoding="utf-8")
+            files.append({key: server_files[name][key]
+                          for key in ("test_set", "rows", "predicted_by")}
+                         | {"file": f"{folder.name}/{name}", "sha256": sha256_file(tmp / name)})
+        zip_sha256 = sha256_file(tmp / SUBMISSION)
+    written = set(server_files)
+    return {"files": files,
+            "submission": {"file": f"{folder.name}/{SUBMISSION}", "sha256": zip_sha256},
+            "missing": [t.server_file for t in TEST_SETS.values() if t.server_file not in written]}
