@@ -72,10 +72,10 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
-    from pathlib import Path
-
     from data_prep.files import dir_lock
 
+    if args.run_dir is None:  # --model: no run dir to lock
+        return args.handler(args)
     run_dir = Path(args.run_dir).resolve()
     elsewhere = args.out is not None and not Path(args.out).resolve().is_relative_to(run_dir)
     if elsewhere or not run_dir.is_dir():  # the run dir is only read (or the handler says why)
