@@ -8,6 +8,7 @@ ranked); `rule_violations` lists what makes an entry invalid in either track.
 from __future__ import annotations
 
 from cramming.rules import (
+    OUTSIDE_MODEL_REASON,
     RANKED_BUDGET_S,
     RANKED_GPU_COUNT,
     RANKED_GPUS,
@@ -34,6 +35,8 @@ def track_reasons(entry: dict) -> list[str]:
     if entry["budget_s"] > RANKED_BUDGET_S:
         reasons.append(f"budget {entry['budget_s'] / 3600:g} h is over the ranked 24 h")
     results = entry["results"]
+    if results.get("outside_model") is not None:  # scored with `cram eval --model`
+        reasons.append(OUTSIDE_MODEL_REASON)
     if results["suite"] != "glue":
         reasons.append(f"{results['suite']} suite: no GLUE score")
         return reasons  # protocol and task checks are about GLUE results

@@ -235,6 +235,8 @@ def _tamper_mnli_mm(entry):
                       "mnli.accuracy_mm"),
     (lambda e: e["results"]["protocol"].update(rankable=False),
      "track is 'ranked' but Rules v1 give 'open': the results are marked not rankable"),
+    (lambda e: e["results"].update(outside_model={"source": "exports/tiny"}),
+     "track is 'ranked' but Rules v1 give 'open': outside model, not trained by this harness"),
     (_tamper_budget_below_elapsed, "train_elapsed_s 86390.5 is over budget_s 3600"),
     (_tamper_budget_over_a_day, "track is 'ranked' but Rules v1 give 'open': budget 48 h is "
                                 "over the ranked 24 h"),
