@@ -93,11 +93,14 @@ class DataDir:
         """Batches of rows, int64 (B, seq_len).
 
         seed=None: one pass in file order; the last batch may be short.
-        seed given: a fresh permutation per epoch (from (seed, epoch)), forever; every batch
-        is full and may run across an epoch boundary.
-        Rank `rank` of `world_size` reads positions rank, rank + world_size, ... of each
-        epoch's order (with a seed, every rank gets the same count: the remainder is left out
-        that epoch). `start` skips the rows this rank has already consumed (resume).
+        seed given: the stream of one process, forever: a fresh permutation per epoch (from
+        (seed, epoch)), the epochs one after another; every batch is full and may run across an
+        epoch boundary.
+        Rank `rank` of `world_size` reads positions rank, rank + world_size, ... of that stream
+        (or of the file order), so the ranks together read exactly the rows one process would,
+        in the same order, with nothing dropped at an epoch boundary. `start` skips the rows
+        this rank has already consumed (resume): its next row is at position
+        start * world_size + rank.
         """
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size or start < 0:
             raise ValueError("need batch_size >= 1, world_size >= 1, 0 <= rank < world_size, "
@@ -108,20 +111,21 @@ class DataDir:
             for begin in range(0, len(mine), batch_size):
                 yield self.get_rows(split, mine[begin:begin + batch_size])
             return
-        per_rank = total // world_size
-        if per_rank == 0:
-            raise ValueError(f"{split} split has {total} rows: too few for {world_size} ranks")
-        epoch, offset = divmod(start, per_rank)
+        if total == 0:
+            raise ValueError(f"{split} split has no rows")
+        epoch, offset = divmod(start * world_size + rank, total)
         pending = np.empty(0, dtype=np.int64)
         # int32 halves the permutation's memory (340 MB at cramming's 85M sequences)
         index_dtype = np.int32 if total < 2**31 else np.int64
         while True:
-            order = np.random.default_rng([seed, epoch]).permutation(
-                np.arange(total, dtype=index_dtype))
-            mine = order[rank: per_rank * world_size: world_size][offset:]
-            offset = 0
+            if offset < total:
+                order = np.random.default_rng([seed, epoch]).permutation(
+                    np.arange(total, dtype=index_dtype))
+                mine = order[offset::world_size]
+                pending = np.concatenate([pending, mine])
+                offset += world_size * len(mine)
+            offset -= total  # this rank's first position in the next epoch
             epoch += 1
-            pending = np.concatenate([pending, mine])
             while len(pending) >= batch_size:
                 yield self.get_rows(split, pending[:batch_size])
                 pending = pending[batch_size:]

@@ -114,6 +114,22 @@ def test_ranks_get_disjoint_rows_each_epoch(data_path):
     assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
 
 
+def test_ranks_read_exactly_the_rows_of_one_process_across_epochs(data_path):
+    data = open_data_dir(data_path)
+    total = data.num_rows("train")
+    sizes = (2, 3, 5, 7)  # some leave a remainder of the epoch
+    # Enough epochs of the one-process stream for `total` rows on each of 7 ranks.
+    one = next(data.iter_batches("train", max(sizes) * total, seed=5))
+    for world_size in sizes:
+        for rank in range(world_size):
+            mine = next(data.iter_batches("train", total, seed=5, rank=rank,
+                                          world_size=world_size))
+            np.testing.assert_array_equal(mine, one[rank::world_size][:total])
+            resumed = next(data.iter_batches("train", 7, seed=5, start=total // 2, rank=rank,
+                                             world_size=world_size))
+            np.testing.assert_array_equal(resumed, one[rank::world_size][total // 2:][:7])
+
+
 def test_bad_iteration_arguments(data_path):
     data = open_data_dir(data_path)
     for kwargs in ({"batch_size": 0}, {"batch_size": 4, "rank": 2, "world_size": 2},
