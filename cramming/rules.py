@@ -1,7 +1,8 @@
 """Rules v1 of the benchmark, in one place: what the trainer labels and the validator judges.
 
 1. One GPU; the ranked track is RTX 2080 Ti, RTX A4000 or RTX A6000. Anything else is the
-   open track, labelled with its device.
+   open track, labelled with its device. Runs on several GPUs (DDP ranks) are the open track's
+   multi-GPU category: a table of their own, never ranked against one GPU.
 2. Training wall-clock time <= budget; the ranked budget is at most 24 h. The budget covers all
    training: a run derived from another (`cram compress`, `cram extract`) carries a lineage
    record, and its budget and elapsed time are its parent's plus its own stage's (pruning's
@@ -35,6 +36,25 @@ RANKED_TASKS = ("mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte")
 DERIVED_STAGES = ("compress", "extract")
 # The open-track reason of results for a model this harness did not train.
 OUTSIDE_MODEL_REASON = "outside model, not trained by this harness"
+
+
+# The open track's category for runs on several devices (world_size > 1, DDP). Its reference
+# point is the cramming paper's 16x budget: 8 GPUs for 48 hours, the same recipe.
+MULTI_GPU_CATEGORY = "multi-gpu"
+MULTI_GPU_REFERENCE_GPUS = 8
+MULTI_GPU_REFERENCE_BUDGET_S = 48 * 3600
+
+
+def category(world_size: int) -> str | None:
+    """The open-track category of a run on `world_size` ranks: multi-gpu above one, else none."""
+    return MULTI_GPU_CATEGORY if world_size > 1 else None
+
+
+def multi_gpu_reason(world_size: int, device: str) -> str:
+    """Why a run on several ranks is not ranked (its track_reason part)."""
+    what = "GPUs" if device == "cuda" else f"{device} processes"
+    return (f"{world_size} {what} (the ranked track is one GPU; "
+            f"{MULTI_GPU_CATEGORY} category)")
 
 
 def is_ranked_gpu(gpu_name: str | None) -> bool:

@@ -73,21 +73,29 @@ def tiny_model_config(vocab_size: int):
                        ffn_hidden=64, head_hidden=32)
 
 
+def make_grammar_data(root: Path, **prepare_args) -> Path:
+    """root/data: 300 documents of the small grammar, prepared with vocab 256 (and
+    `prepare_args`, e.g. seq_len=32)."""
+    from data_prep import prepare
+
+    rng = random.Random(0)
+    docs = [" ".join(grammar_sentence(rng) for _ in range(rng.randint(10, 30)))
+            for _ in range(300)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, quiet=True,
+            **prepare_args)
+    return root / "data"
+
+
 def make_tiny_run(root: Path) -> Path:
     """A data dir (small grammar corpus, 30% val) and a run dir whose final/ holds a random
     1-layer encoder, its tokenizer, and a config.yaml naming the data dir."""
     import torch
 
     from cramming import CrammedBert, save_pretrained
-    from data_prep import open_data_dir, prepare
+    from data_prep import open_data_dir
 
-    rng = random.Random(0)
-    docs = [" ".join(grammar_sentence(rng) for _ in range(rng.randint(10, 30)))
-            for _ in range(300)]
-    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
-    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, val_fraction=0.3,
-            quiet=True)
-    data = open_data_dir(root / "data")
+    data = open_data_dir(make_grammar_data(root, val_fraction=0.3))
     final = root / "run" / "final"
     final.mkdir(parents=True)
     torch.manual_seed(0)

@@ -2,6 +2,9 @@
 
     pretrain.py    set-up and the training loop (one optimizer step per iteration)
     budget.py      the clock: parse `24h`, fraction(), would_overrun()
+    stop.py        when to stop: deadline, signals, non-finite losses, agreed by all ranks
+    rows.py        each rank's share of every global batch, in one process's order
+    distributed.py DDP ranks under torchrun, and the `--nproc` launcher
     schedules.py   learning rate and batch size as functions of elapsed / budget
     objective.py   MLM masking (25%, 80/10/10)
     checkpoint.py  resumable state in RUN/checkpoint/

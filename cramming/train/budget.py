@@ -60,10 +60,14 @@ class Budget:
 
     def fraction(self) -> float:
         """Share of the budget (window) spent, in [0, 1]: the argument of every schedule."""
+        return self.fraction_at(self.elapsed())
+
+    def fraction_at(self, elapsed_s: float) -> float:
+        """`fraction` at `elapsed_s` on this budget's clock (e.g. the clock all ranks agreed)."""
         span = self.budget_s - self.window_start
         if span <= 0:
             return 1.0
-        return min(1.0, max(0.0, (self.elapsed() - self.window_start) / span))
+        return min(1.0, max(0.0, (elapsed_s - self.window_start) / span))
 
     def window(self, seconds: float | None = None) -> Budget:
         """A phase of this budget starting now: `seconds` long (default: the rest), never past

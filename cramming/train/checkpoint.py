@@ -97,6 +97,14 @@ def check_train_state(state: dict, cfg, run_dir) -> None:
 def load_checkpoint(run_dir, *, model, optimizer, scaler, restore_rng: bool = True) -> dict:
     """Load weights, optimizer and scaler state in place; returns train_state.json's dict.
     Each file must match the sha256 recorded beside it: a damaged checkpoint never loads."""
+    return apply_checkpoint(read_checkpoint(run_dir), model=model, optimizer=optimizer,
+                            scaler=scaler, restore_rng=restore_rng)
+
+
+def read_checkpoint(run_dir) -> dict:
+    """RUN/checkpoint/ checked against its recorded hashes and read as CPU tensors:
+    {"train_state", "weights", "state", "folder"}. Under DDP rank 0 reads it and broadcasts it,
+    so the other ranks need no access to the run dir."""
     folder = Path(run_dir) / "checkpoint"
     train_state = read_train_state(run_dir)
     for name, key in (("model.safetensors", "model_sha256"), ("state.pt", "state_sha256")):
@@ -109,21 +117,37 @@ def load_checkpoint(run_dir, *, model, optimizer, scaler, restore_rng: bool = Tr
             raise UserError(f"{path} is damaged ({format_bytes(size)}): its sha256 does not "
                             f"match {key} in {folder / 'train_state.json'}")
     try:
-        model.load_state_dict(load_file(folder / "model.safetensors"))
+        weights = load_file(folder / "model.safetensors")
         state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, SafetensorError,
+            pickle.UnpicklingError) as err:  # a foreign file whose hash was recorded with it
+        raise _foreign(folder, err) from None
+    return {"train_state": train_state, "weights": weights, "state": state, "folder": folder}
+
+
+def apply_checkpoint(checkpoint: dict, *, model, optimizer, scaler,
+                     restore_rng: bool = True) -> dict:
+    """Load what `read_checkpoint` read into the model, optimizer and scaler, in place; returns
+    the train state."""
+    state = checkpoint["state"]
+    try:
+        model.load_state_dict(checkpoint["weights"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError, SafetensorError,
-            pickle.UnpicklingError) as err:  # a foreign file whose hash was recorded with it
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if isinstance(err, pickle.UnpicklingError):  # its text suggests unsafe loading
-            first = "state.pt is not a cram checkpoint"
-        raise UserError(f"cannot load checkpoint {folder}: {first}") from None
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:  # another model's state
+        raise _foreign(checkpoint["folder"], err) from None
     if restore_rng:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return train_state
+    return checkpoint["train_state"]
+
+
+def _foreign(folder: Path, err: Exception) -> UserError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, pickle.UnpicklingError):  # its text suggests unsafe loading
+        first = "state.pt is not a cram checkpoint"
+    return UserError(f"cannot load checkpoint {folder}: {first}")
 
 
 def _check(path, state: dict, key: str, ok: bool, expected: str) -> None:

@@ -3,12 +3,15 @@
     cram pretrain --data data/demo --preset tiny --budget 90s --out runs/tiny
     cram pretrain --resume runs/tiny      # after an interruption: same data, budget, clock
     cram pretrain --data data/c4 --budget 24h --gpu-check ranked --out runs/ref optim.lr=5e-4
+    cram pretrain --nproc 8 --data data/c4 --budget 48h --out runs/16x   # DDP, one node
+    torchrun --nproc_per_node 8 -m cramming pretrain --data data/c4 --budget 48h --out runs/16x
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,21 +32,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue an interrupted run: its data, budget, recipe and clock")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train on N ranks of this machine with DistributedDataParallel "
+                             "(one per GPU; CPU processes with --device cpu), launched by "
+                             "torch's elastic launcher; under torchrun leave it out")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. optim.lr=5e-4 impl.compile=true")
 
 
 def run(args: argparse.Namespace) -> int:
-    from cramming.train.pretrain import pretrain
+    from cramming.train.distributed import launch
     from data_prep import UserError
 
     if args.resume and args.preset:
         raise UserError("--preset does not apply with --resume: the run keeps its own config")
-    summary = pretrain(
-        args.data, args.out, budget=args.budget, preset=args.preset or "crammed-bert",
-        overrides=args.overrides, device=args.device, gpu_check=args.gpu_check, seed=args.seed,
-        resume=args.resume, force=args.force, quiet=args.quiet,
-    )
+    if args.nproc != 1:
+        return launch(args.nproc, worker_arguments(args), run=args.resume or args.out,
+                      device=args.device)
+    return train(args)
+
+
+def worker_arguments(args: argparse.Namespace) -> list[str]:
+    """The `cram pretrain` arguments each rank gets: these ones, without --nproc."""
+    words = ["--device", args.device, "--gpu-check", args.gpu_check]
+    for flag, value in (("--data", args.data), ("--budget", args.budget),
+                        ("--preset", args.preset), ("--out", args.out), ("--seed", args.seed),
+                        ("--resume", args.resume)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += [flag for flag, on in (("--force", args.force), ("--quiet", args.quiet)) if on]
+    return words + list(args.overrides)
+
+
+def train(args: argparse.Namespace) -> int:
+    """One process, or one rank of a job torchrun (or --nproc) started."""
+    from cramming.train.distributed import LOST_CONTACT, AgreedError, lost_contact, short_error
+    from cramming.train.pretrain import pretrain
+    from data_prep import UserError
+
+    try:
+        summary = pretrain(
+            args.data, args.out, budget=args.budget, preset=args.preset or "crammed-bert",
+            overrides=args.overrides, device=args.device, gpu_check=args.gpu_check,
+            seed=args.seed, resume=args.resume, force=args.force, quiet=args.quiet,
+        )
+    except AgreedError:
+        if _rank() == 0:
+            raise
+        return 2  # rank 0 prints the error every rank raised together
+    except UserError as err:
+        if _rank() == 0:
+            raise
+        raise UserError(f"rank {_rank()}: {err}") from None
+    except RuntimeError as err:  # another rank died or hung: one line, no traceback
+        if not lost_contact(err):
+            raise
+        print(f"cram pretrain: error: rank {_rank()}: lost contact with the other ranks "
+              f"({short_error(err)})", file=sys.stderr)
+        return LOST_CONTACT
+    if "format" not in summary:  # ranks other than 0 write and print nothing
+        return 130 if summary["stopped_by"] == "interrupt" else 0
     run_dir = args.resume or args.out
     if summary["stopped_by"] == "interrupt":
         print(f"cram pretrain: interrupted after {summary['train_elapsed_s']:.0f}s, step "
@@ -53,3 +101,9 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['train_elapsed_s']:.1f}s of {summary['budget_s']:g}s, "
           f"train loss {summary['train_loss']}, val loss {summary['val_loss']}")
     return 0
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))

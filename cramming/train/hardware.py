@@ -8,7 +8,13 @@ from contextlib import nullcontext
 
 import torch
 
-from cramming.rules import RANKED_BUDGET_S, RANKED_GPUS, is_ranked_gpu
+from cramming.rules import (
+    MULTI_GPU_CATEGORY,
+    RANKED_BUDGET_S,
+    RANKED_GPUS,
+    is_ranked_gpu,
+    multi_gpu_reason,
+)
 from data_prep import UserError
 
 
@@ -34,7 +40,8 @@ def _cpu_name() -> str:
 
 
 def detect_hardware(device: str | torch.device) -> dict:
-    """{device, gpu_name, gpu_count, gpu_memory_gb, track, track_reason} for the summary."""
+    """{device, gpu_name, gpu_count, gpu_memory_gb, cpu_name, track, track_reason} of this
+    process (gpu_count: the GPUs it trains on, 1 or 0); `job_hardware` makes it the job's."""
     device = resolve_device(device) if isinstance(device, str) else device
     if device.type != "cuda":
         return {
@@ -58,12 +65,27 @@ def detect_hardware(device: str | torch.device) -> dict:
     return {
         "device": "cuda",
         "gpu_name": props.name,
-        "gpu_count": torch.cuda.device_count(),
+        "gpu_count": 1,  # the one this process trains on, however many the machine has
         "gpu_memory_gb": round(props.total_memory / 2**30, 2),
         "cpu_name": _cpu_name(),
         "track": "ranked" if ranked else "open",
         "track_reason": reason,
     }
+
+
+def job_hardware(hardware: dict, dist) -> dict:
+    """The job's hardware for the summary: rank 0's record plus world_size, every rank's device
+    name (device_names, by rank) and gpu_count (GPUs the job trains on). Several ranks make an
+    open-track run of the multi-GPU category (cramming.rules)."""
+    names = dist.all_gather_object(hardware["gpu_name"] or f"cpu ({hardware['cpu_name']})")
+    job = {**hardware, "gpu_count": len(names) if hardware["device"] == "cuda" else 0,
+           "world_size": len(names), "device_names": names}
+    if len(names) > 1:
+        reasons = [multi_gpu_reason(len(names), hardware["device"])]
+        if hardware["track"] == "open":  # the device itself is not a ranked one either
+            reasons.append(hardware["track_reason"])
+        job.update(track="open", track_reason="; ".join(reasons))
+    return job
 
 
 def check_track(hardware: dict, gpu_check: str, budget_s: float | None = None) -> None:
@@ -74,6 +96,10 @@ def check_track(hardware: dict, gpu_check: str, budget_s: float | None = None) -
     if gpu_check == "ranked" and budget_s is not None and budget_s > RANKED_BUDGET_S:
         raise UserError(f"--gpu-check ranked: budget {budget_s:g}s is over the ranked track's "
                         f"{RANKED_BUDGET_S}s (24h)")
+    if gpu_check == "ranked" and hardware.get("world_size", 1) > 1:
+        raise UserError(f"--gpu-check ranked: {hardware['world_size']} ranks, but the ranked "
+                        "track is one GPU; multi-GPU runs are the open track's "
+                        f"{MULTI_GPU_CATEGORY} category (use --gpu-check open)")
     if gpu_check == "ranked" and hardware["track"] != "ranked":
         name = hardware["gpu_name"] or f"CPU ({hardware['cpu_name']})"
         raise UserError(

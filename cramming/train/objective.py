@@ -28,22 +28,30 @@ def mask_tokens(
     mask_prob: float = 0.25,
     mask_token_prob: float = 0.8,
     random_token_prob: float = 0.1,
+    batch_rows: int | None = None,
+    row_index=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) ids -> (inputs, labels): labels hold the original id where selected, else -100."""
+    """(B, T) ids -> (inputs, labels): labels hold the original id where selected, else -100.
+
+    `input_ids` may be some rows of a larger batch: then `batch_rows` is that batch's row count
+    and `row_index` (B,) says which rows these are; the draws are made for the whole batch."""
     shape = input_ids.shape
+    full = (batch_rows if batch_rows is not None else shape[0], shape[1])
+    mine = slice(None) if row_index is None else torch.as_tensor(row_index)  # rows of `full`
     maskable = torch.ones(shape, dtype=torch.bool)
     for token_id in special_ids.values():
         maskable &= input_ids != token_id
-    selected = (torch.rand(shape, generator=generator) < mask_prob) & maskable
+    selected = (torch.rand(full, generator=generator)[mine] < mask_prob) & maskable
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
 
     # One draw decides the replacement: [0, 0.8) -> [MASK], [0.8, 0.9) -> random, else unchanged.
-    draw = torch.rand(shape, generator=generator)
-    to_mask = selected & (draw < mask_token_prob)
-    to_random = selected & (draw >= mask_token_prob) & (draw < mask_token_prob + random_token_prob)
+    replace = torch.rand(full, generator=generator)[mine]
+    to_mask = selected & (replace < mask_token_prob)
+    to_random = selected & (replace >= mask_token_prob) & (
+        replace < mask_token_prob + random_token_prob)
     # Random replacements come from the ordinary vocabulary, never a special token.
     first_ordinary = max(special_ids.values()) + 1
-    random_ids = torch.randint(first_ordinary, vocab_size, shape, generator=generator)
+    random_ids = torch.randint(first_ordinary, vocab_size, full, generator=generator)[mine]
     inputs = torch.where(to_mask, torch.full_like(input_ids, special_ids["mask"]), input_ids)
     inputs = torch.where(to_random, random_ids, inputs)
     return inputs, labels

@@ -1,7 +1,11 @@
 """`cram pretrain --data DATA --budget 24h --out RUN`: pretrain a crammed BERT to a deadline.
 
-`pretrain` sets the run up (config, run dir, hardware, clock, model) and `train_loop` runs
-optimizer steps until the budget, `train.max_steps` or a signal stops it; helpers beside them.
+`pretrain` sets the run up (ranks, config, run dir, hardware, clock, model) and `train_loop`
+runs optimizer steps until the budget, `train.max_steps` or a signal stops it; helpers beside
+them. The same code runs one process or, under torchrun / `cram pretrain --nproc N`, one rank
+of a DistributedDataParallel job (cramming.train.distributed): each rank trains on its share of
+every global batch, every stop is agreed by all ranks (cramming.train.stop), only rank 0 reads
+and writes the run dir.
 """
 
 from __future__ import annotations
@@ -9,114 +13,79 @@ from __future__ import annotations
 import contextlib
 import math
 import shlex
-import signal
 import time
 from datetime import UTC, datetime
 
-import numpy as np
 import torch
 
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
-from cramming.train.budget import Budget, DurationEstimate
-from cramming.train.checkpoint import load_checkpoint, save_checkpoint
+from cramming.train.budget import Budget
+from cramming.train.checkpoint import (
+    apply_checkpoint,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from cramming.train.distributed import AgreedError, Dist, init_dist
 from cramming.train.hardware import (
     autocast,
     check_track,
     detect_hardware,
+    job_hardware,
     resolve_device,
     resolve_precision,
 )
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.progress import LogWindow, progress_bar, show, warn
+from cramming.train.rows import RowStream
 from cramming.train.run_dir import FINISHED, MetricsLog, locked_run, resolve_run, write_run
 from cramming.train.schedules import batch_size_at, lr_factor
+from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
-from data_prep import UserError
+from data_prep import open_data_dir
 from data_prep.files import OutOfSpace
 from data_prep.progress import progress_disabled
-
-# Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
-# of time so that timing noise does not carry it past the budget.
-SAFETY = 1.5
-
-
-class RowStream:
-    """Training rows in the data dir's seeded order, handed out in any count. `position` counts
-    rows of completed steps only, so a resume replays a step cut off by the deadline or a signal."""
-
-    def __init__(self, data_dir, *, seed: int, start: int, chunk: int):
-        self.position = start
-        self._batches = data_dir.iter_batches("train", chunk, seed=seed, start=start)
-        self._buffer = np.empty((0, data_dir.seq_len), dtype=np.int64)
-
-    def peek(self, n: int) -> np.ndarray:
-        while len(self._buffer) < n:
-            self._buffer = np.concatenate([self._buffer, next(self._batches)])
-        return self._buffer[:n]
-
-    def consume(self, n: int) -> None:
-        self._buffer = self._buffer[n:]
-        self.position += n
-
-
-class StopSignal:
-    """SIGINT/SIGTERM set a flag the loop reads before every micro-batch: stop cleanly, save.
-
-    Installed before the run dir is written and held through the write-out, so a signal never
-    leaves a half-made run: during training it ends the loop at the next check, after training
-    it only prints `after_training` once and lets the write-out finish."""
-
-    def __init__(self):
-        self.requested = False
-        self.after_training: str | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.after_training and not self.requested:
-            warn(self.after_training)
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrides=(),
              device="auto", gpu_check="open", seed=None, resume=None, force=False, quiet=False,
              clock=time.monotonic) -> dict:
-    """Train within `budget` (e.g. "24h") on the prepared data dir `data`; returns the summary.
+    """Train within `budget` (e.g. "24h") on the prepared data dir `data`; returns the summary
+    (on ranks other than 0 of a DDP job: {"rank", "stopped_by", "steps", "train_elapsed_s"}).
 
     With `resume`, `data` and `budget` default to the run's own and must match it when given.
     seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests.
     Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
     over its budget or without an optimizer step."""
     quiet = progress_disabled(quiet)
-    with locked_run(out, resume):
-        run, cfg, resumed, data_dir = resolve_run(data, out, budget, preset, overrides, device,
-                                                  seed, resume, force)
-        dev = resolve_device(cfg.impl.device)
-        hardware = detect_hardware(dev)
-        check_track(hardware, gpu_check, cfg.train.budget_s)
+    with init_dist() as dist, contextlib.ExitStack() as held:
+        # Rank 0 alone holds the run dir's lock (only it writes there); when another process
+        # holds it, every rank raises the error.
+        dist.on_main(lambda: held.enter_context(locked_run(out, resume)))
+        run, cfg, resumed, data_dir = resolve_on_main(dist, data, out, budget, preset, overrides,
+                                                      device, seed, resume, force)
+        dev = dist.use_device(resolve_device(cfg.impl.device))
+        hardware = job_hardware(detect_hardware(dev), dist)
+        dist.on_main(check_track, hardware, gpu_check, cfg.train.budget_s)
         precision = resolve_precision(cfg.impl.precision, dev)
         with StopSignal() as stop, resume_hint_on_full_disk(run):
-            write_run(run, cfg, fresh=resumed is None)
+            dist.on_main(write_run, run, cfg, fresh=resumed is None)
             if cfg.impl.threads:
                 torch.set_num_threads(cfg.impl.threads)
             if resumed and resumed["stopped_by"] in FINISHED:
                 # Training ended before a signal or crash cut the write-out short: finish only
-                # the write-out, off the clock (the clock stopped when the loop did).
+                # the write-out, off the clock (the clock stopped when the loop did); rank 0's.
+                if not dist.is_main:
+                    return rank_result(dist, resumed)
                 model, optimizer, scaler = build_training(cfg, dev, precision)
                 state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
             else:
                 model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
                                      hardware=hardware, preset=preset, stop=stop, quiet=quiet,
-                                     clock=clock)
+                                     clock=clock, dist=dist)
+            if not dist.is_main:
+                return rank_result(dist, state)
             stop.after_training = ("stop signal received after training ended: finishing the "
                                    "write-out (final/, val loss, summary) first")
             return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
@@ -136,6 +105,26 @@ def resume_hint_on_full_disk(run):
                              f"{shlex.quote(str(run))}` goes on from the last checkpoint") from None
 
 
+def resolve_on_main(dist: Dist, *args):
+    """`resolve_run` on rank 0, the only rank that reads the run dir; every rank then opens the
+    data dir it names (each node has its own copy at that path)."""
+    if not dist.distributed:
+        return resolve_run(*args)
+
+    def resolve():
+        run, cfg, resumed, data_dir = resolve_run(*args)
+        return run, cfg, resumed, str(data_dir.path)
+
+    run, cfg, resumed, data_path = dist.on_main(resolve)
+    return run, cfg, resumed, open_data_dir(data_path)
+
+
+def rank_result(dist: Dist, state: dict) -> dict:
+    """What a rank other than 0 returns: where it stopped (the same as rank 0)."""
+    return {"rank": dist.rank, "stopped_by": state["stopped_by"], "steps": state["step"],
+            "train_elapsed_s": state["elapsed_s"]}
+
+
 def build_training(cfg: PretrainConfig, dev, precision):
     """The model (seeded), its AdamW optimizer and the fp16 grad scaler (off otherwise)."""
     torch.manual_seed(cfg.seed)
@@ -146,33 +135,40 @@ def build_training(cfg: PretrainConfig, dev, precision):
 
 
 def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardware, preset,
-          stop, quiet, clock):
+          stop, quiet, clock, dist: Dist):
     """Start (or continue) the clock, build the model and run the loop; save the post-loop
     checkpoint, which records how training ended. -> (model, train state)."""
-    # The clock starts here: after the data dir is open, before the model is built.
+    # The clock starts here, on every rank once all have arrived: after the data dir is open,
+    # before the model is built.
+    dist.barrier()
     budget = Budget(cfg.train.budget_s, elapsed_offset=resumed["elapsed_s"] if resumed else 0.0,
                     clock=clock)
     model, optimizer, scaler = build_training(cfg, dev, precision)
-    if not quiet:
+    if not quiet and dist.is_main:
         name = hardware["gpu_name"] or hardware["cpu_name"]
-        print(f"cram pretrain: {count_parameters(model):,} parameters, {hardware['device']} "
-              f"({name}), {precision}, budget {budget.budget_s:g}s")
+        ranks = f"{dist.world_size} ranks x " if dist.distributed else ""
+        print(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
+              f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s")
     state = initial_state(cfg, data_dir, preset)
     if resumed:
-        state.update(load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler),
-                     stopped_by=None)
+        state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)
     if cfg.impl.compile:
         # Only the encoder: its shapes are static once micro-batches are padded (micro_step),
         # while the MLM head's gather of masked rows has a data-dependent size. In-place
         # compilation keeps the state-dict names of the plain module.
         model.encoder.compile(dynamic=False)
-    rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch)
-    metrics = MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None,
-                         resume_elapsed=state["elapsed_s"] if resumed else None)
+    net = dist.wrap(model)  # what the micro-batches run through: DDP under several ranks
+    rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch,
+                     rank=dist.rank, world_size=dist.world_size)
+    metrics = (MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None,
+                          resume_elapsed=state["elapsed_s"] if resumed else None)
+               if dist.is_main else None)
     state["stopped_by"] = train_loop(model, optimizer, scaler, rows, budget, cfg, state,
                                      run=run, metrics=metrics, stop=stop, data_dir=data_dir,
-                                     precision=precision, quiet=quiet)
-    save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
+                                     precision=precision, quiet=quiet or not dist.is_main,
+                                     dist=dist, net=net)
+    if dist.is_main:
+        save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
     return model, state
 
 
@@ -186,32 +182,33 @@ def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
 
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet, durations=None,
-               objective=None) -> str:
+               objective=None, dist: Dist | None = None, net=None) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
-    Returns stopped_by: "budget" | "steps" | "interrupt". `state` is updated in place; its
-    elapsed_s is when training ended, or, if the check that ended it came after the deadline,
-    when the last applied step ended (work past the deadline is dropped, never applied).
+    Returns stopped_by: "budget" | "steps" | "interrupt"; `state` is updated in place, the same
+    on every rank; its elapsed_s is when training ended, or, if the check that ended it came
+    after the deadline, when the last applied step ended (work past the deadline is dropped,
+    never applied).
     `durations`: three DurationEstimates (micro-batch, update, checkpoint) carried over from an
     earlier loop on the same model, so that its first step is already checked against the
     deadline (pruning's recovery rounds); None starts with no estimate.
     `objective(model, inputs, labels) -> (loss, mlm_loss)` replaces the MLM loss as what is
     minimized (knowledge distillation); metrics.jsonl logs its MLM part, so every run's loss
-    curve is the same quantity. None trains on the MLM loss."""
+    curve is the same quantity. None trains on the MLM loss.
+    `dist`: this rank of a DDP job (None: one process); `net` is `model` or its DDP wrapper,
+    what the micro-batches run through."""
     t, impl = cfg.train, cfg.impl
+    dist, net = dist or Dist(), net or model
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
-    per_micro, per_update, per_checkpoint = durations or (DurationEstimate() for _ in range(3))
+    check = StopCheck(budget, stop, dist, durations=durations)
     if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
-        started = budget.elapsed()
-        save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
-                        train_state={**state, "elapsed_s": started})
-        per_checkpoint.update(budget.elapsed() - started)
-    last_checkpoint = budget.elapsed()
-    window = LogWindow(budget.elapsed(), state["tokens"])
+        check.checkpoint.update(write_checkpoint(dist, run, model, optimizer, scaler, state,
+                                                 budget))
+    last_checkpoint = check.elapsed_s
+    window = LogWindow(check.elapsed_s, state["tokens"])
     bar = progress_bar(budget, quiet)
     recovered_since_checkpoint = False
     lr = n_rows = 0
-    update_started = None  # when the last optimizer update began, until the next check
     last_step_end = state.get("elapsed_s") if state["step"] else None  # the model's time
 
     def finish(stopped_by: str, now: float) -> str:
@@ -220,8 +217,9 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         state["elapsed_s"] = round(last_step_end if late else now, 3)
         if window.steps:
             record = window.flush(state, state["elapsed_s"], lr, n_rows)
-            metrics.append(record)
             state["train_loss"] = record["loss"]
+            if metrics:
+                metrics.append(record)
         bar.close()
         return stopped_by
 
@@ -229,79 +227,79 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     while True:
         if t.max_steps is not None and state["step"] >= t.max_steps:
             return finish("steps", budget.elapsed())
-        f = budget.fraction()
-        n_rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
+        # Schedules read the job's clock as agreed at the last check: the same on every rank.
+        f = check.fraction()
+        n_rows = global_batch_size(f, cfg, dist.world_size)
         lr = cfg.optim.lr * lr_factor(f, t.lr_start_factor, t.lr_peak_at)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        mine, index = rows.peek(n_rows)  # this rank's share of the global batch
         inputs, labels = mask_tokens(
-            torch.from_numpy(rows.peek(n_rows)), special_ids=data_dir.special_ids,
+            torch.from_numpy(mine), special_ids=data_dir.special_ids,
             vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, state["step"]),
             mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
-            random_token_prob=t.random_token_prob)
-        total_masked = int((labels != IGNORE_INDEX).sum())
-        step_loss = 0.0
-        for begin in range(0, n_rows, impl.micro_batch):
-            end = min(begin + impl.micro_batch, n_rows)
-            now = budget.elapsed()
-            if update_started is not None:  # the update, logging and next batch's preparation
-                per_update.update(now - update_started)
-                update_started = None
-            # The deadline check: stop unless this micro-batch (and the update, if it ends the
-            # step) fits in the budget, with a margin for timing noise.
-            needed = per_micro.estimate()  # a short last micro-batch takes no longer
-            needed += per_update.estimate() if end == n_rows else 0.0
-            if stop.requested:
-                return finish("interrupt", now)
-            if budget.would_overrun(SAFETY * needed):
-                return finish("budget", now)
-            loss = micro_step(model, inputs[begin:end], labels[begin:end], total_masked, scaler,
-                              precision, pad_to=impl.micro_batch if impl.compile else None,
-                              objective=objective)
-            per_micro.update(budget.elapsed() - now)
-            if not math.isfinite(loss):
+            random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
+        step_loss, nonfinite, total_masked = 0.0, False, 0
+        for begin in range(0, len(mine), impl.micro_batch):
+            last = begin + impl.micro_batch >= len(mine)
+            masked = int((labels != IGNORE_INDEX).sum()) if begin == 0 else 0
+            verdict = check.before_micro(last=last, masked=masked, nonfinite=nonfinite)
+            if verdict.stop:
+                return finish(verdict.stop, verdict.elapsed_s)
+            if verdict.nonfinite:
                 break
+            total_masked = verdict.masked if begin == 0 else total_masked  # the whole batch's
+            end = begin + impl.micro_batch
+            loss = micro_step(net, inputs[begin:end], labels[begin:end], total_masked, scaler,
+                              precision, dist=dist, sync=last,
+                              pad_to=impl.micro_batch if impl.compile else None,
+                              objective=objective)
+            nonfinite = nonfinite or not math.isfinite(loss)
             step_loss += loss
         else:  # every micro-batch ran: update the weights, unless the step would end too late
-            if budget.would_overrun(per_update.estimate()):  # e.g. a stall in the last micro
+            verdict = check.before_update(loss=step_loss, nonfinite=nonfinite)
+            if verdict.stop:  # e.g. a stall in the last micro-batch
                 optimizer.zero_grad(set_to_none=True)  # the step is dropped, never applied
-                return finish("budget", budget.elapsed())
-            update_started = budget.elapsed()
-            optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
-            rows.consume(n_rows)
-            state["step"] += 1
-            state["rows"] = rows.position
-            state["tokens"] += n_rows * cfg.model.seq_len
-            window.add(step_loss)
-            if state["step"] == 1 or state["step"] % impl.log_every == 0:
-                record = window.flush(state, budget.elapsed(), lr, n_rows)
-                metrics.append(record)
-                state["train_loss"] = record["loss"]
-                show(bar, budget, record)
-            last_step_end = budget.elapsed()  # applied and logged: the model's time
-            # A periodic checkpoint counts against the budget; skip one that would overrun it
-            # (the run saves at its end anyway, off the clock).
-            due = budget.elapsed() - last_checkpoint >= impl.checkpoint_every_min * 60
-            if due and not budget.would_overrun(SAFETY * per_checkpoint.estimate()):
-                started = budget.elapsed()
-                save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
-                                train_state={**state, "elapsed_s": budget.elapsed()})
-                last_checkpoint, recovered_since_checkpoint = budget.elapsed(), False
-                per_checkpoint.update(last_checkpoint - started)
-                update_started += last_checkpoint - started  # timed apart from the update
-            continue
-        # A non-finite loss: reload the last checkpoint, skip this batch, go on; twice is an error.
+                return finish(verdict.stop, verdict.elapsed_s)
+            if not verdict.nonfinite:
+                optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
+                rows.consume(n_rows)
+                state["step"] += 1
+                state["rows"] = rows.position
+                state["tokens"] += n_rows * cfg.model.seq_len
+                window.add(verdict.loss)
+                if state["step"] == 1 or state["step"] % impl.log_every == 0:
+                    record = window.flush(state, budget.elapsed(), lr, n_rows)
+                    state["train_loss"] = record["loss"]
+                    if metrics:
+                        metrics.append(record)
+                    show(bar, budget, record)
+                last_step_end = budget.elapsed()  # applied and logged: the model's time
+                # A periodic checkpoint counts against the budget; skip one that would overrun
+                # it (the run saves at its end anyway, off the clock). Decided from agreed
+                # numbers, so every rank takes part or none.
+                due = verdict.elapsed_s - last_checkpoint >= impl.checkpoint_every_min * 60
+                if due and verdict.checkpoint_fits:
+                    seconds = write_checkpoint(dist, run, model, optimizer, scaler, state, budget)
+                    check.checkpoint.update(seconds)
+                    check.exclude(seconds)  # timed apart from the update
+                    last_checkpoint, recovered_since_checkpoint = verdict.elapsed_s, False
+                continue
+        # A non-finite loss on some rank: every rank reloads the last checkpoint and skips this
+        # batch; twice is an error.
         optimizer.zero_grad(set_to_none=True)
         if recovered_since_checkpoint:
-            raise UserError(f"loss became non-finite again at step {state['step']} after a "
-                            f"reload from {run / 'checkpoint'}; lower optim.lr or check the data")
-        load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, restore_rng=False)
+            raise AgreedError(f"loss became non-finite again at step {state['step']} after a "
+                              f"reload from {run / 'checkpoint'}; lower optim.lr or check the "
+                              "data")
+        restore(dist, run, model, optimizer, scaler, restore_rng=False)
         rows.consume(n_rows)
         state["rows"] = rows.position
         state["nonfinite_skips"] += 1
         recovered_since_checkpoint = True
-        warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
-             f"skipped {n_rows} rows")
+        if dist.is_main:
+            warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
+                 f"skipped {n_rows} rows")
 
 
 def mlm_objective(model, inputs, labels):
@@ -311,27 +309,67 @@ def mlm_objective(model, inputs, labels):
     return loss, loss
 
 
-def micro_step(model, inputs, labels, total_masked, scaler, precision, *, pad_to=None,
+def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
+    """Sequences in this step, all ranks together: the batch schedule at f = elapsed / budget,
+    rounded down to a multiple of the world size (at least one row per rank) so every rank
+    runs the same number of micro-batches."""
+    t = cfg.train
+    rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
+    return max(world_size, rows - rows % world_size)
+
+
+def write_checkpoint(dist: Dist, run, model, optimizer, scaler, state, budget) -> float:
+    """Rank 0 saves, every rank waits for it; returns the seconds it took (on the clock)."""
+    started = budget.elapsed()
+    if dist.is_main:
+        save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                        train_state={**state, "elapsed_s": started})
+    dist.barrier()
+    return budget.elapsed() - started
+
+
+def restore(dist: Dist, run, model, optimizer, scaler, *, restore_rng: bool = True) -> dict:
+    """Rank 0 reads the checkpoint (checked against its hashes) and hands it to every rank;
+    each loads it in place. Returns the train state."""
+    checkpoint = dist.on_main(read_checkpoint, run)
+    return apply_checkpoint(checkpoint, model=model, optimizer=optimizer, scaler=scaler,
+                            restore_rng=restore_rng)
+
+
+def micro_step(net, inputs, labels, total_masked, scaler, precision, *,
+               dist: Dist | None = None, sync: bool = True, pad_to=None,
                objective=None) -> float:
     """Forward and backward on one micro-batch; gradients accumulate across the step.
 
-    Each micro-batch's mean loss is weighted by its share of the step's masked tokens, so the
-    accumulated gradient equals that of one big batch whatever impl.micro_batch is (this holds
-    for any objective that is a mean over the masked positions)."""
+    Each micro-batch's mean loss is weighted by its share of the step's masked tokens (all
+    ranks together), so the accumulated gradient equals that of one big batch whatever
+    impl.micro_batch is (this holds for any objective that is a mean over the masked
+    positions). DDP averages gradients over ranks, so each rank's weight is scaled by
+    the world size: the average is then the one-process gradient of the same global batch.
+    The all-reduce runs only when `sync` (a step's last micro-batch). Returns this
+    micro-batch's share of the step's loss."""
+    dist = dist or Dist()  # one process
     n_masked = int((labels != IGNORE_INDEX).sum())
     if n_masked == 0:
-        return 0.0
+        if not dist.distributed:
+            return 0.0
+        # DDP's all-reduce needs every rank's backward: run one with weight 0 on a position
+        # labelled with its own input token (the loss of an empty selection is undefined).
+        labels = labels.clone()
+        labels.view(-1)[0] = inputs.reshape(-1)[0]
     if pad_to:
         inputs, labels = pad_rows(inputs, labels, pad_to)
-    device = next(model.parameters()).device
-    with autocast(device, precision):
-        loss, logged = (objective or mlm_objective)(model, inputs.to(device, non_blocking=True),
-                                                    labels.to(device, non_blocking=True))
-    scaler.scale(loss * (n_masked / total_masked)).backward()
+    weight = n_masked / total_masked * dist.world_size if n_masked else 0.0
+    device = next(net.parameters()).device
+    with dist.sync_gradients(net, sync):  # DDP reads it in the forward and the backward
+        with autocast(device, precision):
+            loss, logged = (objective or mlm_objective)(
+                net, inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        scaler.scale(loss * weight).backward()
     value = loss.item()
     if logged is not loss and math.isfinite(value):  # a non-finite minimized loss shows as such
         value = logged.item()
-    return value * n_masked / total_masked
+    return value * weight / dist.world_size
 
 
 def optimizer_update(model, optimizer, scaler, grad_clip: float) -> None:
