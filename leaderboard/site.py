@@ -16,7 +16,13 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from cramming.rules import RANKED_GPUS, RULES_VERSION
+from cramming.rules import (
+    MULTI_GPU_CATEGORY,
+    MULTI_GPU_REFERENCE_BUDGET_S,
+    MULTI_GPU_REFERENCE_GPUS,
+    RANKED_GPUS,
+    RULES_VERSION,
+)
 from data_prep import UserError
 from data_prep.files import atomic_dir, dir_lock
 from leaderboard import plots, tracks
@@ -105,7 +111,11 @@ def _rank_key(entry: dict):
 
 def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict) -> str:
     ranked = sorted((e for e in entries if e["track"] == "ranked"), key=_rank_key)
-    open_ = sorted((e for e in entries if e["track"] == "open"), key=_rank_key)
+    # Runs on several GPUs have their own table: never ranked against one-GPU runs.
+    multi = sorted((e for e in entries if e.get("category") == MULTI_GPU_CATEGORY),
+                   key=_rank_key)
+    open_ = sorted((e for e in entries if e["track"] == "open"
+                    and e.get("category") != MULTI_GPU_CATEGORY), key=_rank_key)
     built = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     *others, last = RANKED_GPUS
     gpus = f"{', '.join(others)} or {last}" if others else last
@@ -123,7 +133,8 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         f"<p class=rules><strong>Rules v{RULES_VERSION}.</strong> Ranked track: one "
         f"{_e(gpus)}; budget at most 24 h; GLUE dev, all tasks but WNLI, the "
         "<code>cramming</code> protocol (5 epochs, batch 16, lr 4e-5). Anything else runs in "
-        "the open track, which says why. Scores are dev-set percent points; "
+        "the open track, which says why; runs on several GPUs have a table of their own. "
+        "Scores are dev-set percent points; "
         "<em>avg (cram)</em> is the cramming paper's average, <em>avg (GLUE)</em> one score "
         "per task; a * marks an average over only some of the tasks.</p></header>",
         "<section><h2>Ranked track</h2>",
@@ -131,6 +142,12 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         "<p class=empty>No ranked entries yet.</p>",
         "</section><section><h2>Open track</h2>",
         _table(open_, "open") if open_ else "<p class=empty>No open-track entries yet.</p>",
+        "</section><section><h2>Multi-GPU</h2>",
+        f"<p class=note>Open track, category <code>{MULTI_GPU_CATEGORY}</code>: runs on "
+        "several GPUs (DistributedDataParallel), compared only with each other. The cramming "
+        f"paper's 16x budget is {MULTI_GPU_REFERENCE_GPUS} GPUs for "
+        f"{MULTI_GPU_REFERENCE_BUDGET_S // 3600} h; the time column also gives GPU-hours.</p>",
+        _table(multi, "multi") if multi else "<p class=empty>No multi-GPU entries yet.</p>",
         "</section>",
         '<section class=figures><figure><h2>GLUE score against budget</h2>',
         f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
@@ -165,13 +182,17 @@ def _table(entries: list[dict], track: str) -> str:
     for rank, entry in enumerate(entries, 1):
         hardware = entry["hardware"]
         gpu = (hardware["gpu_name"] or hardware["device"]).removeprefix("NVIDIA ")
-        if hardware["gpu_count"] > 1:
-            gpu = f"{hardware['gpu_count']}x {gpu}"
+        ranks = max(hardware["gpu_count"], hardware.get("world_size") or 1)
+        if ranks > 1:
+            gpu = f"{ranks}x {gpu}"
         name = f"<strong>{_e(entry['name'])}</strong><span class=sub>{_e(entry['date'])} · "
         name += f"{_e(entry['model']['preset'])}</span>"
         gpu = f"{_e(gpu)}<span class=sub>{_params(entry['model']['params'])}</span>"
         time = f"{_duration(entry['train_elapsed_s'])}<span class=sub>of "
-        time += f"{_duration(entry['budget_s'])}</span>"
+        time += f"{_duration(entry['budget_s'])}"
+        if track == "multi" and hardware["gpu_count"]:
+            time += f" · {hardware['gpu_count'] * entry['train_elapsed_s'] / 3600:.3g} GPU-h"
+        time += "</span>"
         cells = [f"<td class=num>{rank}</td>", f"<td class=name>{name}</td>",
                  f"<td class=gpu>{gpu}</td>", f"<td class=num>{time}</td>"]
         cells += _score_cells(entry)

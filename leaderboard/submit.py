@@ -64,8 +64,7 @@ def build_entry(run: Path, name: str) -> dict:
         "rules_version": RULES_VERSION,
         "track": None,  # decided below, from the finished entry
         "track_reason": None,
-        "hardware": {key: summary["hardware"].get(key)
-                     for key in ("device", "gpu_name", "gpu_count", "gpu_memory_gb")},
+        "hardware": entry_hardware(summary["hardware"]),
         "budget_s": summary["budget_s"],
         "train_elapsed_s": summary["train_elapsed_s"],
         "stopped_by": summary["stopped_by"],
@@ -90,10 +89,24 @@ def build_entry(run: Path, name: str) -> dict:
         entry["lineage"] = summary["lineage"]
     if "extracted_from" in summary:  # cram extract: the search table travels with the entry
         entry["extraction"] = read_extraction(run, summary)
-    if summary["hardware"].get("gpu_count") is None:
-        entry["hardware"]["gpu_count"] = 0
     entry["track"], entry["track_reason"] = tracks.decide_track(entry)
+    entry["category"] = tracks.decide_category(entry)
     return entry
+
+
+def entry_hardware(hardware: dict) -> dict:
+    """The entry's hardware: the summary's device fields, with the job's world size and every
+    rank's device name (a summary from before multi-GPU runs is one process)."""
+    out = {key: hardware.get(key)
+           for key in ("device", "gpu_name", "gpu_count", "gpu_memory_gb", "world_size",
+                       "device_names")}
+    if out["gpu_count"] is None:
+        out["gpu_count"] = 0
+    if out["world_size"] is None:
+        out["world_size"] = 1
+    if out["device_names"] is None:
+        out["device_names"] = [out["gpu_name"] or out["device"]] * out["world_size"]
+    return out
 
 
 def read_run_summary(run: Path) -> dict:

@@ -15,7 +15,9 @@ from cramming.rules import (
     RANKED_PROTOCOL,
     RANKED_TASKS,
     RULES_VERSION,
+    category,
     is_ranked_gpu,
+    multi_gpu_reason,
 )
 from leaderboard.extraction import extraction_violations
 
@@ -27,10 +29,12 @@ def track_reasons(entry: dict) -> list[str]:
     """Why Rules v1 put this entry in the open track; an empty list means ranked."""
     reasons = []
     hardware = entry["hardware"]
+    if world_size(entry) > 1:
+        reasons.append(multi_gpu_reason(world_size(entry), hardware.get("device")))
     if not is_ranked_gpu(hardware.get("gpu_name")):
         device = hardware.get("gpu_name") or hardware.get("device")
         reasons.append(f"{device} is not a ranked GPU ({', '.join(RANKED_GPUS)})")
-    elif hardware.get("gpu_count") != RANKED_GPU_COUNT:
+    elif hardware.get("gpu_count") != RANKED_GPU_COUNT and world_size(entry) == 1:
         reasons.append(f"{hardware.get('gpu_count')} GPUs (the ranked track is one GPU)")
     if entry["budget_s"] > RANKED_BUDGET_S:
         reasons.append(f"budget {entry['budget_s'] / 3600:g} h is over the ranked 24 h")
@@ -80,6 +84,16 @@ def _missing_metrics(tasks: dict) -> list[str]:
             for key in TASKS[task].metric_keys if key not in tasks[task]["metrics"]]
 
 
+def world_size(entry: dict) -> int:
+    """Ranks the run trained on (1 for entries from before multi-GPU runs)."""
+    return entry["hardware"].get("world_size") or 1
+
+
+def decide_category(entry: dict) -> str | None:
+    """The open-track category: multi-gpu for a run on several ranks (cramming.rules)."""
+    return category(world_size(entry))
+
+
 def decide_track(entry: dict) -> tuple[str, str | None]:
     reasons = track_reasons(entry)
     return ("open", "; ".join(reasons)) if reasons else ("ranked", None)
@@ -102,6 +116,17 @@ def rule_violations(entry: dict) -> list[str]:
     elif entry["track_reason"] != reason:
         problems.append(f"track_reason {entry['track_reason']!r} does not match the rules' "
                         f"{reason!r}")
+    if entry.get("category") != decide_category(entry):
+        problems.append(f"category is {entry.get('category')!r} but Rules v{RULES_VERSION} give "
+                        f"{decide_category(entry)!r} for world_size {world_size(entry)}")
+    names = entry["hardware"].get("device_names")
+    if names is not None and len(names) != world_size(entry):
+        problems.append(f"hardware.device_names has {len(names)} names for world_size "
+                        f"{world_size(entry)}")
+    if (entry["hardware"].get("device") == "cuda"
+            and entry["hardware"].get("gpu_count") != world_size(entry)):
+        problems.append(f"hardware.gpu_count {entry['hardware'].get('gpu_count')} differs from "
+                        f"world_size {world_size(entry)} (one GPU per rank)")
     problems += lineage_violations(entry) + extraction_violations(entry)
     hashes, results = entry["hashes"], entry["results"]
     if entry["data"]["data_sha256"] != hashes["data_sha256"]:

@@ -21,7 +21,13 @@ from data_prep.files import sha256_file
 from leaderboard import tracks
 from leaderboard.extraction import extraction_run_problems
 from leaderboard.schema import read_entry, schema_errors
-from leaderboard.submit import data_dir_of, loss_curve, read_data_manifest, read_run_summary
+from leaderboard.submit import (
+    data_dir_of,
+    entry_hardware,
+    loss_curve,
+    read_data_manifest,
+    read_run_summary,
+)
 
 # Scores are stored unrounded and JSON floats round-trip exactly, so a recomputation differs
 # only by summation order; any edited score moves its average far more than this.
@@ -38,6 +44,9 @@ SUMMARY_FIELDS = {
     "training.tokens_seen": ("tokens_seen",),
     "hardware.gpu_name": ("hardware", "gpu_name"),
     "hardware.device": ("hardware", "device"),
+    "hardware.gpu_count": ("hardware", "gpu_count"),
+    "hardware.world_size": ("hardware", "world_size"),
+    "hardware.device_names": ("hardware", "device_names"),
     "hashes.data_sha256": ("data_sha256",),
     "hashes.config_sha256": ("config_sha256",),
     "lineage": ("lineage",),
@@ -102,6 +111,8 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         summary = read_run_summary(run)
     except UserError as err:
         return [str(err)]
+    # What submit copied: a summary without world_size or device_names is one process's.
+    summary = {**summary, "hardware": entry_hardware(summary["hardware"])}
     problems = []
     for field, keys in SUMMARY_FIELDS.items():
         stated, recorded = _get(entry, field.split(".")), _get(summary, keys)
