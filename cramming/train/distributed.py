@@ -18,12 +18,14 @@ a standalone rendezvous on this machine, running `python -m cramming pretrain ..
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -211,6 +213,14 @@ def launch(nproc: int, worker_args: list[str], *, run, device: str = "auto") -> 
     return 0
 
 
+def _failed_run(run) -> bool:
+    try:
+        summary = json.loads((Path(run) / "summary.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+    return isinstance(summary, dict) and summary.get("status") == "failed"
+
+
 def short_error(err: BaseException) -> str:
     """The first line of a backend's error without its source location, e.g. gloo's
     "[.../pair.cc:537] Read error ...: Connection reset by peer. This is typically ..." ->
@@ -234,6 +244,8 @@ def _failure_status(err, run) -> int:
     failures = sorted(err.failures.items())
     if all(f.exitcode in (2, 130) for _, f in failures):
         return failures[0][1].exitcode  # a user error or an interrupt: the rank printed it
+    if [(r, f.exitcode) for r, f in failures] == [(0, 1)] and _failed_run(run):
+        return 1  # a run over budget or without a step (RunFailed): rank 0 said why
 
     def cause(item):  # the rank that was killed or crashed first, then those it took along
         rank, failure = item

@@ -23,7 +23,7 @@ from cramming.train.objective import mask_tokens, step_generator
 from cramming.train.pretrain import pretrain
 from cramming.train.rows import RowStream
 from cramming.train.stop import StopCheck, StopSignal
-from data_prep import open_data_dir
+from data_prep import UserError, open_data_dir
 from leaderboard.submit import build_entry
 
 # A frozen clock (ranks.frozen_clock) keeps f = 0: constant batch and learning rate, so a run
@@ -117,6 +117,32 @@ def test_the_stop_check_follows_the_slowest_clock_and_any_rank():
     assert check.before_update(loss=2.0, nonfinite=False).nonfinite
     other[4], other[2] = 0.0, 60.0  # a 60 s checkpoint after this update would end too late
     assert not check.before_update(loss=2.0, nonfinite=False).checkpoint_fits
+
+
+def _child_failed(**exitcodes):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    failures = {int(rank[1:]): ProcessFailure(int(rank[1:]), 300 + int(rank[1:]), code, "")
+                for rank, code in exitcodes.items()}
+    return ChildFailedError("cramming", failures)
+
+
+def test_the_launcher_exit_status_passes_on_what_a_rank_said_or_names_the_dead_rank(tmp_path):
+    from cramming.train.distributed import _failure_status
+
+    run = tmp_path / "run"
+    assert _failure_status(_child_failed(r1=2), run) == 2  # a user error: the rank printed it
+    assert _failure_status(_child_failed(r0=130, r1=130), run) == 130
+    with pytest.raises(UserError, match=r"rank 0 \(pid 300\) exited with status 1"):
+        _failure_status(_child_failed(r0=1), run)  # a crash: no summary says why
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"status": "failed"}))
+    assert _failure_status(_child_failed(r0=1), run) == 1  # RunFailed: rank 0 said why
+    with pytest.raises(UserError) as caught:
+        _failure_status(_child_failed(r0=3, r1=-signal.SIGKILL), run)
+    assert str(caught.value).startswith("rank 1 (pid 301) was killed by SIGKILL; rank 0 (pid "
+                                        "300) lost contact with it; the job stopped.")
+    assert str(caught.value).endswith(f"continue with --resume {run}")
 
 
 def test_two_ranks_give_the_weights_of_one_process(data, overrides, tmp_path):
