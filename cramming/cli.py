@@ -25,6 +25,8 @@ from data_prep.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("data_prep.command", "clean, tokenize and pack corpora into a data dir"),
     "pretrain": ("cramming.train.command", "pretrain a BERT within a wall-clock budget"),
+    "compress": ("cramming.compress.command", "prune and/or quantize a run (train large, "
+                 "then compress)"),
     "eval": ("glue_eval.command", "fine-tune and score a run on GLUE or offline probes"),
     "submit": ("leaderboard.submit_command", "turn a scored run into a leaderboard entry"),
     "leaderboard": ("leaderboard.command", "validate entries and build the results site"),

@@ -1,0 +1,203 @@
+"""`cram compress` end to end on a tiny run pretrained here (a fake clock makes it fast and
+deterministic): the compressed run dir, the recovery budget, and every refusal."""
+
+import json
+import random
+import shutil
+
+import pytest
+import torch
+
+from cramming.cli import main
+from cramming.compress import compress, prune, recovery, stored_stats
+from cramming.config import config_sha256
+from cramming.train.pretrain import pretrain
+from cramming.weights import load_pretrained_with_masks
+from data_prep import UserError, open_data_dir, prepare
+
+SMALL = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
+         "model.head_hidden=32", "impl.threads=1"]
+
+
+class TickingClock:
+    """Every reading advances time by `tick` seconds."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    """A finished tiny run (6 fake seconds) on a small grammar corpus."""
+    root = tmp_path_factory.mktemp("compress")
+    rng = random.Random(0)
+    words = ["the cat", "a dog", "sees", "likes", "a red ball", "the boat", "in the garden",
+             "near the river", "my neighbour", "carries", "the letter", "follows"]
+    docs = [" ".join(" ".join(rng.choice(words) for _ in range(6)) + "." for _ in range(6))
+            for _ in range(300)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, seq_len=32,
+            val_fraction=0.1, quiet=True)
+    vocab = open_data_dir(root / "data").vocab_size
+    threads = torch.get_num_threads()
+    pretrain(root / "data", root / "run", budget="6s", preset="tiny", quiet=True,
+             overrides=[*SMALL, f"model.vocab_size={vocab}", "model.seq_len=32"],
+             clock=TickingClock(0.05))
+    torch.set_num_threads(threads)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def pruned(parent, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pruned") / "p50"
+    threads = torch.get_num_threads()
+    summary = compress(parent, "prune:0.5", out, budget="4s", quiet=True,
+                       clock=TickingClock(0.05))
+    torch.set_num_threads(threads)
+    return out, summary
+
+
+def test_pruned_run_dir_is_a_complete_derived_run(parent, pruned):
+    out, summary = pruned
+    record, lineage = summary["compression"], summary["lineage"]
+    parent_summary = json.loads((parent / "summary.json").read_text())
+    assert json.loads((out / "summary.json").read_text()) == summary
+    # Exactly the documented rule: round(0.5 * N) of the N encoder linear weights.
+    _, state, masks = load_pretrained_with_masks(out / "final")
+    total = sum(mask.numel() for mask in masks.values())
+    pruned_count = sum(int((~mask).sum()) for mask in masks.values())
+    assert total == record["prunable_params"] == 7168 and pruned_count == round(0.5 * total)
+    assert record["sparsity"] == pruned_count / total
+    assert all((state[name][~mask] == 0).all() for name, mask in masks.items())
+    assert len(record["rounds"]) == len(prune.round_targets(total, 0, 0.5)) == 5
+    assert record["stored_bytes"] == (out / "final" / "model.safetensors").stat().st_size
+    assert stored_stats(out / "final" / "model.safetensors")["kept_params"] == \
+        record["nonzero_params"]
+    assert summary["model_sha256"] != parent_summary["model_sha256"]
+    assert summary["config_sha256"] == config_sha256(out / "config.yaml")
+    # The budget covers all training: the parent's time plus the stage's.
+    assert lineage["parent_model_sha256"] == parent_summary["model_sha256"]
+    assert summary["train_elapsed_s"] == round(parent_summary["train_elapsed_s"]
+                                               + lineage["stage_train_elapsed_s"], 3)
+    assert summary["budget_s"] == parent_summary["budget_s"] + 4.0
+    assert summary["steps"] == parent_summary["steps"] + sum(r["steps"] for r in
+                                                             record["rounds"])
+    assert summary["val_loss"] is not None and summary["stopped_by"] == "budget"
+    spec = json.loads((out / "final" / "compression.json").read_text())
+    assert spec == {"format": "cram-compression/1", "method": "prune:0.5", "sparsity": 0.5,
+                    "bits": 32, "quantization": None}
+    assert not (out / "checkpoint").exists()
+
+
+def test_recovery_training_keeps_within_its_budget(parent, pruned):
+    out, summary = pruned
+    record = summary["compression"]
+    assert 0 < record["train_elapsed_s"] <= record["budget_s"] == 4.0
+    assert record["train_elapsed_s"] == summary["lineage"]["stage_train_elapsed_s"]
+    elapsed = [r["elapsed_s"] for r in record["rounds"]]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= 4.0
+    assert all(r["steps"] > 0 for r in record["rounds"])  # every round got its share
+    # metrics.jsonl: the parent's curve, then the recovery rounds after it, never past the sum.
+    parent_lines = (parent / "metrics.jsonl").read_text().splitlines()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [json.dumps(x) for x in lines[:len(parent_lines)]] == \
+        [json.dumps(json.loads(x)) for x in parent_lines]
+    times = [x["elapsed_s"] for x in lines]
+    assert times == sorted(times) and times[-1] <= summary["train_elapsed_s"] + 1e-3
+
+
+def test_quantizing_a_pruned_run_trains_nothing(pruned, tmp_path):
+    out, _ = pruned
+    summary = compress(out, "int8", tmp_path / "p50-int8", quiet=True)
+    assert summary["compression"]["method"] == "prune:0.5+int8"
+    assert summary["compression"]["bits"] == 8
+    assert summary["lineage"]["stage_budget_s"] == 0.0
+    assert summary["lineage"]["stage_train_elapsed_s"] == 0.0
+    assert summary["model_sha256"] == json.loads((out / "summary.json").read_text())[
+        "model_sha256"]  # the weights to fine-tune from are the pruned run's
+    assert json.loads((tmp_path / "p50-int8" / "final" / "compression.json").read_text())[
+        "bits"] == 8
+
+
+def _no_run_left(out):
+    assert not out.exists()
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+@pytest.mark.parametrize("method, budget, reason", [
+    ("prune:1.2", "4s", "sparsity 1.2 must lie strictly between 0 and 1"),
+    ("prune:0", "4s", "sparsity 0 must lie strictly between 0 and 1"),
+    ("prune=0.5", "4s", "malformed pruning step"),
+    ("int2", None, "unknown step 'int2'"),
+    ("prune:0.5", None, "give --budget"),
+    ("int8", "4s", "--budget does not apply to --method int8"),
+])
+def test_bad_arguments_are_one_line_errors(parent, tmp_path, capsys, method, budget, reason):
+    out = tmp_path / "out"
+    argv = ["compress", "--run", str(parent), "--method", method, "--out", str(out)]
+    assert main(argv + (["--budget", budget] if budget else [])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cram compress: error: ") and reason in err
+    assert len(err.strip().splitlines()) == 1
+    _no_run_left(out)
+
+
+def test_refusals_about_the_runs(parent, pruned, tmp_path):
+    with pytest.raises(UserError, match="is the run being compressed"):
+        compress(parent, "int8", parent)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(UserError, match="already exists; use --force"):
+        compress(parent, "int8", tmp_path / "taken")
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(parent, unfinished)
+    shutil.rmtree(unfinished / "final")
+    with pytest.raises(UserError, match="has no final model"):
+        compress(unfinished, "int8", tmp_path / "out")
+    quantized = tmp_path / "int4"
+    compress(pruned[0], "int4", quantized, quiet=True)
+    with pytest.raises(UserError, match="already compressed with prune:0.5\\+int4"):
+        compress(quantized, "prune:0.8", tmp_path / "out", budget="4s")
+    with pytest.raises(UserError, match="already pruned to 0.5"):
+        compress(pruned[0], "prune:0.4", tmp_path / "out", budget="4s")
+    _no_run_left(tmp_path / "out")
+
+
+def test_int4_the_library_cannot_run_is_refused_before_any_work(parent, tmp_path, monkeypatch):
+    from cramming.compress import quantize
+
+    def cannot(bits, device="cpu"):
+        raise UserError(f"int{bits} weight-only quantization does not run on cpu; use int8")
+
+    monkeypatch.setattr(quantize, "check_supported", cannot)
+    with pytest.raises(UserError, match="does not run on cpu; use int8"):
+        compress(parent, "prune:0.5+int4", tmp_path / "out", budget="4s")
+    _no_run_left(tmp_path / "out")
+
+
+def test_an_interrupted_compression_leaves_no_run(parent, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_loop = recovery.train_loop
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C (or SIGTERM) in the second recovery round
+            return "interrupt"
+        return real_loop(*args, **kwargs)
+
+    monkeypatch.setattr(recovery, "train_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress(parent, "prune:0.5", tmp_path / "out", budget="4s", quiet=True,
+                 clock=TickingClock(0.05))
+    _no_run_left(tmp_path / "out")
+    assert calls["n"] == 2
+
+
+def test_a_budget_too_short_for_one_step_is_an_error(parent, tmp_path):
+    with pytest.raises(UserError, match="too short for"):
+        compress(parent, "prune:0.5", tmp_path / "out", budget="0.2s", quiet=True,
+                 clock=TickingClock(0.05))
+    _no_run_left(tmp_path / "out")
