@@ -126,6 +126,9 @@ def _run_probe(args: argparse.Namespace) -> int:
 def _summary(result: dict, quiet: bool, path) -> None:
     if quiet:
         return
+    from cramming.compress.deployment import describe
+
+    print(describe(result["deployment"]))
     for name in ("avg_cramming", "avg_glue"):
         avg = result.get(name) or {}
         if avg.get("value") is not None:

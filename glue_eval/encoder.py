@@ -41,12 +41,17 @@ class Encoder:
     initialised with the same architecture, the control that shows what pretraining bought."""
 
     def __init__(self, final: Path, *, from_scratch: bool = False):
-        from cramming import load_pretrained
+        from cramming.compress import read_spec
+        from cramming.weights import load_pretrained_with_masks
         from data_prep import load_tokenizer
 
         self.final = final
         self.from_scratch = from_scratch
-        self.config, _ = load_pretrained(final)
+        # A compressed run (cram compress): pruning masks to hold fixed through fine-tuning,
+        # and what to do to each task model before it predicts (quantize after fine-tuning).
+        self.config, _, self.masks = load_pretrained_with_masks(final)
+        self.spec = read_spec(final)
+        self.first_deployed = None  # (task, Deployed): the model whose size and speed count
         self.tokenizer = load_tokenizer(final)
         ids = {tok: self.tokenizer.token_to_id(tok) for tok in SPECIAL_TOKENS}
         missing = [tok for tok, i in ids.items() if i is None]
@@ -67,5 +72,29 @@ class Encoder:
 
         torch.manual_seed(seed)  # the new head (and, from scratch, every weight) is seeded
         if self.from_scratch:
-            return CrammedBertForSequenceClassification(self.config, num_labels, dropout=dropout)
-        return load_classifier(self.final, num_labels, dropout=dropout)
+            model = CrammedBertForSequenceClassification(self.config, num_labels,
+                                                         dropout=dropout)
+        else:
+            model = load_classifier(self.final, num_labels, dropout=dropout)
+        if self.masks:  # pruned weights stay zero while the task is learnt
+            from cramming.compress.prune import apply_masks
+
+            apply_masks(model, self.masks)
+        return model
+
+    def deploy(self, model: torch.nn.Module, task: str) -> torch.nn.Module:
+        """The fine-tuned `model` as deployed (masks folded, quantized if the run says so);
+        the first one is kept for `deployment_record`."""
+        from cramming.compress import deploy
+
+        deployed = deploy(model, self.spec)
+        if self.first_deployed is None:
+            self.first_deployed = (task, deployed)
+        return deployed.model
+
+    def deployment_record(self, path: Path) -> dict:
+        """Write the first deployed task model to `path`; its stored size and CPU latency."""
+        from cramming.compress import deployment_record
+
+        task, deployed = self.first_deployed
+        return deployment_record(deployed, path, task=task, results_dir=path.parent)

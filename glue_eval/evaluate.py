@@ -77,6 +77,7 @@ def fit_and_predict(encoder: Encoder | OutsideEncoder, train_rows, train_labels,
     model = encoder.classifier(num_labels, dropout=protocol.dropout, seed=seed)
     finetune(model, train_rows, train_labels, protocol=protocol, regression=regression,
              pad_id=encoder.pad_id, seed=seed, device=device, desc=desc, quiet=quiet)
+    model = encoder.deploy(model, desc)  # scores are those of the model as deployed
     preds = {split: predict(model, rows, regression=regression, pad_id=encoder.pad_id,
                             device=device) for split, rows in dev_rows.items()}
     if regression:  # float64 of the float32 outputs: exactly what the TSV's repr round-trips
@@ -150,6 +151,7 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     if "wnli" in tests:
         server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
+    record["deployment"] = encoder.deployment_record(results.deployed_path(out))
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
     return results.write_results(out, record, all_preds, force=force,

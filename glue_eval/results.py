@@ -38,6 +38,13 @@ def default_out(run, suite: str, from_scratch: bool = False) -> Path:
 
 def check_out_path(out: Path, force: bool) -> None:
     """Refuse before any work is done, not after an hour of fine-tuning."""
+    _check_results_paths(out, force)
+    if deployed_path(out).exists() and not force:
+        raise UserError(f"deployed model {deployed_path(out)} exists; pass --force to "
+                        "replace it")
+
+
+def _check_results_paths(out: Path, force: bool) -> None:
     if out.suffix != ".json":
         raise UserError(f"results path {out} must end in .json")
     if out.exists() and not force:
@@ -54,6 +61,12 @@ def predictions_dir(out: Path) -> Path:
 
 def test_dir(out: Path) -> Path:
     return out.with_name(f"{out.stem}-test")
+
+
+def deployed_path(out: Path) -> Path:
+    """The first task model as deployed, whose stored size and CPU latency the results report
+    (`eval/glue.json` -> `eval/glue-model.safetensors`)."""
+    return out.with_name(f"{out.stem}-model.safetensors")
 
 
 def format_predictions(indices: np.ndarray, predictions: np.ndarray) -> str:
@@ -104,7 +117,7 @@ def write_results(out: Path, record: dict, predictions: dict[tuple[str, str], tu
     run's test folder is removed, as it would not match these results). The JSON is written
     last, so a results file never names prediction files that are not there.
     """
-    check_out_path(out, force)
+    _check_results_paths(out, force)  # the deployed model, written just before, is ours
     if server_files is not None:
         record["test_predictions"] = write_server_files(test_dir(out), server_files)
     elif test_dir(out).exists():
