@@ -1,4 +1,4 @@
-"""The site's two figures, drawn by matplotlib (Agg backend) and saved as SVG.
+"""The site's figures, drawn by matplotlib (Agg backend) and saved as SVG.
 
 SVG output is made reproducible: a fixed hash salt for element ids and no creation date, so
 rebuilding a site from the same entries gives the same bytes.
@@ -184,3 +184,63 @@ def extraction_scatter(search: dict, path: Path) -> Path:
     ax.margins(x=0.15, y=0.15)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     return _save(fig, path)
+
+
+def score_vs_size(rows: list[dict], path: Path, unscored: list[dict] = (),
+                  *, ylabel: str = "GLUE dev average (cramming columns)") -> Path:
+    """Score against the stored size of the model as deployed, log bytes on x.
+
+    `rows`: dicts with name, bytes, score, compressed (bool), and optionally parent (the row
+    name it was compressed from), drawn as a thin line from parent to variant.
+    `unscored`: (name, bytes) of entries without a score: ticks on the size axis.
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        parent = by_name.get(r.get("parent"))
+        if parent is not None:
+            ax.plot([parent["bytes"], r["bytes"]], [parent["score"], r["score"]],
+                    color="#b8bec6", linewidth=1, zorder=2)
+    for compressed, style, label in ((False, TRACK_STYLE["ranked"], "as trained"),
+                                     (True, {"marker": "^", "color": "#2e8540",
+                                             "facecolor": "#2e8540"}, "compressed variant")):
+        points = [r for r in rows if r["compressed"] == compressed]
+        if not points:
+            continue
+        ax.scatter([r["bytes"] for r in points], [r["score"] for r in points],
+                   marker=style["marker"], s=46, edgecolors=style["color"],
+                   facecolors=style["facecolor"], linewidths=1.6, zorder=3, label=label)
+        for r in points:
+            ax.annotate(r["name"], (r["bytes"], r["score"]), xytext=(6, 4),
+                        textcoords="offset points", fontsize=8.5, color="#333")
+    if unscored:
+        from matplotlib.transforms import blended_transform_factory
+
+        on_axis = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter([r["bytes"] for r in unscored], [0.04] * len(unscored), transform=on_axis,
+                   marker="|", s=260, linewidths=2, color="#8a8f96", zorder=3,
+                   label="no GLUE score (probe only)")
+        for r in unscored:
+            ax.annotate(r["name"], (r["bytes"], 0.04), xycoords=on_axis, xytext=(6, 6),
+                        textcoords="offset points", fontsize=8.5, color="#555")
+    sizes = [r["bytes"] for r in [*rows, *unscored]]
+    ax.set_xscale("log")
+    if sizes:
+        ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
+    from matplotlib.ticker import FuncFormatter
+
+    from data_prep.files import format_bytes
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda b, _pos: format_bytes(b)))
+    ax.set_xlabel("stored size of the deployed model (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.margins(y=0.2)
+    if not rows:
+        ax.text(0.5, 0.5, "no scored entry reports a model size yet", transform=ax.transAxes,
+                ha="center", va="center", color="#888", fontsize=11)
+    if rows or unscored:
+        fig.legend(loc="outside lower center", ncols=3, fontsize=8.5, frameon=False,
+                   labelspacing=1.0)
+    return _save(fig, path)
+

@@ -1,6 +1,6 @@
 """`cram leaderboard build`: a static results site from a folder of entries.
 
-The site is one `index.html` with its stylesheet and two SVG figures beside it; it needs no
+The site is one `index.html` with its stylesheet and three SVG figures beside it; it needs no
 server (open the file) and no JavaScript. Entries that fail the schema, the rules or the
 arithmetic are left out and listed at the bottom of the page with their first problem.
 
@@ -24,7 +24,7 @@ from cramming.rules import (
     RULES_VERSION,
 )
 from data_prep import UserError
-from data_prep.files import atomic_dir, dir_lock
+from data_prep.files import atomic_dir, dir_lock, format_bytes
 from leaderboard import plots, tracks
 from leaderboard.schema import read_entry, schema_errors
 
@@ -41,6 +41,7 @@ TASK_COLUMNS = (
     ("rte", ("accuracy",), "RTE", "acc"),
 )
 GLUE_PLOT, LOSS_PLOT = "glue_vs_budget.svg", "loss_curves.svg"
+SIZE_PLOT = "glue_vs_size.svg"
 
 
 def build_site(entries_dir, out) -> Path:
@@ -74,12 +75,34 @@ def build_site(entries_dir, out) -> Path:
             if entry.get("extraction"):
                 plots.extraction_scatter(entry["extraction"]["search"],
                                          tmp / _extraction_plot(entry))
+        plots.score_vs_size(*size_rows(entries), tmp / SIZE_PLOT)
         (tmp / "index.html").write_text(render_page(entries, skipped, reported))
     return out / "index.html"
 
 
+def size_rows(entries: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(scored, unscored) points of the size figure: every entry whose results report the
+    deployed model's size; a compressed variant names the entry it was compressed from."""
+    by_model = {e["hashes"]["model_sha256"]: e["name"] for e in entries}
+    scored, unscored = [], []
+    for entry in entries:
+        deployment = entry["results"].get("deployment")
+        if deployment is None:
+            continue
+        point = {"name": entry["name"], "bytes": deployment["stored_bytes"]}
+        if not _has_glue_score(entry):
+            unscored.append(point)
+            continue
+        lineage = entry.get("lineage") or {}
+        scored.append({**point, "score": entry["results"]["avg_cramming"]["value"],
+                       "compressed": "compression" in entry,
+                       "parent": by_model.get(lineage.get("parent_model_sha256"))})
+    return scored, unscored
+
+
 def load_entries(entries_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     """(valid entries, [(file name, first problem)] for the ones left out)."""
+    from leaderboard.compressed import consistency_problems
     from leaderboard.validate import arithmetic_problems
 
     entries, skipped = [], []
@@ -90,7 +113,8 @@ def load_entries(entries_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
             skipped.append((path.name, str(err)))
             continue
         problems = schema_errors(entry)
-        problems = problems or tracks.rule_violations(entry) + arithmetic_problems(entry)
+        problems = problems or (tracks.rule_violations(entry) + arithmetic_problems(entry)
+                                + consistency_problems(entry))
         if problems:
             skipped.append((path.name, problems[0]))
         else:
@@ -110,11 +134,14 @@ def _rank_key(entry: dict):
 
 
 def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict) -> str:
-    ranked = sorted((e for e in entries if e["track"] == "ranked"), key=_rank_key)
+    # Compressed variants have a table of their own: a score there is paid for in size.
+    compressed = sorted((e for e in entries if "compression" in e), key=_rank_key)
+    trained = [e for e in entries if "compression" not in e]
+    ranked = sorted((e for e in trained if e["track"] == "ranked"), key=_rank_key)
     # Runs on several GPUs have their own table: never ranked against one-GPU runs.
-    multi = sorted((e for e in entries if e.get("category") == MULTI_GPU_CATEGORY),
+    multi = sorted((e for e in trained if e.get("category") == MULTI_GPU_CATEGORY),
                    key=_rank_key)
-    open_ = sorted((e for e in entries if e["track"] == "open"
+    open_ = sorted((e for e in trained if e["track"] == "open"
                     and e.get("category") != MULTI_GPU_CATEGORY), key=_rank_key)
     built = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     *others, last = RANKED_GPUS
@@ -148,12 +175,24 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         f"paper's 16x budget is {MULTI_GPU_REFERENCE_GPUS} GPUs for "
         f"{MULTI_GPU_REFERENCE_BUDGET_S // 3600} h; the time column also gives GPU-hours.</p>",
         _table(multi, "multi") if multi else "<p class=empty>No multi-GPU entries yet.</p>",
+        "</section><section><h2>Compressed track</h2>",
+        "<p class=rules>Runs compressed with <code>cram compress</code> after training: pruned "
+        "(with recovery training, which counts against the same one-day budget) and/or "
+        "quantized after fine-tuning (which costs no budget). Size is the deployed model as "
+        "stored on disk; latency is per example on one CPU thread, sequence length 128.</p>",
+        _compressed_table(compressed) if compressed else
+        "<p class=empty>No compressed entries yet.</p>",
         "</section>",
         '<section class=figures><figure><h2>GLUE score against budget</h2>',
         f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
         "<figcaption>GLUE-scored entries by track; the star and dashed line are the reported "
         "results below; ticks on the axis are entries without a GLUE score.</figcaption>"
         "</figure>",
+        '<figure><h2>GLUE score against model size</h2>',
+        f'<img src="{SIZE_PLOT}" alt="GLUE dev average against the stored model size in bytes">',
+        "<figcaption>One point per entry at the stored size of its deployed model (log "
+        "scale); a line joins each compressed variant to the entry it came from; ticks on the "
+        "axis are entries without a GLUE score.</figcaption></figure>",
         '<figure><h2>Pretraining loss</h2>',
         f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
         "<figcaption>MLM training loss against wall-clock time, from each entry's run "
@@ -203,6 +242,45 @@ def _table(entries: list[dict], track: str) -> str:
         if entry["track_reason"]:  # a row of its own: long reasons would squeeze the table
             rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>open track: "
                         f"{_e(entry['track_reason'])}</td></tr>")
+    rows.append("</tbody></table></div>")
+    return "".join(rows)
+
+
+def _compressed_table(entries: list[dict]) -> str:
+    head = [("#", ""), ("Entry", "date · preset"), ("Method", "bits · sparsity"),
+            ("Size", "stored · kept params"), ("Latency", "ms/example b1 · b64"),
+            ("Time", "train + compress of budget"), ("avg", "cram"), ("avg", "GLUE"),
+            ("Track", "")]
+    rows = ['<div class=scroll><table class="board compressed"><thead><tr>']
+    rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
+    rows.append("</tr></thead><tbody>")
+    for rank, entry in enumerate(entries, 1):
+        record, lineage = entry["compression"], entry["lineage"]
+        deployment = entry["results"].get("deployment") or {}
+        latency = deployment.get("latency")
+        size = (f"{format_bytes(deployment['stored_bytes'])}<span class=sub>"
+                f"{_params(deployment['nonzero_params'])}</span>" if deployment else "–")
+        speed = (f"{latency['batch_1_ms']:.3g} · {latency['batch_64_ms']:.3g}"
+                 if latency else "–")
+        time = (f"{_duration(lineage['parent_train_elapsed_s'])} + "
+                f"{_duration(lineage['stage_train_elapsed_s'])}<span class=sub>of "
+                f"{_duration(entry['budget_s'])}</span>")
+        cells = [
+            f"<td class=num>{rank}</td>",
+            f"<td class=name><strong>{_e(entry['name'])}</strong><span class=sub>"
+            f"{_e(entry['date'])} · {_e(entry['model']['preset'])}</span></td>",
+            f"<td>{_e(record['method'])}<span class=sub>{record['bits']}-bit · sparsity "
+            f"{record['sparsity']:.3f}</span></td>",
+            f"<td class=num>{size}</td>", f"<td class=num>{speed}</td>",
+            f"<td class=num>{time}</td>",
+            *_score_cells(entry)[:2],
+            f"<td>{_e(entry['track'])}</td>",
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+        rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>"
+                    f"{_e(_lineage_text(lineage))}"
+                    + (f"; open track: {_e(entry['track_reason'])}" if entry["track_reason"]
+                       else "") + "</td></tr>")
     rows.append("</tbody></table></div>")
     return "".join(rows)
 

@@ -89,6 +89,8 @@ def build_entry(run: Path, name: str) -> dict:
         entry["lineage"] = summary["lineage"]
     if "extracted_from" in summary:  # cram extract: the search table travels with the entry
         entry["extraction"] = read_extraction(run, summary)
+    if "compression" in summary:  # cram compress: what was done to the parent
+        entry["compression"] = summary["compression"]
     entry["track"], entry["track_reason"] = tracks.decide_track(entry)
     entry["category"] = tracks.decide_category(entry)
     return entry

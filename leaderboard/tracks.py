@@ -36,6 +36,11 @@ def track_reasons(entry: dict) -> list[str]:
         reasons.append(f"{device} is not a ranked GPU ({', '.join(RANKED_GPUS)})")
     elif hardware.get("gpu_count") != RANKED_GPU_COUNT and world_size(entry) == 1:
         reasons.append(f"{hardware.get('gpu_count')} GPUs (the ranked track is one GPU)")
+    recovery = (entry.get("compression") or {}).get("recovery_hardware")
+    if recovery and not (is_ranked_gpu(recovery["gpu_name"])
+                         and recovery["gpu_count"] == RANKED_GPU_COUNT):
+        device = recovery["gpu_name"] or recovery["device"]
+        reasons.append(f"pruning's recovery training ran on {device}, not one ranked GPU")
     if entry["budget_s"] > RANKED_BUDGET_S:
         reasons.append(f"budget {entry['budget_s'] / 3600:g} h is over the ranked 24 h")
     results = entry["results"]

@@ -4,7 +4,7 @@ Four layers, each listing every problem it finds as one line:
 1. schema: the entry parses against `entry.schema.json`;
 2. rules: Rules v1 hold and the track label is the one the rules give;
 3. arithmetic: both GLUE averages recompute from the per-task scores, a derived run's times
-   add up;
+   add up, a compressed entry's fields agree with each other (`compressed`);
 4. with a run dir, every hash, the copied results and the loss curve recompute from the run
    and its data dir; with a GLUE dir too, every metric recomputes from the saved dev
    predictions against the dev labels.
@@ -18,7 +18,7 @@ from pathlib import Path
 from cramming.rules import RANKED_PROTOCOL
 from data_prep import UserError
 from data_prep.files import sha256_file
-from leaderboard import tracks
+from leaderboard import compressed, tracks
 from leaderboard.extraction import extraction_run_problems
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import (
@@ -50,6 +50,7 @@ SUMMARY_FIELDS = {
     "hashes.data_sha256": ("data_sha256",),
     "hashes.config_sha256": ("config_sha256",),
     "lineage": ("lineage",),
+    "compression": ("compression",),
 }
 
 
@@ -73,7 +74,8 @@ def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
     problems = schema_errors(entry)
     if problems:  # the later layers assume the schema's structure
         return problems
-    problems = tracks.rule_violations(entry) + arithmetic_problems(entry)
+    problems = (tracks.rule_violations(entry) + arithmetic_problems(entry)
+                + compressed.consistency_problems(entry))
     if run is not None:
         problems += run_problems(entry, Path(run))
     if glue_dir is not None:
@@ -120,6 +122,7 @@ def run_problems(entry: dict, run: Path) -> list[str]:
             problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
     problems += _hash_problems(entry, run, summary)
     problems += lineage_problems(entry, run) + extraction_run_problems(entry, run, summary)
+    problems += compressed.run_problems(entry, run)
     try:
         if entry["data"]["sources"] != read_data_manifest(run, summary).get("sources", []):
             problems.append("data.sources differ from the data dir's manifest.json")
