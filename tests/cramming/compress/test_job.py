@@ -55,7 +55,7 @@ def parent(tmp_path_factory):
 def pruned(parent, tmp_path_factory):
     out = tmp_path_factory.mktemp("pruned") / "p50"
     threads = torch.get_num_threads()
-    summary = compress(parent, "prune:0.5", out, budget="4s", quiet=True,
+    summary = compress(parent, "prune:0.5", out, budget="8s", quiet=True,
                        clock=TickingClock(0.05))
     torch.set_num_threads(threads)
     return out, summary
@@ -83,7 +83,7 @@ def test_pruned_run_dir_is_a_complete_derived_run(parent, pruned):
     assert lineage["parent_model_sha256"] == parent_summary["model_sha256"]
     assert summary["train_elapsed_s"] == round(parent_summary["train_elapsed_s"]
                                                + lineage["stage_train_elapsed_s"], 3)
-    assert summary["budget_s"] == parent_summary["budget_s"] + 4.0
+    assert summary["budget_s"] == parent_summary["budget_s"] + 8.0
     assert summary["steps"] == parent_summary["steps"] + sum(r["steps"] for r in
                                                              record["rounds"])
     assert summary["val_loss"] is not None and summary["stopped_by"] == "budget"
@@ -96,10 +96,10 @@ def test_pruned_run_dir_is_a_complete_derived_run(parent, pruned):
 def test_recovery_training_keeps_within_its_budget(parent, pruned):
     out, summary = pruned
     record = summary["compression"]
-    assert 0 < record["train_elapsed_s"] <= record["budget_s"] == 4.0
+    assert 0 < record["train_elapsed_s"] <= record["budget_s"] == 8.0
     assert record["train_elapsed_s"] == summary["lineage"]["stage_train_elapsed_s"]
     elapsed = [r["elapsed_s"] for r in record["rounds"]]
-    assert elapsed == sorted(elapsed) and elapsed[-1] <= 4.0
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= 8.0
     assert all(r["steps"] > 0 for r in record["rounds"])  # every round got its share
     # metrics.jsonl: the parent's curve, then the recovery rounds after it, never past the sum.
     parent_lines = (parent / "metrics.jsonl").read_text().splitlines()
