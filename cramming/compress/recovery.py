@@ -52,20 +52,23 @@ def prune_with_recovery(model, cfg, data_dir, *, run, sparsity: float, budget: B
     durations = tuple(DurationEstimate() for _ in range(3))
     position = int(parent.get("rows_seen") or 0)  # where pretraining left the data
     done = {"step": 0, "tokens": 0, "nonfinite_skips": 0}
-    rounds, stopped_by, train_loss = [], None, None
+    rounds, stopped_by, train_loss, ended = [], None, None, 0.0
     with StopSignal() as stop:
         for k, count in enumerate(targets, 1):
             prune.prune_to(model, count)
             optimizer = build_optimizer(model, cfg, device)  # weight_orig replaced weight
             scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-            # An equal share of what is left, so time spent before (loading, the first
-            # optimizer's set-up) or an early round's stop does not starve later rounds.
-            share = budget.remaining() / (len(targets) - k + 1)
             state = {"step": 0, "tokens": 0, "rows": position, "nonfinite_skips": 0,
                      "train_loss": None}
+            # The round's clock starts before the reading its share is cut from, so the round
+            # ends by started + share: by the stage's deadline, and `started + the round's
+            # elapsed time` never under-counts. An equal share of what is left, so time spent
+            # before (loading, the optimizer's set-up) or an early round's stop does not starve
+            # later rounds.
+            round_budget = Budget(0.0, clock=clock)
             started = budget.elapsed()
+            round_budget.budget_s = share = (budget.budget_s - started) / (len(targets) - k + 1)
             if share > 0:
-                round_budget = Budget(share, clock=clock)
                 rows = RowStream(data_dir, seed=cfg.seed, start=position,
                                  chunk=cfg.impl.micro_batch)
                 metrics = ContinuedMetrics(
@@ -79,13 +82,15 @@ def prune_with_recovery(model, cfg, data_dir, *, run, sparsity: float, budget: B
                 if stopped_by == "interrupt":
                     raise KeyboardInterrupt
                 position = rows.position
+                ended = started + state["elapsed_s"]  # the last applied update, stage time
             for key in done:
                 done[key] += state[key]
             train_loss = state["train_loss"] if state["train_loss"] is not None else train_loss
             rounds.append({"round": k, "sparsity": count / total, "steps": state["step"],
-                           "elapsed_s": round(budget.elapsed(), 3), "train_loss":
-                           state["train_loss"]})
-    elapsed = round(budget.elapsed(), 3)
+                           "elapsed_s": round(ended, 3), "train_loss": state["train_loss"]})
+    # Stage time, as pretraining counts it: until the last applied update (the final save and
+    # the validation loss come after, off the clock).
+    elapsed = round(ended, 3)
     if elapsed > budget.budget_s or not done["step"]:
         raise UserError(f"--budget {budget.budget_s:g}s is too short for {len(targets)} pruning "
                         f"rounds with recovery training ({done['step']} recovery steps in "
