@@ -75,7 +75,8 @@ def build_site(entries_dir, out) -> Path:
             if entry.get("extraction"):
                 plots.extraction_scatter(entry["extraction"]["search"],
                                          tmp / _extraction_plot(entry))
-        plots.score_vs_size(*size_rows(entries), tmp / SIZE_PLOT)
+        scored, unscored = size_rows(entries)
+        plots.score_vs_size(scored, tmp / SIZE_PLOT, unscored)
         (tmp / "index.html").write_text(render_page(entries, skipped, reported))
     return out / "index.html"
 

@@ -124,7 +124,9 @@ def test_site_shows_size_figure_and_compressed_table(scored, tmp_path):
     page = index.read_text()
     assert "GLUE score against model size" in page and "glue_vs_size.svg" in page
     table = page.split("<h2>Compressed track</h2>")[1].split("</section>")[0]
-    assert "tiny-p50-int8" in table and "prune:0.5+int8" in table and "tiny<" not in table
+    # The compressed variant is there; its uncompressed parent (preset tiny) is not.
+    assert "<strong>tiny-p50-int8</strong>" in table and "prune:0.5+int8" in table
+    assert "<strong>tiny</strong>" not in table and "<strong>tiny</strong>" in page
     figure = (tmp_path / "site" / "glue_vs_size.svg").read_text()
     assert "tiny-p50-int8" in figure and ">tiny<" in figure
 
