@@ -37,6 +37,25 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def contained_path(root: str | os.PathLike, relative: str, *, what: str) -> Path:
+    """`root / relative`, refusing a recorded path that leaves `root`.
+
+    Records (manifests, results, entries) name their files by paths relative to their folder;
+    an absolute path, a `..` part or a symbolic link that resolves outside `root` would make a
+    reader open (and a validator hash) any file on the machine. `what` names the record field
+    in the error, e.g. "shard file in data/manifest.json". Raises UserError.
+    """
+    root = Path(root)
+    text = str(relative)
+    parts = Path(text).parts
+    if not text or Path(text).is_absolute() or ".." in parts:
+        raise UserError(f"{what} {text!r} is not a path inside {root}")
+    path = root / text
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UserError(f"{what} {text!r} leads outside {root} (through a symbolic link)")
+    return path
+
+
 def canonical_json(obj) -> bytes:
     """The byte form that hashes are taken over: sorted keys, no whitespace."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()

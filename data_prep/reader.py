@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.errors import UserError
-from data_prep.files import dir_lock, interrupted_swap, sha256_file, tidy
+from data_prep.files import contained_path, dir_lock, interrupted_swap, sha256_file, tidy
 from data_prep.manifest import MANIFEST, SPLITS, TOKENIZER, read_manifest
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.shards import data_sha256
@@ -139,12 +139,12 @@ class DataDir:
         if data_sha256(self.manifest["shards"]) != self.data_sha256:
             raise UserError(f"{self.path / MANIFEST} is corrupt: data_sha256 does not match its "
                             "shard hashes")
-        if sha256_file(self.tokenizer_path) != self.manifest["tokenizer_sha256"]:
-            raise UserError(f"{self.tokenizer_path} does not match the manifest's tokenizer_sha256")
 
 
 def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:
-    """Open and check a data dir: format, shard files present with the right sizes."""
+    """Open and check a data dir: format, shard files inside it and of the right sizes, the
+    tokenizer the manifest names (its sha256: a small file, checked on every open, so a damaged
+    tokenizer never reaches a run's final/)."""
     path = Path(path)
     if interrupted_swap(path):  # `prepare --force` killed mid-swap: its old copy is complete
         with dir_lock(path, owner="cram (restoring an interrupted --force)"):
@@ -152,7 +152,7 @@ def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:
     manifest = read_manifest(path)
     seq_len = manifest["seq_len"]
     for shard in manifest["shards"]:
-        file = path / shard["file"]
+        file = contained_path(path, shard["file"], what=f"shard file in {path / MANIFEST}")
         expected = shard["sequences"] * seq_len * TOKEN_DTYPE.itemsize
         if not file.is_file():
             raise UserError(f"shard missing: {file}")
@@ -161,6 +161,10 @@ def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:
             raise UserError(f"{file} is corrupt or truncated: {size} bytes, expected {expected}")
     if not (path / TOKENIZER).is_file():
         raise UserError(f"tokenizer missing: {path / TOKENIZER}")
+    if sha256_file(path / TOKENIZER) != manifest["tokenizer_sha256"]:
+        raise UserError(f"{path / TOKENIZER} does not match the tokenizer_sha256 of "
+                        f"{path / MANIFEST}: the tokenizer was changed or damaged after "
+                        "preparation")
     data = DataDir(path, manifest)
     if verify_hashes:
         data.verify_hashes()

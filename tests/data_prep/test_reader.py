@@ -209,3 +209,32 @@ def test_load_tokenizer_from_dir_run_or_file(data_path, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(UserError, match="cannot read tokenizer"):
         load_tokenizer(tmp_path / "bad.json")
+
+
+def test_tokenizer_changed_after_preparation_is_refused(copy):
+    # A damaged data-dir tokenizer would otherwise be copied into every run's final/.
+    path = copy / "tokenizer.json"
+    path.write_text(path.read_text().replace('"[MASK]"', '"[MASKED]"'))
+    with pytest.raises(UserError, match="tokenizer.json does not match the tokenizer_sha256 of "
+                                        ".*manifest.json"):
+        open_data_dir(copy)
+
+
+@pytest.mark.parametrize("name", ["../outside.bin", "/tmp/outside.bin", "shards/../../x.bin"])
+def test_shard_path_outside_the_data_dir_is_refused(copy, name):
+    path = copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["shards"][0]["file"] = name
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=r"shard file in .*manifest.json '.*' is not a path "
+                                        "inside"):
+        open_data_dir(copy)
+
+
+def test_shard_linked_outside_the_data_dir_is_refused(copy, tmp_path):
+    shard = copy / "shards" / "val-00000.bin"
+    outside = tmp_path / "elsewhere.bin"
+    shutil.move(shard, outside)
+    shard.symlink_to(outside)
+    with pytest.raises(UserError, match=r"leads outside .* \(through a symbolic link\)"):
+        open_data_dir(copy)
