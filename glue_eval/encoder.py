@@ -10,12 +10,17 @@ from pathlib import Path
 import torch
 
 from data_prep import UserError
-from data_prep.files import sha256_file
+from data_prep.files import read_json_object, sha256_file
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]")
 
 
+# final/ files that summary.json names by hash: what is scored must be what was trained.
+RECORDED_HASHES = (("model.safetensors", "model_sha256"), ("tokenizer.json", "tokenizer_sha256"))
+
+
 def final_dir(run) -> Path:
+    """RUN/final/, once its weights and tokenizer match the hashes in RUN/summary.json."""
     run = Path(run)
     if not run.is_dir():
         raise UserError(f"run dir {run} {'is not a folder' if run.exists() else 'does not exist'}")
@@ -23,11 +28,26 @@ def final_dir(run) -> Path:
     for name in ("model.safetensors", "model_config.json", "tokenizer.json"):
         if not (final / name).is_file():
             raise UserError(f"run dir {run} has no final/{name} (is pretraining finished?)")
+    if not (run / "summary.json").is_file():
+        raise UserError(f"run dir {run} has no summary.json (is pretraining finished?)")
+    summary = read_json_object(run / "summary.json")
+    for name, key in RECORDED_HASHES:
+        recorded = summary.get(key)
+        if not isinstance(recorded, str):
+            raise UserError(f"{run}/summary.json records no {key}: the run cannot show that "
+                            f"final/{name} is the one it trained (re-run `cram pretrain`)")
+        if sha256_file(final / name) != recorded:
+            raise UserError(f"{final / name} does not match the {key} in {run}/summary.json: "
+                            "the run dir was changed after training")
     return final
 
 
 def model_sha256(final: Path) -> str:
     return sha256_file(final / "model.safetensors")
+
+
+def tokenizer_sha256(final: Path) -> str:
+    return sha256_file(final / "tokenizer.json")
 
 
 def pick_device(device: str = "auto") -> str:

@@ -14,7 +14,7 @@ import numpy as np
 
 from data_prep import UserError
 from glue_eval import data, results
-from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
+from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.finetune import cpu_threads, finetune, predict
 from glue_eval.metrics import compute_averages, compute_metrics
 from glue_eval.outside import OutsideEncoder
@@ -135,7 +135,8 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     record = {
         "format": results.FORMAT, "suite": "glue", "protocol": protocol_record,
         "source": "dir" if glue_dir is not None else f"hub:{data.HUB_DATASET}",
-        "from_scratch": from_scratch, "model_sha256": sha256, "tasks": {},
+        "from_scratch": from_scratch, "model_sha256": sha256,
+        "tokenizer_sha256": tokenizer_sha256(final) if model is None else None, "tasks": {},
     }
     if model is not None:
         record["outside_model"] = encoder.record()

@@ -26,7 +26,7 @@ from sklearn.metrics import accuracy_score
 
 from data_prep import UserError
 from glue_eval import results
-from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device
+from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.evaluate import check_model_source, fit_and_predict
 from glue_eval.finetune import cpu_threads, join_pair
 from glue_eval.outside import OutsideEncoder
@@ -228,7 +228,10 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
         "format": results.FORMAT, "suite": "probe",
         "protocol": proto.record(seed),
         "source": f"probe:{data_dir.path.name}/val", "data_sha256": data_dir.data_sha256,
-        "from_scratch": False, "model_sha256": sha256, "tasks": {},
+        "from_scratch": False, "model_sha256": sha256,
+        # An outside model is probed with the data dir's tokenizer (checked on open).
+        "tokenizer_sha256": tokenizer_sha256(final) if model is None
+        else data_dir.manifest["tokenizer_sha256"], "tasks": {},
     }
     if model is not None:
         record["outside_model"] = encoder.record()

@@ -89,11 +89,12 @@ def make_grammar_data(root: Path, **prepare_args) -> Path:
 
 def make_tiny_run(root: Path) -> Path:
     """A data dir (small grammar corpus, 30% val) and a run dir whose final/ holds a random
-    1-layer encoder, its tokenizer, and a config.yaml naming the data dir."""
+    1-layer encoder and its tokenizer, a config.yaml naming the data dir, and a summary.json
+    with the hashes of final/ (what `cram eval` checks before it scores a model)."""
     import torch
 
     from cramming import CrammedBert, save_pretrained
-    from data_prep import open_data_dir
+    from data_prep import open_data_dir, sha256_file
 
     data = open_data_dir(make_grammar_data(root, val_fraction=0.3))
     final = root / "run" / "final"
@@ -102,6 +103,9 @@ def make_tiny_run(root: Path) -> Path:
     save_pretrained(CrammedBert(tiny_model_config(data.vocab_size)), final)
     shutil.copy(data.tokenizer_path, final / "tokenizer.json")
     (root / "run" / "config.yaml").write_text(f"data:\n  path: {root / 'data'}\n")
+    (root / "run" / "summary.json").write_text(json.dumps({
+        "format": "cram-run/1", "model_sha256": sha256_file(final / "model.safetensors"),
+        "tokenizer_sha256": sha256_file(final / "tokenizer.json")}))
     return root / "run"
 
 

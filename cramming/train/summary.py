@@ -53,6 +53,11 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         with atomic_dir(final, force=True) as tmp:
             save_pretrained(model, tmp)
             shutil.copyfile(data_dir.tokenizer_path, tmp / "tokenizer.json")
+            # The copy must be the tokenizer the data dir's manifest names (the hash chain's
+            # tokenizer link); a file changed since the data dir was opened is not.
+            if sha256_file(tmp / "tokenizer.json") != data_dir.manifest["tokenizer_sha256"]:
+                raise UserError(f"{data_dir.tokenizer_path} changed during the run: it no "
+                                "longer matches the tokenizer_sha256 of its manifest.json")
         model_sha256 = sha256_file(final / "model.safetensors")
         val_loss = validation_loss(model, data_dir, cfg, precision)
     summary = {
@@ -78,6 +83,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,
         "data_path": str(Path(data_dir.path).resolve()),
+        "tokenizer_sha256": data_dir.manifest["tokenizer_sha256"],
         "config_sha256": config_sha256(cfg),
         "model_sha256": model_sha256,
         "code_version": code_version(),

@@ -4,6 +4,7 @@ and `cram eval probe` end to end without any download."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -110,5 +111,20 @@ def test_eval_probe_runs_offline_and_is_labelled_not_glue(tiny_run, capsys):
 def test_probe_needs_a_data_dir(tiny_run, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "final").symlink_to(tiny_run / "final")
+    shutil.copyfile(tiny_run / "summary.json", tmp_path / "run" / "summary.json")
     with pytest.raises(UserError, match="no config.yaml; pass --data"):
         evaluate_probes(tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("name, key", [("model.safetensors", "model_sha256"),
+                                       ("tokenizer.json", "tokenizer_sha256")])
+def test_probe_scores_only_the_final_model_the_summary_names(tiny_run, tmp_path, name, key):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+    path = run / "final" / name
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(UserError, match=f"final/{name} does not match the {key} in "):
+        evaluate_probes(run, quiet=True, device="cpu")
+    (run / "summary.json").write_text(json.dumps({"format": "cram-run/1"}))
+    with pytest.raises(UserError, match="summary.json records no model_sha256"):
+        evaluate_probes(run, quiet=True, device="cpu")
