@@ -1,9 +1,12 @@
 """`cram leaderboard validate ENTRY... [--run RUN] [--glue-dir DIR]` and
 `cram leaderboard build --entries DIR --out SITE`.
 
-`validate` checks an entry's schema, Rules v1, and its averages; with `--run` it recomputes
-every hash from the run dir and its data dir, and with `--glue-dir` every metric from the saved
-dev predictions. `build` writes a static site (index.html, style.css, two SVG figures).
+`validate` checks an entry's schema, Rules v1, its averages and its loss curve against its
+elapsed time; with `--run` every field the run dir and its data dir can vouch for (summary,
+config, checkpoint train state, metrics log, model config, manifest, results) and every hash,
+and with `--glue-dir` every metric from the saved dev predictions (README, "What `cram
+leaderboard validate` checks"). `build` writes a static site (index.html, style.css, two SVG
+figures).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("entries", nargs="+", metavar="ENTRY", help="entry JSON file(s)")
     # dest run_dir: the CLI keeps this module's `run` function under `args.run`.
     validate.add_argument("--run", dest="run_dir", default=None,
-                          help="run dir to recompute hashes, results and loss curve from")
+                          help="run dir to check every claim and recompute every hash against")
     validate.add_argument("--glue-dir", default=None,
                           help="GLUE folder to rescore the saved dev predictions (needs --run)")
     validate.set_defaults(handler=_validate)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
 from pathlib import Path
 
 from cramming.rules import RULES_VERSION
 from data_prep import UserError
 from data_prep.files import read_contract, read_json_object, sha256_file, write_json_atomic
-from leaderboard import tracks
+from leaderboard import claims, tracks
 from leaderboard.extraction import read_extraction
+from leaderboard.records import read_config, read_metrics, run_file
 from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
 
 # GLUE results win over probe results when a run has both.
@@ -29,8 +28,17 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     out = Path(out) if out is not None else Path("entries") / f"{name}.json"
     if out.exists() and not force:
         raise UserError(f"{out} already exists (use --force to replace it)")
-    entry = build_entry(Path(run), name)
-    problems = schema_errors(entry) or tracks.rule_violations(entry)
+    run = Path(run)
+    entry = build_entry(run, name)
+    from leaderboard.validate import record_free_problems  # validate imports this module
+
+    # The run's records must agree with each other before they make an entry (hashing the
+    # data dir is left to `validate --run`: hours of shards for a full-size corpus).
+    config = read_config(run)
+    problems = schema_errors(entry) or (
+        record_free_problems(entry)
+        + claims.time_problems(entry, read_run_summary(run), run, config)
+        + claims.shape_problems(entry, run, config))
     if problems:  # a run dir that produces a bad entry is a bad run dir; name the first fault
         raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
     write_json_atomic(out, entry)
@@ -40,27 +48,31 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
 def build_entry(run: Path, name: str) -> dict:
     summary = read_run_summary(run)
     results_file, results = read_results(run)
-    model_sha256 = sha256_file(_require(run / "final" / "model.safetensors", run))
-    if summary["model_sha256"] != model_sha256:
-        raise UserError(f"{run}/final/model.safetensors does not match the model_sha256 in "
-                        f"{run}/summary.json: the run dir was changed after training")
+    hashes = {}
+    for file, key in (("final/model.safetensors", "model_sha256"),
+                      ("final/tokenizer.json", "tokenizer_sha256")):
+        hashes[key] = sha256_file(_require(run_file(run, file), run))
+        if summary[key] != hashes[key]:
+            raise UserError(f"{run}/{file} does not match the {key} in {run}/summary.json: "
+                            "the run dir was changed after training")
     from cramming import config_sha256
 
-    if config_sha256(_require(run / "config.yaml", run)) != summary["config_sha256"]:
+    if config_sha256(_require(run_file(run, "config.yaml"), run)) != summary["config_sha256"]:
         raise UserError(f"{run}/config.yaml does not match the config_sha256 in "
                         f"{run}/summary.json: the run dir was changed after training")
-    if results.get("model_sha256") != model_sha256:
-        raise UserError(f"{run}/{results_file} scores a different model than "
-                        f"{run}/final/model.safetensors: re-run the evaluation")
+    for key, what in (("model_sha256", "model"), ("tokenizer_sha256", "tokenizer")):
+        if results.get(key) != hashes[key]:
+            raise UserError(f"{run}/{results_file} was scored with a different {what} than "
+                            f"the run's final/: re-run the evaluation")
     manifest = read_data_manifest(run, summary)
-    if manifest.get("data_sha256") != summary["data_sha256"]:
-        raise UserError(f"the data dir's manifest has data_sha256 {manifest.get('data_sha256')}"
-                        f" but the run was trained on {summary['data_sha256']}")
+    for key in ("data_sha256", "tokenizer_sha256"):
+        if manifest.get(key) != summary[key]:
+            raise UserError(f"the data dir's manifest has {key} {manifest.get(key)} but the "
+                            f"run was trained with {summary[key]}")
     entry = {
         "format": ENTRY_FORMAT,
         "name": name,
-        "date": str(summary.get("finished_utc") or _utc_now())[:10],
-        "submitted_utc": _utc_now(),
+        "date": str(summary.get("finished_utc"))[:10],
         "rules_version": RULES_VERSION,
         "track": None,  # decided below, from the finished entry
         "track_reason": None,
@@ -75,9 +87,10 @@ def build_entry(run: Path, name: str) -> dict:
         "data": {"sources": manifest.get("sources", []), "data_sha256": summary["data_sha256"]},
         "hashes": {
             "data_sha256": summary["data_sha256"],
+            "tokenizer_sha256": hashes["tokenizer_sha256"],
             "config_sha256": summary["config_sha256"],
-            "model_sha256": model_sha256,
-            "eval_sha256": sha256_file(run / results_file),
+            "model_sha256": hashes["model_sha256"],
+            "eval_sha256": sha256_file(run_file(run, results_file)),
         },
         "results_file": results_file,
         "results": results,
@@ -114,10 +127,11 @@ def entry_hardware(hardware: dict) -> dict:
 def read_run_summary(run: Path) -> dict:
     if not run.is_dir():
         raise UserError(f"run dir {run} not found")
-    summary = read_contract(_require(run / "summary.json", run), RUN_FORMAT)
+    summary = read_contract(_require(run_file(run, "summary.json"), run), RUN_FORMAT)
     needed = ("budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
               "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
-              "data_sha256", "config_sha256", "model_sha256")
+              "data_sha256", "tokenizer_sha256", "config_sha256", "model_sha256",
+              "finished_utc")
     missing = [key for key in needed if key not in summary]
     if missing:
         raise UserError(f"{run}/summary.json lacks {', '.join(missing)} (an unfinished run?)")
@@ -138,7 +152,7 @@ def read_results(run: Path) -> tuple[str, dict]:
     from glue_eval import RESULTS_FORMAT  # contract 3, carried whole inside an entry
 
     for relative in RESULTS_FILES:
-        if (run / relative).is_file():
+        if run_file(run, relative).is_file():
             return relative, read_contract(run / relative, RESULTS_FORMAT)
     raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "
                     f"score it first with `cram eval glue --run {run}`")
@@ -168,23 +182,13 @@ def loss_curve(run: Path, max_points: int = LOSS_CURVE_POINTS) -> dict | None:
     """(elapsed_s, loss) pairs from metrics.jsonl, evenly thinned to at most `max_points`.
 
     Embedding the curve keeps an entry self-contained: the site needs no run dir, and
-    `validate --run` can recompute the same thinning from the run's metrics.jsonl.
+    `validate --run` can recompute the same thinning from the run's metrics.jsonl. A log
+    whose steps or times run backwards is a UserError (`records.read_metrics`).
     """
-    path = run / "metrics.jsonl"
-    if not path.is_file():
+    records = read_metrics(run)
+    if not records:
         return None
-    points = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            points.append([float(record["elapsed_s"]), float(record["loss"])])
-        except (ValueError, KeyError, TypeError):
-            raise UserError(f"{path} line {number} is not a metrics record with elapsed_s "
-                            "and loss") from None
-    if not points:
-        return None
+    points = [[float(r["elapsed_s"]), float(r["loss"])] for r in records]
     if len(points) > max_points:
         # Even spacing by index, always keeping the first and the last point.
         step = (len(points) - 1) / (max_points - 1)
@@ -196,7 +200,3 @@ def _require(path: Path, run: Path) -> Path:
     if not path.is_file():
         raise UserError(f"run dir {run} lacks {path.relative_to(run)} (an unfinished run?)")
     return path
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

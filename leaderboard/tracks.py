@@ -62,9 +62,6 @@ def track_reasons(entry: dict) -> list[str]:
     missing = [task for task in RANKED_TASKS if task not in results["tasks"]]
     if missing:
         reasons.append(f"GLUE tasks missing: {', '.join(missing)}")
-    unscored = _missing_metrics(results["tasks"])
-    if unscored:
-        reasons.append(f"GLUE metrics missing: {', '.join(unscored)}")
     if not reasons and not protocol["rankable"]:
         reasons.append("the results are marked not rankable")
     return reasons
@@ -78,15 +75,6 @@ def _recipe_changes(protocol: dict) -> list[str]:
     return [f"{key} {protocol.get(key, 'missing')} (ranked: {value})"
             for key, value in ranked.items()
             if key not in ("name", "rankable", "seed") and protocol.get(key) != value]
-
-
-def _missing_metrics(tasks: dict) -> list[str]:
-    """Rule 4's metrics that the results lack for the ranked tasks they hold
-    (e.g. mnli.accuracy_mm)."""
-    from glue_eval import TASKS
-
-    return [f"{task}.{key}" for task in RANKED_TASKS if task in tasks
-            for key in TASKS[task].metric_keys if key not in tasks[task]["metrics"]]
 
 
 def world_size(entry: dict) -> int:
@@ -136,9 +124,10 @@ def rule_violations(entry: dict) -> list[str]:
     hashes, results = entry["hashes"], entry["results"]
     if entry["data"]["data_sha256"] != hashes["data_sha256"]:
         problems.append("data.data_sha256 differs from hashes.data_sha256")
-    if results["model_sha256"] != hashes["model_sha256"]:
-        problems.append("results.model_sha256 differs from hashes.model_sha256: the scores "
-                        "are for another model")
+    for key, what in (("model_sha256", "model"), ("tokenizer_sha256", "tokenizer")):
+        if results[key] != hashes[key]:
+            problems.append(f"results.{key} differs from hashes.{key}: the scores are for "
+                            f"another {what}")
     return problems
 
 

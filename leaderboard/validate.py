@@ -1,13 +1,20 @@
 """`cram leaderboard validate`: is an entry well-formed, within the rules, and true?
 
 Four layers, each listing every problem it finds as one line:
-1. schema: the entry parses against `entry.schema.json`;
-2. rules: Rules v1 hold and the track label is the one the rules give;
-3. arithmetic: both GLUE averages recompute from the per-task scores, a derived run's times
-   add up, a compressed entry's fields agree with each other (`compressed`);
-4. with a run dir, every hash, the copied results and the loss curve recompute from the run
-   and its data dir; with a GLUE dir too, every metric recomputes from the saved dev
-   predictions against the dev labels.
+1. schema: the entry parses against `entry.schema.json`, which names every field (an unknown
+   field, at any level, is an error);
+2. record-free: Rules v1 hold and the track label is the one the rules give; both GLUE
+   averages recompute from the per-task scores; a derived run's times add up; the hashes the
+   results carry are the entry's; the loss curve runs forward and ends by train_elapsed_s;
+3. with a run dir: every field the run dir can vouch for equals its record there (summary,
+   config, checkpoint train state, metrics log, final model config, data manifest, results
+   file), every time claim agrees with every record that carries it (`leaderboard.claims`),
+   every hash of the chain recomputes from the files, and a derived run's parent is unchanged;
+4. with a GLUE dir too: every metric recomputes from the saved dev predictions against the
+   dev labels.
+A compressed entry's fields must also agree with each other and, with a run dir, with the
+stored files (`leaderboard.compressed`).
+Every path an entry or a record names is followed only inside its run dir or data dir.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from pathlib import Path
 
 from cramming.rules import RANKED_PROTOCOL
 from data_prep import UserError
-from data_prep.files import sha256_file
-from leaderboard import compressed, tracks
+from data_prep.files import contained_path, sha256_file
+from leaderboard import claims, compressed, tracks
 from leaderboard.extraction import extraction_run_problems
+from leaderboard.records import read_config, run_file
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import (
     data_dir_of,
@@ -32,26 +40,6 @@ from leaderboard.submit import (
 # Scores are stored unrounded and JSON floats round-trip exactly, so a recomputation differs
 # only by summation order; any edited score moves its average far more than this.
 TOLERANCE = 1e-6
-# Entry fields that are copies of the run's summary.json.
-SUMMARY_FIELDS = {
-    "budget_s": ("budget_s",),
-    "train_elapsed_s": ("train_elapsed_s",),
-    "stopped_by": ("stopped_by",),
-    "model.params": ("params",),
-    "model.preset": ("preset",),
-    "model.shape": ("model",),
-    "training.steps": ("steps",),
-    "training.tokens_seen": ("tokens_seen",),
-    "hardware.gpu_name": ("hardware", "gpu_name"),
-    "hardware.device": ("hardware", "device"),
-    "hardware.gpu_count": ("hardware", "gpu_count"),
-    "hardware.world_size": ("hardware", "world_size"),
-    "hardware.device_names": ("hardware", "device_names"),
-    "hashes.data_sha256": ("data_sha256",),
-    "hashes.config_sha256": ("config_sha256",),
-    "lineage": ("lineage",),
-    "compression": ("compression",),
-}
 
 
 def validate_entries(paths, *, run=None, glue_dir=None) -> dict[str, list[str]]:
@@ -74,13 +62,18 @@ def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
     problems = schema_errors(entry)
     if problems:  # the later layers assume the schema's structure
         return problems
-    problems = (tracks.rule_violations(entry) + arithmetic_problems(entry)
-                + compressed.consistency_problems(entry))
+    problems = record_free_problems(entry)
     if run is not None:
         problems += run_problems(entry, Path(run))
     if glue_dir is not None:
         problems += metric_problems(entry, Path(run), Path(glue_dir))
     return problems
+
+
+def record_free_problems(entry: dict) -> list[str]:
+    """Everything a schema-valid entry must satisfy on its own (no run dir, no GLUE files)."""
+    return (tracks.rule_violations(entry) + arithmetic_problems(entry)
+            + claims.entry_time_problems(entry) + compressed.consistency_problems(entry))
 
 
 def arithmetic_problems(entry: dict) -> list[str]:
@@ -108,26 +101,26 @@ def arithmetic_problems(entry: dict) -> list[str]:
 
 
 def run_problems(entry: dict, run: Path) -> list[str]:
-    """Recompute what the run dir can tell: copied fields, the hash chain, results, curve."""
+    """Recompute what the run dir can tell: copied fields, time claims, the model's shape,
+    the hash chain, the data sources, the results and the loss curve."""
     try:
         summary = read_run_summary(run)
     except UserError as err:
         return [str(err)]
     # What submit copied: a summary without world_size or device_names is one process's.
     summary = {**summary, "hardware": entry_hardware(summary["hardware"])}
-    problems = []
-    for field, keys in SUMMARY_FIELDS.items():
-        stated, recorded = _get(entry, field.split(".")), _get(summary, keys)
-        if stated != recorded:
-            problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
-    problems += _hash_problems(entry, run, summary)
+    problems = claims.summary_problems(entry, summary, run)
+    try:
+        config = read_config(run)
+    except UserError as err:
+        problems.append(f"config.yaml cannot be read: {err}")
+    else:
+        problems += claims.time_problems(entry, summary, run, config)
+        problems += claims.shape_problems(entry, run, config)
+    problems += _hash_problems(entry, run, summary, config)
     problems += lineage_problems(entry, run) + extraction_run_problems(entry, run, summary)
     problems += compressed.run_problems(entry, run)
-    try:
-        if entry["data"]["sources"] != read_data_manifest(run, summary).get("sources", []):
-            problems.append("data.sources differ from the data dir's manifest.json")
-    except UserError as err:
-        problems.append(f"data.sources cannot be checked: {err}")
+    problems += _data_problems(entry, run, summary)
     problems += _results_problems(entry, run)
     try:
         curve = loss_curve(run)
@@ -139,9 +132,27 @@ def run_problems(entry: dict, run: Path) -> list[str]:
     return problems
 
 
+def _data_problems(entry: dict, run: Path, summary: dict) -> list[str]:
+    """The entry's data sources and tokenizer are the ones the data dir's manifest records."""
+    try:
+        manifest = read_data_manifest(run, summary)
+    except UserError as err:
+        return [f"data.sources cannot be checked: {err}"]
+    problems = []
+    if entry["data"]["sources"] != manifest.get("sources", []):
+        problems.append("data.sources differ from the data dir's manifest.json")
+    if entry["hashes"]["tokenizer_sha256"] != manifest.get("tokenizer_sha256"):
+        problems.append("hashes.tokenizer_sha256 differs from the tokenizer_sha256 of the data "
+                        "dir's manifest.json: the run's tokenizer is not its data's")
+    return problems
+
+
 def _results_problems(entry: dict, run: Path) -> list[str]:
     """The entry's results must be the run's results file, field for field."""
-    path = run / entry["results_file"]
+    try:
+        path = run_file(run, entry["results_file"], "results_file")
+    except UserError as err:
+        return [str(err)]
     if not path.is_file():
         return [f"results_file {path} not found (is the run scored? `cram eval glue --run "
                 f"{run}`)"]
@@ -159,7 +170,9 @@ def _results_problems(entry: dict, run: Path) -> list[str]:
     return problems + _prediction_problems(entry, path.parent)
 
 
-def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
+def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
+    """Each hash of the chain recomputed from its file (`config`: the parsed config.yaml, or
+    None when it cannot be read)."""
     from cramming import config_sha256
     from data_prep import open_data_dir
 
@@ -181,10 +194,16 @@ def _hash_problems(entry: dict, run: Path, summary: dict) -> list[str]:
 
     check("data_sha256",
           lambda: open_data_dir(data_dir_of(run, summary), verify_hashes=True).data_sha256)
-    check("config_sha256", lambda: config_sha256(run / "config.yaml"))
-    check("model_sha256", lambda: sha256_file(run / "final" / "model.safetensors"))
-    if (run / entry["results_file"]).is_file():  # if not, the results check says so
-        check("eval_sha256", lambda: sha256_file(run / entry["results_file"]))
+    check("tokenizer_sha256", lambda: sha256_file(run_file(run, "final/tokenizer.json")))
+    if config is not None:
+        check("config_sha256", lambda: config_sha256(config))
+    check("model_sha256", lambda: sha256_file(run_file(run, "final/model.safetensors")))
+    try:
+        results = run_file(run, entry["results_file"], "results_file")
+    except UserError:
+        return problems  # the results check says so
+    if results.is_file():  # if not, the results check says so
+        check("eval_sha256", lambda: sha256_file(results))
     return problems
 
 
@@ -232,7 +251,11 @@ def _prediction_problems(entry: dict, results_dir: Path) -> list[str]:
     problems = []
     for task, spec in entry["results"]["tasks"].items():
         for item in spec.get("predictions", []):
-            path = results_dir / item["file"]
+            try:
+                path = _prediction_path(results_dir, item)
+            except UserError as err:
+                problems.append(f"{task} {item['split']} predictions: {err}")
+                continue
             if not path.is_file():
                 problems.append(f"{task} {item['split']} predictions {path} not found")
             elif sha256_file(path) != item["sha256"]:
@@ -248,7 +271,10 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
         return [f"--glue-dir: this entry has {results['suite']} results, not GLUE"]
     from glue_eval import compute_metrics
 
-    results_dir = (run / entry["results_file"]).parent
+    try:
+        results_dir = run_file(run, entry["results_file"], "results_file").parent
+    except UserError as err:
+        return [str(err)]
     problems = []
     for task, spec in results["tasks"].items():
         recomputed, failed = {}, False
@@ -287,7 +313,7 @@ def _scored_rows(task: str, item: dict, protocol: dict, results_dir: Path, glue_
     from glue_eval import read_predictions, read_split
 
     labels = read_split(glue_dir, task, item["split"]).labels
-    indices, predictions = read_predictions(results_dir / item["file"])
+    indices, predictions = read_predictions(_prediction_path(results_dir, item))
     n = len(labels)
     if len(np.unique(indices)) != len(indices):
         raise UserError(f"{item['file']} names a dev row more than once")
@@ -301,6 +327,11 @@ def _scored_rows(task: str, item: dict, protocol: dict, results_dir: Path, glue_
     return labels[indices], predictions
 
 
+def _prediction_path(results_dir: Path, item: dict) -> Path:
+    """A prediction file named in the results, relative to their folder, kept inside it."""
+    return contained_path(results_dir, item["file"], what="prediction file")
+
+
 def _close(stated, actual) -> bool:
     if stated is None or actual is None:
         return stated is None and actual is None
@@ -309,12 +340,6 @@ def _close(stated, actual) -> bool:
 
 def _fmt(value) -> str:
     return "nothing" if value is None else f"{value:.4f}"
-
-
-def _get(obj, keys):
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
 
 
 def _differences(a, b, path: str = "") -> list[str]:

@@ -9,6 +9,7 @@ test_roundtrip.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -50,18 +51,30 @@ def _task_predictions(task: str, rng: np.random.Generator) -> dict[str, tuple]:
     return out
 
 
-def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", model_sha256):
+def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", model_sha256,
+                  tokenizer_sha256):
     """RUN/eval/{suite}.json and its prediction files, as glue_eval writes them (contract 3)."""
     rng = np.random.default_rng(0)
     pred_dir = run / "eval" / f"{suite}-predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
     record = {"format": "cram-glue/1", "suite": suite,
-              "protocol": PROTOCOLS[protocol].record(seed=0),
-              "source": "dir", "from_scratch": False, "model_sha256": model_sha256, "tasks": {}}
+              "protocol": PROTOCOLS[protocol].record(seed=0), "source": "dir",
+              "from_scratch": False, "model_sha256": model_sha256,
+              "tokenizer_sha256": tokenizer_sha256, "tasks": {}}
+    if suite == "probe":
+        record["protocol"]["name"] = "probe"
+        record["data_sha256"] = _sha(b"shards of probe data")
     for task in tasks:
         metrics, predictions = {}, []
-        if suite == "probe":  # probe tasks are not GLUE tasks: an accuracy, no prediction file
-            record["tasks"][task] = {"metrics": {"accuracy": float(rng.uniform(20, 60))}}
+        if suite == "probe":  # probe tasks are not GLUE tasks: an accuracy, no GLUE labels
+            path = pred_dir / f"{task}-dev.tsv"
+            path.write_text("index\tprediction\n0\t1\n")
+            record["tasks"][task] = {
+                "metrics": {"accuracy": float(rng.uniform(20, 60))}, "n_train": 100,
+                "n_dev": 40, "epochs": 5, "seconds": 1.0, "malformed_rows": {"train": 0, "dev": 0},
+                "predictions": [{"split": "dev", "file": f"{pred_dir.name}/{path.name}",
+                                 "sha256": _sha(path.read_bytes())}],
+                "dev_positive_fraction": 50.0}
             continue
         for split, (labels, preds) in _task_predictions(task, rng).items():
             metrics.update(compute_metrics(task, labels, preds, split=split))
@@ -72,56 +85,78 @@ def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", mo
             path.write_text("\n".join(lines) + "\n")
             predictions.append({"split": split, "file": f"{pred_dir.name}/{path.name}",
                                 "sha256": _sha(path.read_bytes())})
-        record["tasks"][task] = {"metrics": metrics, "n_train": 100, "n_dev": 60, "epochs": 5,
-                                 "seconds": 1.0, "malformed_rows": {"train": 0, "dev": 0},
-                                 "predictions": predictions}
+        splits = [item["split"] for item in predictions]
+        record["tasks"][task] = {
+            "metrics": metrics, "n_train": 100,
+            "n_dev": {split: 60 for split in splits} if len(splits) > 1 else 60, "epochs": 5,
+            "seconds": 1.0, "malformed_rows": {"train": 0, **{split: 0 for split in splits}},
+            "predictions": predictions}
     if suite == "probe":
         record.update({key: {"value": None, "label": "probe tasks are not GLUE",
                              "components": [], "complete": False}
                        for key in ("avg_cramming", "avg_glue")})
     else:
         record.update(compute_averages({t: s["metrics"] for t, s in record["tasks"].items()}))
-    record.update({"software": {"python": "3.11"}, "started_utc": "2026-11-23T10:00:00Z",
-                   "finished_utc": "2026-11-23T10:30:00Z"})
+    record.update({"software": {"python": "3.11.9", "torch": "2.13.0", "cuda": "12.8",
+                                "scikit_learn": "1.6.1", "platform": "Linux-x86_64"},
+                   "started_utc": "2026-11-23T10:00:00Z", "finished_utc": "2026-11-23T10:30:00Z"})
     (run / "eval" / f"{suite}.json").write_text(json.dumps(record, indent=2))
     return record
 
 
 def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
              tasks=ALL_TASKS, suite="glue", protocol="cramming", log_lines=500, name="run"):
-    """A finished, scored run dir and its data dir, written to contracts 1-3."""
+    """A finished, scored run dir and its data dir, written to contracts 1-3: every record
+    that carries a claim (summary, config, checkpoint train state, metrics, final model
+    config, manifest, results) agrees with the others."""
     data = tmp_path / f"{name}-data"
     data.mkdir()
     data_sha = _sha(b"shards of " + name.encode())
+    tokenizer = b'{"tokenizer of": "%s"}' % name.encode()
+    (data / "tokenizer.json").write_bytes(tokenizer)
     (data / "manifest.json").write_text(json.dumps({
-        "format": "cram-data/1", "data_sha256": data_sha,
-        "sources": [{"name": "demo", "kind": "embedded", "bytes": 1234, "sha256": _sha(b"x")}]}))
+        "format": "cram-data/1", "data_sha256": data_sha, "tokenizer_sha256": _sha(tokenizer),
+        "sources": [{"name": "demo:python-topics", "kind": "demo", "version": "python 3.11.9",
+                     "bytes": 1234, "documents": 5, "sha256": _sha(b"x")}]}))
     run = tmp_path / name
     (run / "final").mkdir(parents=True)
-    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(
-        load_config("crammed-bert", [f"data.path={data}"]))))
+    (run / "checkpoint").mkdir()
+    cfg = load_config("crammed-bert", [f"data.path={data}", f"train.budget_s={budget_s}"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     model_bytes = b"weights of " + name.encode()
     (run / "final" / "model.safetensors").write_bytes(model_bytes)
+    (run / "final" / "tokenizer.json").write_bytes(tokenizer)
+    params = 120_214_785
+    (run / "final" / "model_config.json").write_text(json.dumps(
+        {"format": "cram-model/1", **dataclasses.asdict(cfg.model), "params": params}))
     model_sha = _sha(model_bytes)
+    steps, tokens = log_lines * 10, log_lines * 40960
     with open(run / "metrics.jsonl", "w") as handle:
-        for step in range(log_lines):
-            t = elapsed_s * (step + 1) / log_lines
-            handle.write(json.dumps({"step": step * 10, "elapsed_s": t, "tokens": step * 4096,
-                                     "loss": 10.0 / (1 + step / 50), "lr": 1e-3,
-                                     "batch_size": 64, "tokens_per_s": 1e5}) + "\n")
+        for line in range(1, log_lines + 1):
+            handle.write(json.dumps({
+                "step": line * 10, "elapsed_s": round(elapsed_s * line / log_lines, 3),
+                "tokens": line * 40960, "loss": round(10.0 / (1 + line / 50), 5), "lr": 1e-3,
+                "batch_size": 64, "tokens_per_s": 1e5}) + "\n")
+    train_loss = round(10.0 / (1 + log_lines / 50), 5)
+    (run / "checkpoint" / "train_state.json").write_text(json.dumps({
+        "format": "cram-checkpoint/1", "step": steps, "tokens": tokens, "rows": steps * 64,
+        "elapsed_s": elapsed_s, "config_sha256": config_sha256(cfg), "data_sha256": data_sha}))
     summary = {
         "format": "cram-run/1", "budget_s": budget_s, "train_elapsed_s": elapsed_s,
-        "stopped_by": "budget", "steps": log_lines * 10, "tokens_seen": log_lines * 40960,
-        "train_loss": 2.1, "val_loss": 2.3, "params": 120_000_000, "preset": "crammed-bert",
-        "model": {"hidden": 768, "layers": 16, "heads": 12}, "hardware": hardware,
-        "software": {"python": "3.11.9", "torch": "2.13.0", "cuda": "12.8"},
-        "data_sha256": data_sha, "data_path": str(data),
+        "stopped_by": "budget", "steps": steps, "tokens_seen": tokens,
+        "train_loss": train_loss, "val_loss": 2.3, "params": params, "preset": "crammed-bert",
+        "model": {key: getattr(cfg.model, key) for key in
+                  ("layers", "hidden", "heads", "ffn_hidden", "vocab_size", "seq_len")},
+        "hardware": hardware,
+        "software": {"python": "3.11.9", "torch": "2.13.0", "cuda": "12.8", "platform": "linux"},
+        "data_sha256": data_sha, "data_path": str(data), "tokenizer_sha256": _sha(tokenizer),
         "config_sha256": config_sha256(run / "config.yaml"),
         "model_sha256": model_sha, "code_version": "abc1234",
-        "started_utc": "2026-11-22T09:00:00Z", "finished_utc": "2026-11-23T09:00:00Z"}
+        "started_utc": "2026-11-22T09:00:00+00:00", "finished_utc": "2026-11-23T09:00:00+00:00"}
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     if tasks:
-        write_results(run, tasks, suite=suite, protocol=protocol, model_sha256=model_sha)
+        write_results(run, tasks, suite=suite, protocol=protocol, model_sha256=model_sha,
+                      tokenizer_sha256=_sha(tokenizer))
     return run
 
 
@@ -147,10 +182,11 @@ def test_submit_ranked_entry_carries_contract_and_hash_chain(ranked_entry, tmp_p
     summary = json.loads((run / "summary.json").read_text())
     assert entry["hashes"] == {
         "data_sha256": summary["data_sha256"], "config_sha256": summary["config_sha256"],
+        "tokenizer_sha256": _sha((run / "final" / "tokenizer.json").read_bytes()),
         "model_sha256": _sha((run / "final" / "model.safetensors").read_bytes()),
         "eval_sha256": _sha((run / "eval" / "glue.json").read_bytes())}
     assert entry["results"] == json.loads((run / "eval" / "glue.json").read_text())
-    assert entry["data"]["sources"][0]["name"] == "demo"
+    assert entry["data"]["sources"][0]["name"] == "demo:python-topics"
     assert entry["date"] == "2026-11-23"
     points = entry["loss_curve"]["points"]
     assert len(points) == 200  # thinned from 500 log lines, first and last kept
@@ -167,7 +203,7 @@ def test_cpu_run_is_open_track_with_reason(tmp_path):
 
 def test_probe_results_make_an_open_entry_without_glue_score(tmp_path):
     entry = submit(make_run(tmp_path, hardware=CPU, budget_s=180, elapsed_s=179.0,
-                            tasks=("cola", "sst2"), suite="probe", protocol="quick"),
+                            tasks=("continuation", "word_order"), suite="probe", protocol="quick"),
                    "probe", out=tmp_path / "probe.json")
     assert entry["track"] == "open" and "probe suite: no GLUE score" in entry["track_reason"]
     assert validate_entries([tmp_path / "probe.json"]) == {str(tmp_path / "probe.json"): []}
@@ -218,7 +254,7 @@ def _tamper_from_scratch(entry):
 
 
 def _tamper_mnli_mm(entry):
-    # Dropped along with a recomputed average, so only the rules can object.
+    # Dropped along with a recomputed average, so the averages agree with the scores.
     results = entry["results"]
     del results["tasks"]["mnli"]["metrics"]["accuracy_mm"]
     results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
@@ -231,8 +267,8 @@ def _tamper_mnli_mm(entry):
                      "(ranked: 4e-05)"),
     (_tamper_from_scratch, "track is 'ranked' but Rules v1 give 'open': scored from random "
                            "weights"),
-    (_tamper_mnli_mm, "track is 'ranked' but Rules v1 give 'open': GLUE metrics missing: "
-                      "mnli.accuracy_mm"),
+    # Each task's metrics are exactly the task table's: the schema names them.
+    (_tamper_mnli_mm, "results.tasks.mnli.metrics: 'accuracy_mm' is a required property"),
     (lambda e: e["results"]["protocol"].update(rankable=False),
      "track is 'ranked' but Rules v1 give 'open': the results are marked not rankable"),
     (lambda e: e["results"].update(outside_model={"source": "exports/tiny"}),

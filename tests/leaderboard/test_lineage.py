@@ -22,18 +22,29 @@ from leaderboard import submit, validate_entries
 
 def _derive(parent, out, *, stage="compress", method="prune:0.5", stage_elapsed=250.0,
             stage_budget=300.0):
-    """A derived run dir beside `parent`: new weights, its lineage and the summed totals."""
+    """A derived run dir beside `parent`, as a derived stage writes it: new weights, the
+    config it trained with (the stage's budget), no checkpoint (nothing resumes a stage), its
+    lineage and the summed totals."""
     shutil.copytree(parent, out)
     shutil.rmtree(out / "eval")
+    shutil.rmtree(out / "checkpoint")
+    config = (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text(config.replace(
+        f"budget_s: {json.loads((parent / 'summary.json').read_text())['budget_s']}",
+        f"budget_s: {stage_budget}"))
     weights = b"derived weights of " + out.name.encode()
     (out / "final" / "model.safetensors").write_bytes(weights)
     summary = json.loads((parent / "summary.json").read_text())
     lineage = lineage_record(parent, stage=stage, method=method,
                              stage_train_elapsed_s=stage_elapsed, stage_budget_s=stage_budget)
+    from cramming import config_sha256
+
     summary.update(lineage_totals(lineage), lineage=lineage,
-                   model_sha256=hashlib.sha256(weights).hexdigest())
+                   model_sha256=hashlib.sha256(weights).hexdigest(),
+                   config_sha256=config_sha256(out / "config.yaml"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_results(out, model_sha256=summary["model_sha256"])
+    write_results(out, model_sha256=summary["model_sha256"],
+                  tokenizer_sha256=summary["tokenizer_sha256"])
     return out
 
 
@@ -63,9 +74,12 @@ def test_derived_entry_carries_lineage_and_summed_totals(derived):
     assert entry["train_elapsed_s"] == 79990.5 + 250.0 and entry["budget_s"] == 80300.0
     assert entry["track"] == "ranked"  # 22.3 h in all: within the day
     assert validate_entries([entry_path]) == {str(entry_path): []}
-    # With the run: everything but the data hash (the hand-made data dir has no shards) holds.
+    # With the run: everything holds, its config's budget being the stage's.
+    assert validate_entries([entry_path], run=run) == {str(entry_path): []}
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("budget_s: 300.0", "budget_s: 400.0"))
     problems = validate_entries([entry_path], run=run)[str(entry_path)]
-    assert [p for p in problems if not p.startswith("hashes.data_sha256 ")] == []
+    assert any(p.startswith("lineage.stage_budget_s is 300 but ") for p in problems), problems
 
 
 @pytest.mark.parametrize("edit, reason", [

@@ -1,26 +1,28 @@
 """Round trip through the real stages: prepare -> pretrain -> eval glue -> submit -> validate.
 
 A small slice of the demo corpus, a 10-second `tiny` run, and one GLUE task (RTE) from the shared
-data under the quick protocol; then every kind of tampering, in the entry or in the run dir,
-must make `validate --run --glue-dir` fail with its own reason.
+data under the quick protocol, made once for the module. Then the tamper suite: every field of
+the entry, edited one at a time (and an unknown field added to every object), must make
+`validate --run --glue-dir` fail; and edits of the run dir's own records (a relabelled budget,
+a tokenizer or model swapped in) must be caught with their own reasons.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
 import pytest
 import torch
-from conftest import edited_entry
 
 from cramming import pretrain
 from cramming.cli import main
-from data_prep import prepare
+from data_prep import UserError, prepare
 from glue_eval import compute_averages, evaluate_glue
 from leaderboard import submit, validate_entries
 
-pytestmark = pytest.mark.slow  # about 45 s on two cores
+pytestmark = pytest.mark.slow  # about 60 s on two cores
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +57,24 @@ def copy_of(scored, tmp_path):
     run, entry, glue = scored
     shutil.copytree(run.parent / "data", tmp_path / "data")
     shutil.copytree(run, tmp_path / "run")
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    summary["data_path"] = str(tmp_path / "data")
-    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    _edit_json(tmp_path / "run" / "summary.json", data_path=str(tmp_path / "data"))
     return tmp_path / "run", entry, glue
 
 
-def _problems(entry_path, run, glue):
+def _edit_json(path, **changes):
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
+    return record
+
+
+def _problems(entry_path, run=None, glue=None):
     return validate_entries([entry_path], run=run, glue_dir=glue)[str(entry_path)]
+
+
+def _has(problems, *starts):
+    for start in starts:
+        assert any(p.startswith(start) for p in problems), (start, problems)
 
 
 def test_real_run_validates_with_run_and_glue_dir(scored, capsys):
@@ -72,33 +84,282 @@ def test_real_run_validates_with_run_and_glue_dir(scored, capsys):
     assert entry["track"] == "open" and entry["results"]["suite"] == "glue"
     assert "protocol 'quick' is not the ranked 'cramming' protocol" in entry["track_reason"]
     assert set(entry["results"]["tasks"]) == {"rte"}
+    summary = json.loads((run / "summary.json").read_text())
+    manifest = json.loads((run.parent / "data" / "manifest.json").read_text())
+    assert entry["hashes"]["tokenizer_sha256"] == summary["tokenizer_sha256"] \
+        == manifest["tokenizer_sha256"] == entry["results"]["tokenizer_sha256"]
     assert main(["leaderboard", "validate", str(entry_path), "--run", str(run),
                  "--glue-dir", str(glue)]) == 0
     assert capsys.readouterr().out == "valid\n"
 
 
-def _consistent_score_edit(entry):
-    # Raise RTE and recompute both averages, so only the run and the predictions can tell.
+# --- the tamper suite ------------------------------------------------------------------------
+
+# Plausible replacements for fields whose values come from a small set; any other string is
+# edited by appending a character, a number by a small change, a hash by one hex digit.
+ALTERNATIVES = {
+    "track": "ranked", "suite": "probe", "stopped_by": "steps", "device": "cuda",
+    "format": "cram-entry/2", "source": "hub:nyu-mll/glue", "split": "dev_matched",
+    "name": "cramming", "schedule": "linear", "pooling": "mean",
+}
+# The one field an edit may change freely: the submitter's label for the entry, not a claim
+# about the run (the schema checks its spelling; the site its uniqueness).
+LABELS = {("name",)}
+
+
+def _edited(value, key):
+    """One or two plausible wrong values for a leaf."""
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1]
+    if isinstance(value, float):
+        return [value + max(abs(value) * 0.01, 0.01)]
+    if value is None:
+        return [1, "x"]
+    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return [("1" if value[0] != "1" else "2") + value[1:]]
+    if key in ALTERNATIVES and ALTERNATIVES[key] != value:
+        return [ALTERNATIVES[key], value + "x"]
+    if len(value) >= 10 and value[:4].isdigit() and value[4] == "-":  # a date or timestamp
+        return [str(int(value[:4]) - 1) + value[4:]]
+    return [value + "x"]
+
+
+def tamper_edits(value, path=()):
+    """(path, edit, new value) for every field of `value`: "set" a leaf to a wrong value,
+    "add" an unknown field to an object, "drop" the last item of a list. Long lists (the loss
+    curve) are edited at their first, middle and last item."""
+    if isinstance(value, dict):
+        yield path, "add", "unknown_field"
+        for key, item in value.items():
+            yield from tamper_edits(item, (*path, key))
+    elif isinstance(value, list):
+        if value:
+            yield path, "drop", None
+        picked = {0, len(value) // 2, len(value) - 1} if len(value) > 3 else range(len(value))
+        for index in sorted(picked):
+            yield from tamper_edits(value[index], (*path, index))
+    else:
+        key = next((p for p in reversed(path) if isinstance(p, str)), None)
+        for new in _edited(value, key):
+            yield path, "set", new
+
+
+def _apply(entry, path, edit, new):
+    entry = copy.deepcopy(entry)
+    target = entry
+    for part in path if edit != "set" else path[:-1]:
+        target = target[part]
+    if edit == "add":
+        target[new] = 1
+    elif edit == "drop":
+        target.pop()
+    else:
+        target[path[-1]] = new
+    return entry
+
+
+def test_tamper_suite_every_field_edited_alone_is_rejected(scored, tmp_path):
+    run, entry_path, glue = scored
+    entry = json.loads(entry_path.read_text())
+    edits = [(path, edit, new) for path, edit, new in tamper_edits(entry)
+             if not (edit == "set" and path in LABELS)]
+    assert len(edits) > 150  # every field: top level, hardware, hashes, results, curve, ...
+    accepted = []
+    target = tmp_path / "edited.json"
+    for path, edit, new in edits:
+        edited = _apply(entry, path, edit, new)
+        assert edited != entry, (path, edit, new)
+        target.write_text(json.dumps(edited))
+        if not _problems(target, run, glue):
+            accepted.append(f"{'.'.join(map(str, path)) or 'entry'}: {edit} {new!r}")
+    assert accepted == []
+
+
+def test_name_is_a_label_checked_for_its_spelling(scored, tmp_path):
+    run, entry_path, glue = scored
+    entry = json.loads(entry_path.read_text())
+    for name, valid in (("tiny-renamed", True), ("../escape", False), ("", False)):
+        path = tmp_path / "named.json"
+        path.write_text(json.dumps({**entry, "name": name}))
+        assert (_problems(path, run, glue) == []) is valid, name
+
+
+# --- time claims (issue: a 30 s run relabelled as 20 s) ----------------------------------------
+
+def _relabel_time(entry_or_summary, budget_s, elapsed_s):
+    entry_or_summary.update(budget_s=budget_s, train_elapsed_s=elapsed_s)
+
+
+def test_relabelled_budget_is_caught_with_and_without_the_run(copy_of, tmp_path):
+    run, entry_path, glue = copy_of
+    entry = json.loads(entry_path.read_text())
+    last_logged = entry["loss_curve"]["points"][-1][0]
+    assert last_logged > 9  # a 10 s run
+    # Relabelled consistently in the summary and the entry: a 10 s run claims 7 s with 6.9.
+    summary = json.loads((run / "summary.json").read_text())
+    _relabel_time(summary, 7.0, 6.9)
+    (run / "summary.json").write_text(json.dumps(summary))
+    _relabel_time(entry, 7.0, 6.9)
+    relabelled = tmp_path / "relabelled.json"
+    relabelled.write_text(json.dumps(entry))
+    # The entry alone: its own loss curve ends past the elapsed time it claims.
+    assert _problems(relabelled) == [
+        f"train_elapsed_s 6.9 is less than the loss curve's last time {last_logged:g} s: the "
+        "run trained longer than it claims"]
+    problems = _problems(relabelled, run, glue)
+    _has(problems, "budget_s is 7 but ", "train_elapsed_s is 6.9 but ",
+         "train_elapsed_s 6.9 is less than the ")
+    assert any("config.yaml (hashed as config_sha256) trained with train.budget_s 10"
+               in p for p in problems), problems
+    assert any("checkpoint/train_state.json says elapsed_s" in p for p in problems), problems
+    assert any("metrics.jsonl logged at step" in p for p in problems), problems
+
+
+def test_loss_curve_running_backwards_is_rejected_from_the_entry_alone(scored, tmp_path):
+    _, entry_path, _ = scored
+    entry = json.loads(entry_path.read_text())
+    points = entry["loss_curve"]["points"]
+    points[1][0] = points[0][0] - 0.5
+    path = tmp_path / "backwards.json"
+    path.write_text(json.dumps(entry))
+    assert _problems(path) == [f"loss_curve.points[1] elapsed time {points[1][0]:g} s is "
+                               f"before the previous point's {points[0][0]:g} s"]
+    points[1][0] = -1.0
+    path.write_text(json.dumps(entry))
+    _has(_problems(path), "loss_curve.points.1.0: -1.0 is less than the minimum of 0")
+
+
+@pytest.mark.parametrize("line, reason", [
+    ({"elapsed_s": -100.0}, "elapsed_s -100.0 is not a number >= 0"),
+    ({"step": 0}, "step 0 is not an integer >= 1"),
+    ({"step": "7"}, "step '7' is not an integer >= 1"),
+    ({"elapsed_s": 0.0, "step": 10**6}, "elapsed_s 0.0 at step 1000000 is less than "),
+])
+def test_metrics_with_negative_or_backward_time_are_rejected(copy_of, line, reason):
+    run, entry_path, glue = copy_of
+    path = run / "metrics.jsonl"
+    records = [json.loads(text) for text in path.read_text().splitlines()]
+    records.append({**records[-1], **line})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    problems = _problems(entry_path, run, glue)
+    assert any(p.startswith("metrics cannot be checked: ") and reason in p
+               for p in problems), problems
+    with pytest.raises(UserError, match="metrics.jsonl line"):
+        submit(run, "again", out=run.parent / "again.json")
+
+
+def test_checkpoint_train_state_is_a_time_record(copy_of):
+    run, entry_path, glue = copy_of
+    _edit_json(run / "checkpoint" / "train_state.json", elapsed_s=-100.0)
+    problems = _problems(entry_path, run, glue)
+    assert any("checkpoint/train_state.json says elapsed_s -100" in p for p in problems)
+    (run / "checkpoint" / "train_state.json").unlink()
+    problems = _problems(entry_path, run, glue)
+    assert any(p.startswith("train_elapsed_s cannot be checked: ") and "is missing" in p
+               for p in problems), problems
+
+
+# --- the hash chain: tokenizer and weights ------------------------------------------------------
+
+def _flip_tokenizer(path):
+    # A vocabulary entry renamed: still a valid tokenizer file, a different tokenizer.
+    text = path.read_text()
+    path.write_text(text.replace('"the":', '"thee":', 1))
+    assert path.read_text() != text
+
+
+def test_edited_final_tokenizer_is_refused_by_eval_submit_and_validate(copy_of, tmp_path):
+    run, entry_path, glue = copy_of
+    _flip_tokenizer(run / "final" / "tokenizer.json")
+    problems = _problems(entry_path, run, glue)
+    assert any(p.startswith("hashes.tokenizer_sha256 ") and "does not match the recomputed"
+               in p for p in problems), problems
+    with pytest.raises(UserError, match="final/tokenizer.json does not match the "
+                                        "tokenizer_sha256 in .*summary.json"):
+        evaluate_glue(run, tasks="rte", glue_dir=glue, protocol="quick", force=True,
+                      quiet=True, device="cpu")
+    with pytest.raises(UserError, match="final/tokenizer.json does not match the "
+                                        "tokenizer_sha256"):
+        submit(run, "edited", out=tmp_path / "edited.json")
+
+
+def test_edited_final_weights_are_refused_by_eval(copy_of):
+    run, _, glue = copy_of
+    weights = run / "final" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one bit of the last weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="final/model.safetensors does not match the "
+                                        "model_sha256 in .*summary.json"):
+        evaluate_glue(run, tasks="rte", glue_dir=glue, protocol="quick", force=True,
+                      quiet=True, device="cpu")
+
+
+def test_final_model_config_must_match_the_hashed_config(copy_of):
+    run, entry_path, glue = copy_of
+    _edit_json(run / "final" / "model_config.json", norm_eps=1e-5)
+    assert any(p.endswith("final/model_config.json differs from config.yaml (hashed as "
+                          "config_sha256) at norm_eps") for p in _problems(entry_path, run, glue))
+
+
+# --- fields the run dir vouches for (issue: gpu_count 0 shown as "8x cpu") ---------------------
+
+@pytest.mark.parametrize("field, value, reason", [
+    (("hardware", "gpu_count"), 8, "hardware.gpu_count is 8 but "),
+    (("hardware", "gpu_memory_gb"), 24.0, "hardware.gpu_memory_gb is 24.0 but "),
+    (("training", "val_loss"), 1.5, "training.val_loss is 1.5 but "),
+    (("training", "train_loss"), 1.5, "training.train_loss is 1.5 but "),
+    (("date",), "2020-01-01", "date is '2020-01-01' but "),
+    (("software", "torch"), "2.0.0", "software is "),
+    (("code_version",), "0.0.1", "code_version is '0.0.1' but "),
+    (("model", "shape", "unknown_field"), 1, "model.shape: Additional properties are not "),
+])
+def test_fields_the_run_dir_vouches_for(scored, tmp_path, field, value, reason):
+    run, entry_path, glue = scored
+    entry = json.loads(entry_path.read_text())
+    target = entry
+    for part in field[:-1]:
+        target = target[part]
+    target[field[-1]] = value
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(entry))
+    _has(_problems(path, run, glue), reason)
+
+
+def test_consistent_score_edit_is_caught_by_the_run_and_the_predictions(scored, tmp_path):
+    run, entry_path, glue = scored
+    entry = json.loads(entry_path.read_text())
     results = entry["results"]
     results["tasks"]["rte"]["metrics"]["accuracy"] += 7.0
     results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(entry))
+    assert _problems(path) == []  # nothing in the entry alone contradicts it
+    _has(_problems(path, run, glue), "results differ from ",
+         "results.tasks.rte.metrics.accuracy is ")
 
 
-@pytest.mark.parametrize("change, reasons", [
-    (_consistent_score_edit, ["results differ from ",
-                              "results.tasks.rte.metrics.accuracy is "]),
-    (lambda e: e.update(budget_s=20.0), ["budget_s is 20.0 but "]),
-    (lambda e: e["hashes"].update(config_sha256="a" * 64),
-     ["hashes.config_sha256 is ", "hashes.config_sha256 aaaaaaaaaaaa... does not match"]),
-    (lambda e: e.update(track="ranked", track_reason=None), ["track is 'ranked' but Rules v1"]),
-    (lambda e: e["loss_curve"]["points"].pop(), ["loss_curve does not match"]),
-    (lambda e: e["data"]["sources"].pop(), ["data.sources differ from"]),
-])
-def test_entry_tampering_caught_against_the_run(scored, tmp_path, change, reasons):
-    run, entry_path, glue = scored
-    problems = _problems(edited_entry(entry_path, tmp_path, change), run, glue)
-    for reason in reasons:
-        assert any(p.startswith(reason) for p in problems), (reason, problems)
+# --- paths stay inside the run dir --------------------------------------------------------------
+
+def test_recorded_paths_stay_inside_the_run_dir(copy_of, tmp_path):
+    run, entry_path, glue = copy_of
+    entry = json.loads(entry_path.read_text())
+    entry["results_file"] = "../../../../../../etc/passwd"
+    path = tmp_path / "escape.json"
+    path.write_text(json.dumps(entry))
+    assert _problems(path, run, glue) == [
+        "results_file: '../../../../../../etc/passwd' does not match "
+        "'^eval/[A-Za-z0-9_-][A-Za-z0-9._-]*\\\\.json$'"]
+    # A symbolic link in the run dir leads no further than a recorded path.
+    predictions = run / "eval" / "glue-predictions" / "rte-dev.tsv"
+    outside = tmp_path / "outside.tsv"
+    shutil.copyfile(predictions, outside)
+    predictions.unlink()
+    predictions.symlink_to(outside)
+    problems = _problems(entry_path, run, glue)
+    assert any("leads outside" in p and "rte-dev.tsv" in p for p in problems), problems
 
 
 def test_run_dir_tampering_caught(copy_of):
@@ -113,6 +374,5 @@ def test_run_dir_tampering_caught(copy_of):
     shard = sorted((run.parent / "data" / "shards").glob("train-*.bin"))[0]
     shard.write_bytes(b"\0" * 256 + shard.read_bytes()[256:])
     problems = _problems(entry_path, run, glue)
-    for reason in ["rte dev predictions ", "results.tasks.rte.metrics.accuracy is ",
-                   "hashes.model_sha256 ", "hashes.data_sha256 cannot be recomputed: "]:
-        assert any(p.startswith(reason) for p in problems), (reason, problems)
+    _has(problems, "rte dev predictions ", "results.tasks.rte.metrics.accuracy is ",
+         "hashes.model_sha256 ", "hashes.data_sha256 cannot be recomputed: ")

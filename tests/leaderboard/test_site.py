@@ -24,7 +24,7 @@ def entries(tmp_path):
     submit(make_run(tmp_path, name="cpu-run", hardware=CPU, budget_s=3 * 3600,
                     elapsed_s=3 * 3600 - 5), "cpu-3h", out=folder / "b.json")
     submit(make_run(tmp_path, name="probe-run", hardware=CPU, budget_s=180, elapsed_s=179,
-                    tasks=("masked_word", "next_chunk"), suite="probe", protocol="quick"),
+                    tasks=("continuation", "word_order"), suite="probe", protocol="quick"),
            "demo-probe", out=folder / "c.json")
     broken = json.loads((folder / "a.json").read_text())
     broken["name"], broken["budget_s"] = "too-long", 60.0
