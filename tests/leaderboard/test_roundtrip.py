@@ -221,7 +221,7 @@ def test_loss_curve_running_backwards_is_rejected_from_the_entry_alone(scored, t
     _, entry_path, _ = scored
     entry = json.loads(entry_path.read_text())
     points = entry["loss_curve"]["points"]
-    points[1][0] = points[0][0] - 0.5
+    points[1][0] = points[0][0] / 2  # earlier than the first point, still not negative
     path = tmp_path / "backwards.json"
     path.write_text(json.dumps(entry))
     assert _problems(path) == [f"loss_curve.points[1] elapsed time {points[1][0]:g} s is "
