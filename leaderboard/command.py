@@ -1,17 +1,22 @@
 """`cram leaderboard validate ENTRY... [--run RUN] [--glue-dir DIR]` and
-`cram leaderboard build --entries DIR --out SITE`.
+`cram leaderboard build --entries DIR --out SITE` and `cram leaderboard compare A B`.
 
 `validate` checks an entry's schema, Rules v1, its averages and its loss curve against its
 elapsed time; with `--run` every field the run dir and its data dir can vouch for (summary,
 config, checkpoint train state, metrics log, model config, manifest, results) and every hash,
 and with `--glue-dir` every metric from the saved dev predictions (README, "What `cram
-leaderboard validate` checks"). `build` writes a static site (index.html, style.css, two SVG
-figures).
+leaderboard validate` checks"). `build` writes a static site (index.html, style.css, SVG
+figures), ranking only entries verified against their run dirs and predictions. `compare`
+tests whether one GLUE result beats another (paired bootstrap).
 """
 
 from __future__ import annotations
 
 import argparse
+
+# `compare`'s defaults live here, not in leaderboard.compare, so `cram --help` imports no numpy.
+REPLICATES = 1000  # as Koehn 2004 and Dror et al. 2018 use; p-values resolve to about 0.002
+MIN_REPLICATES = 100  # with fewer, each 2.5% tail of the interval is two or three replicates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +36,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                description="Build a static results site from entries.")
     build.add_argument("--entries", required=True, help="folder of entry JSON files")
     build.add_argument("--out", required=True, help="site folder (index.html goes here)")
+    build.add_argument("--runs", default=None,
+                       help="folder of run dirs: entry NAME.json is checked against RUNS/NAME; "
+                            "only entries verified there (and by --glue-dir) are ranked")
+    build.add_argument("--glue-dir", default=None,
+                       help="GLUE folder to rescore each entry's saved dev predictions")
+    build.add_argument("--strict", action="store_true",
+                       help="exit 1 if any entry is rejected")
     build.set_defaults(handler=_build)
+
+    compare = actions.add_parser(
+        "compare", help="does B's GLUE score beat A's? (paired bootstrap)",
+        description="Compare two GLUE results by a paired bootstrap over the dev examples of "
+                    "their saved predictions (and over fine-tuning seeds): per task and for "
+                    "the averages, B - A, its 95%% interval and a two-sided p-value.")
+    compare.add_argument("a", metavar="A", help="results file (RUN/eval/glue.json) or run dir")
+    compare.add_argument("b", metavar="B", help="results file or run dir to compare against A")
+    compare.add_argument("--glue-dir", default=None,
+                         help="GLUE folder with the dev labels (default: the Hub dataset)")
+    compare.add_argument("--replicates", type=int, default=REPLICATES,
+                         help=f"bootstrap replicates (default {REPLICATES}, at least "
+                              f"{MIN_REPLICATES})")
+    compare.add_argument("--seed", type=int, default=0,
+                         help="seed of the resampling, for a repeatable result (default 0)")
+    compare.add_argument("--out", default=None, help="also write the comparison as JSON here")
+    compare.set_defaults(handler=_compare)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +81,30 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import sys
+
     from leaderboard import build_site
 
-    index = build_site(args.entries, args.out)
+    lines = []
+
+    def log(line: str) -> None:  # rejected and unverified entries, with their reasons
+        lines.append(line)
+        print(line, file=sys.stderr)
+
+    index = build_site(args.entries, args.out, runs=args.runs, glue_dir=args.glue_dir, log=log)
     print(f"wrote {index}")
+    rejected = [line for line in lines if ": rejected: " in line]
+    return 1 if args.strict and rejected else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from data_prep.files import write_json_atomic
+    from leaderboard.compare import compare_results, format_report
+
+    record = compare_results(args.a, args.b, glue_dir=args.glue_dir,
+                             replicates=args.replicates, seed=args.seed)
+    print(format_report(record))
+    if args.out:
+        write_json_atomic(args.out, record)
+        print(f"wrote {args.out}")
     return 0

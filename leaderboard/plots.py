@@ -55,6 +55,7 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
     """
     fig = _figure()
     ax = fig.add_subplot()
+    names = []  # name labels, spread apart once the axes are final
     if unscored:
         from matplotlib.transforms import blended_transform_factory
 
@@ -62,9 +63,9 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
         ax.scatter([r["budget_s"] / HOUR for r in unscored], [0.04] * len(unscored),
                    transform=on_axis, marker="|", s=260, linewidths=2, color="#8a8f96",
                    zorder=3, label="no GLUE score (probe only)")
-        for r in unscored:
-            ax.annotate(r["name"], (r["budget_s"] / HOUR, 0.04), xycoords=on_axis,
-                        xytext=(6, 6), textcoords="offset points", fontsize=8.5, color="#555")
+        names += [ax.annotate(r["name"], (r["budget_s"] / HOUR, 0.04), xycoords=on_axis,
+                              xytext=(6, 6), textcoords="offset points", fontsize=8.5,
+                              color="#555") for r in unscored]
     for track, style in TRACK_STYLE.items():
         points = [r for r in rows if r["track"] == track]
         if not points:
@@ -73,9 +74,9 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
                    marker=style["marker"], s=46, edgecolors=style["color"],
                    facecolors=style["facecolor"], linewidths=1.6, zorder=3,
                    label=f"{track} track")
-        for r in points:
-            ax.annotate(r["name"], (r["budget_s"] / HOUR, r["avg"]), xytext=(6, 4),
-                        textcoords="offset points", fontsize=8.5, color="#333")
+        names += [ax.annotate(r["name"], (r["budget_s"] / HOUR, r["avg"]), xytext=(6, 4),
+                              textcoords="offset points", fontsize=8.5, color="#333")
+                  for r in sorted(points, key=lambda r: -r["avg"])]
     for ref in reported:
         label = f"{ref['name']} (reported)"
         if ref.get("budget_s"):
@@ -97,7 +98,31 @@ def score_vs_budget(rows: list[dict], reported: list[dict], path: Path,
     # Rows 17 pt apart: the axis tick marker (16 pt tall) must not run into the row below.
     fig.legend(loc="outside lower center", ncols=2, fontsize=8.5, frameon=False,
                labelspacing=1.0)
+    spread_labels(fig, names)
     return _save(fig, path)
+
+
+def spread_labels(fig, labels: list, step_pt: float = 11.0, tries: int = 9) -> None:
+    """Move each name label that would overlap an earlier one a line up or down (0, +1, -1,
+    +2, ... lines of `step_pt` points), so entries with close budgets and scores stay
+    readable. Extents come from the figure's own renderer, after layout."""
+    if not labels:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # measures text as the SVG will place it (same font metrics)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    placed = []
+    for label in labels:
+        x, y = label.xyann
+        for attempt in range(tries):
+            lines = (attempt + 1) // 2 * (1 if attempt % 2 else -1)
+            label.xyann = (x, y + lines * step_pt)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(box)
 
 
 def loss_curves(curves: list[dict], path: Path) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -25,8 +26,7 @@ from cramming.rules import (
 )
 from data_prep import UserError
 from data_prep.files import atomic_dir, dir_lock, format_bytes
-from leaderboard import plots, tracks
-from leaderboard.schema import read_entry, schema_errors
+from leaderboard import plots
 
 GENERATOR = "cramming-bench leaderboard"  # marks a folder as a site this module may replace
 # Column order of the cramming paper's table: (task, metric keys, header, metric names).
@@ -44,8 +44,16 @@ GLUE_PLOT, LOSS_PLOT = "glue_vs_budget.svg", "loss_curves.svg"
 SIZE_PLOT = "glue_vs_size.svg"
 
 
-def build_site(entries_dir, out) -> Path:
-    """Write the site into `out` (replaced whole if it is an earlier build); return index.html."""
+def build_site(entries_dir, out, *, runs=None, glue_dir=None, log=None) -> Path:
+    """Write the site into `out` (replaced whole if it is an earlier build); return index.html.
+
+    `runs`: a folder holding the run dir RUNS/NAME of each entry NAME.json (or a mapping
+    NAME -> run dir); `glue_dir`: the GLUE folder to rescore the saved dev predictions. Only
+    entries verified against both are ranked (`leaderboard.verify`). `log(line)` receives one
+    line per entry rejected or unverified, with its reason.
+    """
+    from leaderboard.verify import REJECTED, VERIFIED, judge_entries
+
     entries_dir, out = Path(entries_dir), Path(out)
     if not entries_dir.is_dir():
         raise UserError(f"entries folder {entries_dir} not found")
@@ -55,21 +63,31 @@ def build_site(entries_dir, out) -> Path:
     if (out / "index.html").is_file() and GENERATOR not in (out / "index.html").read_text():
         raise UserError(f"{out}/index.html was not built by `cram leaderboard build`; "
                         "choose another --out")
-    entries, skipped = load_entries(entries_dir)
+    judged = judge_entries(entries_dir, runs=runs, glue_dir=glue_dir)
+    for item in judged:
+        if item.status != VERIFIED and log is not None:
+            log(f"{item.path.name}: {item.status}: {item.reasons[0]}")
+    verified = [j for j in judged if j.status == VERIFIED]
+    unverified = [j.entry for j in judged if j.status not in (VERIFIED, REJECTED)]
+    skipped = [(j.path.name, j.reasons[0]) for j in judged if j.status == REJECTED]
+    marks = significance_marks(verified, glue_dir) if glue_dir is not None else {}
+    entries = [j.entry for j in verified] + unverified
     reported = json.loads(_asset("reported.json"))
     with dir_lock(out, owner="cram leaderboard build"), atomic_dir(out, force=True) as tmp:
         (tmp / "style.css").write_text(_asset("style.css"))
         # A partial average (a subset of the tasks) is not comparable; its label says so.
-        glue_rows = [{"name": e["name"] + ("" if e["results"]["avg_cramming"]["complete"]
-                                           else " (partial average)"),
+        shown = [(e, "") for e in entries if e not in unverified]
+        shown += [(e, " (unverified)") for e in unverified]
+        glue_rows = [{"name": e["name"] + tag + ("" if e["results"]["avg_cramming"]["complete"]
+                                                 else " (partial average)"),
                       "track": e["track"], "budget_s": e["budget_s"],
                       "avg": e["results"]["avg_cramming"]["value"]}
-                     for e in entries if _has_glue_score(e)]
-        unscored = [{"name": e["name"], "budget_s": e["budget_s"]}
-                    for e in entries if not _has_glue_score(e)]
+                     for e, tag in shown if _has_glue_score(e)]
+        unscored = [{"name": e["name"] + tag, "budget_s": e["budget_s"]}
+                    for e, tag in shown if not _has_glue_score(e)]
         plots.score_vs_budget(glue_rows, reported["rows"], tmp / GLUE_PLOT, unscored)
-        curves = [{"name": e["name"], "points": e["loss_curve"]["points"]}
-                  for e in entries if e["loss_curve"]]
+        curves = [{"name": e["name"] + tag, "points": e["loss_curve"]["points"]}
+                  for e, tag in shown if e["loss_curve"]]
         plots.loss_curves(curves, tmp / LOSS_PLOT)
         for entry in entries:
             if entry.get("extraction"):
@@ -77,8 +95,32 @@ def build_site(entries_dir, out) -> Path:
                                          tmp / _extraction_plot(entry))
         scored, unscored = size_rows(entries)
         plots.score_vs_size(scored, tmp / SIZE_PLOT, unscored)
-        (tmp / "index.html").write_text(render_page(entries, skipped, reported))
+        page = render_page([j.entry for j in verified], skipped, reported,
+                           unverified=[(j.entry, j.reasons[0]) for j in judged
+                                       if j.status not in (VERIFIED, REJECTED)],
+                           marks=marks)
+        (tmp / "index.html").write_text(page)
     return out / "index.html"
+
+
+def significance_marks(verified: list, glue_dir) -> dict[str, float]:
+    """Entry name -> p-value, for each ranked row whose GLUE average is not significantly above
+    the next row's in its table (paired bootstrap of `cram leaderboard compare`, p >= 0.05)."""
+    from leaderboard.compare import compare_results
+    from leaderboard.records import run_file
+
+    marks = {}
+    for table in ("ranked", "open", "multi"):
+        rows = sorted((j for j in verified if _table_of(j.entry) == table
+                       and _rank_group(j.entry) == 0), key=lambda j: _rank_key(j.entry))
+        for upper, lower in zip(rows, rows[1:], strict=False):
+            record = compare_results(
+                run_file(lower.run, lower.entry["results_file"], "results_file"),
+                run_file(upper.run, upper.entry["results_file"], "results_file"),
+                glue_dir=glue_dir)
+            if record["avg_cramming"]["interval"][0] <= 0:  # B (upper) does not beat A
+                marks[upper.entry["name"]] = record["avg_cramming"]["p"]
+    return marks
 
 
 def size_rows(entries: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -101,26 +143,11 @@ def size_rows(entries: list[dict]) -> tuple[list[dict], list[dict]]:
     return scored, unscored
 
 
-def load_entries(entries_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
-    """(valid entries, [(file name, first problem)] for the ones left out)."""
-    from leaderboard.compressed import consistency_problems
-    from leaderboard.validate import arithmetic_problems
-
-    entries, skipped = [], []
-    for path in sorted(entries_dir.glob("*.json")):
-        try:
-            entry = read_entry(path)
-        except UserError as err:
-            skipped.append((path.name, str(err)))
-            continue
-        problems = schema_errors(entry)
-        problems = problems or (tracks.rule_violations(entry) + arithmetic_problems(entry)
-                                + consistency_problems(entry))
-        if problems:
-            skipped.append((path.name, problems[0]))
-        else:
-            entries.append(entry)
-    return entries, skipped
+def _table_of(entry: dict) -> str:
+    """The page's table an entry is listed in: compressed, multi (several GPUs) or its track."""
+    if "compression" in entry:
+        return "compressed"
+    return "multi" if entry.get("category") == MULTI_GPU_CATEGORY else entry["track"]
 
 
 def _has_glue_score(entry: dict) -> bool:
@@ -128,13 +155,27 @@ def _has_glue_score(entry: dict) -> bool:
     return results["suite"] == "glue" and results["avg_cramming"]["value"] is not None
 
 
+def _rank_group(entry: dict) -> int:
+    """0: a complete GLUE average (ranked); 1: a partial one (not comparable: unranked);
+    2: no GLUE score."""
+    if not _has_glue_score(entry):
+        return 2
+    return 0 if entry["results"]["avg_cramming"]["complete"] else 1
+
+
 def _rank_key(entry: dict):
-    # Best GLUE average first; entries without one last; ties go to the shorter run.
+    # Complete GLUE averages first, best first; ties go to the shorter run.
     avg = entry["results"]["avg_cramming"]["value"] if _has_glue_score(entry) else None
-    return (avg is None, -(avg or 0.0), entry["train_elapsed_s"], entry["name"])
+    return (_rank_group(entry), -(avg or 0.0), entry["train_elapsed_s"], entry["name"])
 
 
-def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict) -> str:
+def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict, *,
+                unverified: list[tuple[dict, str]] = (), marks: dict[str, float] | None = None
+                ) -> str:
+    """The page: `entries` are the verified ones (ranked in their track's table);
+    `unverified` (entry, reason) are shown apart; `marks` name -> p of rows not significantly
+    above the next."""
+    marks = marks or {}
     # Compressed variants have a table of their own: a score there is paid for in size.
     compressed = sorted((e for e in entries if "compression" in e), key=_rank_key)
     trained = [e for e in entries if "compression" not in e]
@@ -164,18 +205,24 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         "the open track, which says why; runs on several GPUs have a table of their own. "
         "Scores are dev-set percent points; "
         "<em>avg (cram)</em> is the cramming paper's average, <em>avg (GLUE)</em> one score "
-        "per task; a * marks an average over only some of the tasks.</p></header>",
+        "per task; a * marks an average over only some of the tasks, which is not ranked "
+        "(averages over different tasks do not compare). Only entries verified against their "
+        "run dir and saved predictions are ranked; ≈ marks a score not significantly above the "
+        "next row's (paired bootstrap over the dev examples, p ≥ 0.05, as "
+        "<code>cram leaderboard compare</code> computes it).</p></header>",
         "<section><h2>Ranked track</h2>",
-        _table(ranked, "ranked") if ranked else
-        "<p class=empty>No ranked entries yet.</p>",
+        _table(ranked, "ranked", marks) if ranked else
+        "<p class=empty>No verified ranked entries yet.</p>",
         "</section><section><h2>Open track</h2>",
-        _table(open_, "open") if open_ else "<p class=empty>No open-track entries yet.</p>",
+        _table(open_, "open", marks) if open_ else
+        "<p class=empty>No verified open-track entries yet.</p>",
         "</section><section><h2>Multi-GPU</h2>",
         f"<p class=note>Open track, category <code>{MULTI_GPU_CATEGORY}</code>: runs on "
         "several GPUs (DistributedDataParallel), compared only with each other. The cramming "
         f"paper's 16x budget is {MULTI_GPU_REFERENCE_GPUS} GPUs for "
         f"{MULTI_GPU_REFERENCE_BUDGET_S // 3600} h; the time column also gives GPU-hours.</p>",
-        _table(multi, "multi") if multi else "<p class=empty>No multi-GPU entries yet.</p>",
+        _table(multi, "multi", marks) if multi else
+        "<p class=empty>No verified multi-GPU entries yet.</p>",
         "</section><section><h2>Compressed track</h2>",
         "<p class=rules>Runs compressed with <code>cram compress</code> after training: pruned "
         "(with recovery training, which counts against the same one-day budget) and/or "
@@ -184,6 +231,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         _compressed_table(compressed) if compressed else
         "<p class=empty>No compressed entries yet.</p>",
         "</section>",
+        _unverified(unverified),
         '<section class=figures><figure><h2>GLUE score against budget</h2>',
         f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
         "<figcaption>GLUE-scored entries by track; the star and dashed line are the reported "
@@ -198,28 +246,46 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
         "<figcaption>MLM training loss against wall-clock time, from each entry's run "
         "log.</figcaption></figure></section>",
-        _extractions([e for e in [*ranked, *open_] if e.get("extraction")]),
+        _extractions([e for e in [*ranked, *open_, *multi, *(u for u, _ in unverified)]
+                      if e.get("extraction")]),
         _reported(reported),
     ]
     if skipped:
         parts.append("<section class=skipped><h2>Entries not shown</h2><ul>")
         parts += [f"<li><code>{_e(name)}</code>: {_e(why)}</li>" for name, why in skipped]
         parts.append("</ul></section>")
-    count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+    shown = len(entries) + len(unverified)
+    count = f"{shown} {'entry' if shown == 1 else 'entries'}"
     parts.append(f"<footer>{count} · built {built} · validate any entry with "
                  "<code>cram leaderboard validate ENTRY --run RUN</code></footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _table(entries: list[dict], track: str) -> str:
-    head = [("#", ""), ("Entry", "date · preset"), ("GPU", "params"), ("Time", "of budget"),
+def _unverified(unverified: list[tuple[dict, str]]) -> str:
+    if not unverified:
+        return ""
+    entries = sorted((entry for entry, _ in unverified), key=_rank_key)
+    reasons = {entry["name"]: why for entry, why in unverified}
+    return ("<section class=unverified><h2>Unverified entries (not ranked)</h2>"
+            "<p>These pass every check an entry can pass on its own, but were not checked "
+            "against their run dir and saved predictions (<code>cram leaderboard build --runs "
+            "DIR --glue-dir DIR</code>), so their claims are the submitter's word.</p>"
+            + _table(entries, "unverified", {}, reasons) + "</section>")
+
+
+def _table(entries: list[dict], track: str, marks: dict[str, float],
+           unverified: dict[str, str] | None = None) -> str:
+    """A board; rows with a complete GLUE average are numbered (unless `unverified`, name ->
+    reason, is given), the rest carry no rank."""
+    head = [("#", ""), ("Entry", "date · preset"), ("GPU", "params"), ("Time", "h:mm:ss of budget"),
             ("avg", "cram"), ("avg", "GLUE")]
     head += [(task, metrics) for _, _, task, metrics in TASK_COLUMNS]
     rows = [f'<div class=scroll><table class="board {track}"><thead><tr>']
     rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
     rows.append("</tr></thead><tbody>")
-    for rank, entry in enumerate(entries, 1):
+    rank = 0
+    for entry in entries:
         hardware = entry["hardware"]
         gpu = (hardware["gpu_name"] or hardware["device"]).removeprefix("NVIDIA ")
         ranks = max(hardware["gpu_count"], hardware.get("world_size") or 1)
@@ -228,12 +294,21 @@ def _table(entries: list[dict], track: str) -> str:
         name = f"<strong>{_e(entry['name'])}</strong><span class=sub>{_e(entry['date'])} · "
         name += f"{_e(entry['model']['preset'])}</span>"
         gpu = f"{_e(gpu)}<span class=sub>{_params(entry['model']['params'])}</span>"
-        time = f"{_duration(entry['train_elapsed_s'])}<span class=sub>of "
-        time += f"{_duration(entry['budget_s'])}"
+        # One unit for the whole column; elapsed rounds down, so it never reads over budget.
+        time = f"{_clock(entry['train_elapsed_s'], math.floor)}<span class=sub>of "
+        time += f"{_clock(entry['budget_s'], round)}"
         if track == "multi" and hardware["gpu_count"]:
             time += f" · {hardware['gpu_count'] * entry['train_elapsed_s'] / 3600:.3g} GPU-h"
         time += "</span>"
-        cells = [f"<td class=num>{rank}</td>", f"<td class=name>{name}</td>",
+        place = "–"
+        if unverified is None and _rank_group(entry) == 0:
+            rank += 1
+            place = str(rank)
+            if entry["name"] in marks:
+                p = marks[entry["name"]]
+                place += (f' <span class=tie title="not significantly above the next row '
+                          f'(p = {p:.2f})">≈</span>')
+        cells = [f"<td class=num>{place}</td>", f"<td class=name>{name}</td>",
                  f"<td class=gpu>{gpu}</td>", f"<td class=num>{time}</td>"]
         cells += _score_cells(entry)
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -243,6 +318,12 @@ def _table(entries: list[dict], track: str) -> str:
         if entry["track_reason"]:  # a row of its own: long reasons would squeeze the table
             rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>open track: "
                         f"{_e(entry['track_reason'])}</td></tr>")
+        if _rank_group(entry) == 1:
+            rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>not ranked: "
+                        f"{_e(entry['results']['avg_cramming']['label'])}</td></tr>")
+        if unverified:
+            rows.append(f"<tr class=why><td></td><td colspan={len(head) - 1}>unverified: "
+                        f"{_e(unverified[entry['name']])}</td></tr>")
     rows.append("</tbody></table></div>")
     return "".join(rows)
 
@@ -398,6 +479,12 @@ def _duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.3g} min"
     return f"{seconds:.3g} s"
+
+
+def _clock(seconds: float, rounding) -> str:
+    """h:mm:ss, e.g. 0:00:14 or 23:59:10, with seconds rounded by `rounding`."""
+    total = int(rounding(seconds))
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
 def _params(n: int) -> str:

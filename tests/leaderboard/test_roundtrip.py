@@ -21,6 +21,7 @@ from cramming.cli import main
 from data_prep import UserError, prepare
 from glue_eval import compute_averages, evaluate_glue
 from leaderboard import submit, validate_entries
+from leaderboard.tracks import decide_track
 
 pytestmark = pytest.mark.slow  # about 60 s on two cores
 
@@ -70,6 +71,12 @@ def _edit_json(path, **changes):
 
 def _problems(entry_path, run=None, glue=None):
     return validate_entries([entry_path], run=run, glue_dir=glue)[str(entry_path)]
+
+
+def _problems_of(entry, tmp_path, run=None, glue=None):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(entry))
+    return _problems(path, run, glue)
 
 
 def _has(problems, *starts):
@@ -376,3 +383,37 @@ def test_run_dir_tampering_caught(copy_of):
     problems = _problems(entry_path, run, glue)
     _has(problems, "rte dev predictions ", "results.tasks.rte.metrics.accuracy is ",
          "hashes.model_sha256 ", "hashes.data_sha256 cannot be recomputed: ")
+
+
+# --- the site ranks only what its run dir and predictions confirm ---------------------------
+
+def test_build_ranks_the_real_entry_and_rejects_a_forged_one(scored, tmp_path, capsys):
+    run, entry_path, glue = scored
+    entries = tmp_path / "entries"
+    entries.mkdir()
+    shutil.copy(entry_path, entries / "tiny.json")
+    # A forgery that passes every record-free check: a ranked GPU, the ranked track, the
+    # cramming protocol's name. Only the run dir can tell.
+    forged = json.loads(entry_path.read_text())
+    forged["name"] = "forged"
+    forged["hardware"].update(device="cuda", gpu_name="NVIDIA RTX A6000", gpu_count=1,
+                              gpu_memory_gb=47.5)
+    forged["track"], forged["track_reason"] = decide_track(forged)
+    assert _problems_of(forged, tmp_path) == []
+    (entries / "forged.json").write_text(json.dumps(forged))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("tiny", "forged"):
+        (runs / name).symlink_to(run)
+    site = tmp_path / "site"
+    assert main(["leaderboard", "build", "--entries", str(entries), "--out", str(site),
+                 "--runs", str(runs), "--glue-dir", str(glue), "--strict"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("forged.json: rejected: hardware.")
+    page = (site / "index.html").read_text()
+    open_ = page.split("<h2>Open track</h2>")[1].split("</section>")[0]
+    # The real entry is verified: ranked first in its track (its one-task average is partial,
+    # so it is listed without a rank number but in the verified table, not the unverified one).
+    assert "<strong>tiny</strong>" in open_ and "Unverified entries" not in page
+    assert "forged" not in page.split("Entries not shown")[0]
+    assert "<code>forged.json</code>: hardware." in page

@@ -1,5 +1,10 @@
 """The static results site: tables per track, reported rows, matplotlib SVG figures, and the
-page as headless Chromium renders it."""
+page as headless Chromium renders it; which entries it ranks (verified against their run dirs),
+shows apart (unverified) or leaves out (rejected).
+
+The entries here are written to the contracts by `make_run` but their runs were never trained,
+so the rendering tests stand in for the run-dir check (`as_verified`); the check itself runs on
+a real run in test_roundtrip.py."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from test_entries import CPU, make_run
 
 from cramming.cli import main
 from data_prep import UserError
-from leaderboard import build_site, submit
+from leaderboard import build_site, submit, verify
 
 
 @pytest.fixture
@@ -32,7 +37,22 @@ def entries(tmp_path):
     return folder
 
 
-def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path):
+@pytest.fixture
+def as_verified(monkeypatch):
+    """Every entry that passes the record-free checks counts as verified against its run."""
+    judge_entries = verify.judge_entries
+
+    def judged_verified(entries_dir, **kwargs):
+        judged = judge_entries(entries_dir, **kwargs)
+        for item in judged:
+            if item.status == verify.UNVERIFIED:
+                item.status, item.reasons = verify.VERIFIED, []
+        return judged
+
+    monkeypatch.setattr(verify, "judge_entries", judged_verified)
+
+
+def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path, as_verified):
     index = build_site(entries, tmp_path / "site")
     page = index.read_text()
     ranked, open_ = page.split("<h2>Ranked track</h2>")[1].split("<h2>Open track</h2>")
@@ -88,7 +108,7 @@ def test_one_loss_curve_keeps_a_linear_time_axis(tmp_path):
     assert "training time (min)" in svg and "log scale" not in svg
 
 
-def test_page_renders_in_headless_chromium(entries, tmp_path):
+def test_page_renders_in_headless_chromium(entries, tmp_path, as_verified):
     index = build_site(entries, tmp_path / "site")
     dom = check_page_in_chromium(index, tmp_path, "site.png")
     rows = re.findall(r"<tr>.*?</tr>", dom.split("<tbody>", 1)[1])
@@ -97,7 +117,69 @@ def test_page_renders_in_headless_chromium(entries, tmp_path):
     assert '<img src="glue_vs_budget.svg"' in dom and '<img src="loss_curves.svg"' in dom
 
 
-def test_build_cli(entries, tmp_path, capsys):
+def test_build_cli_ranks_only_verified_entries(entries, tmp_path, capsys):
+    # No run dirs: nothing is ranked; each entry is listed with its reason on stderr.
     assert main(["leaderboard", "build", "--entries", str(entries),
                  "--out", str(tmp_path / "s")]) == 0
-    assert capsys.readouterr().out == f"wrote {tmp_path / 's' / 'index.html'}\n"
+    out, err = capsys.readouterr()
+    assert out == f"wrote {tmp_path / 's' / 'index.html'}\n"
+    assert err.splitlines() == [
+        "a.json: unverified: not checked against its run: no --runs folder given",
+        "b.json: unverified: not checked against its run: no --runs folder given",
+        "c.json: unverified: not checked against its run: no --runs folder given",
+        "d.json: rejected: train_elapsed_s 86390.5 is over budget_s 60"]
+    page = (tmp_path / "s" / "index.html").read_text()
+    assert "No verified ranked entries yet" in page and "No verified open-track" in page
+    unverified = page.split("Unverified entries (not ranked)")[1].split("</section>")[0]
+    assert "crammed-a6000" in unverified and "unverified: not checked against its run" in page
+    assert "<td class=num>–</td><td class=name><strong>crammed-a6000" in unverified
+    # --strict: a rejected entry fails the build (the site is still written).
+    assert main(["leaderboard", "build", "--entries", str(entries), "--out",
+                 str(tmp_path / "s"), "--strict"]) == 1
+    (entries / "d.json").unlink()
+    assert main(["leaderboard", "build", "--entries", str(entries), "--out",
+                 str(tmp_path / "s"), "--strict"]) == 0
+
+
+def test_build_rejects_an_entry_its_run_dir_contradicts(entries, tmp_path, capsys):
+    # A run dir beside each entry's name: these runs were never trained, so the data hash and
+    # more cannot be recomputed; a forged run dir does not get an entry ranked.
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "a").symlink_to(tmp_path / "a6000-run")
+    assert main(["leaderboard", "build", "--entries", str(entries), "--out",
+                 str(tmp_path / "s"), "--runs", str(runs), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "a.json: rejected: hashes.data_sha256 cannot be recomputed" in err
+    assert "b.json: unverified: not checked against its run: no run dir for b.json" in err
+    page = (tmp_path / "s" / "index.html").read_text()
+    assert "crammed-a6000" not in page.split("Entries not shown")[0]
+
+
+def test_several_entries_one_time_unit_ranks_only_complete_averages(entries, tmp_path,
+                                                                    as_verified):
+    submit(make_run(tmp_path, name="partial-run", hardware=CPU, budget_s=600, elapsed_s=599.7,
+                    tasks=("rte", "mrpc")), "two-tasks", out=entries / "e.json")
+    page = build_site(entries, tmp_path / "site").read_text()
+    open_ = page.split("<h2>Open track</h2>")[1].split("</section>")[0]
+    # One format for the whole time column; elapsed rounds down, never past the budget.
+    assert "23:59:50<span class=sub>of 24:00:00" in page
+    assert "2:59:55<span class=sub>of 3:00:00" in open_
+    assert "0:09:59<span class=sub>of 0:10:00" in open_
+    # The complete average is ranked; the two-task one is not ranked against it, and says why.
+    cells = re.findall(r"<tr><td class=num>([^<]*)</td><td class=name><strong>([^<]+)", open_)
+    assert cells == [("1", "cpu-3h"), ("–", "two-tasks"), ("–", "demo-probe")]
+    assert "not ranked: cramming-paper average" in open_ and "(partial: 2 of 9" in open_
+
+
+def test_close_entries_get_labels_that_do_not_overlap(tmp_path):
+    from leaderboard.plots import score_vs_budget
+
+    rows = [{"name": "first-of-two", "track": "open", "budget_s": 86400, "avg": 70.0},
+            {"name": "second-of-two", "track": "open", "budget_s": 86400, "avg": 70.0},
+            {"name": "far", "track": "ranked", "budget_s": 3600, "avg": 80.0}]
+    svg = score_vs_budget(rows, [], tmp_path / "plot.svg").read_text()
+    where = {name: (float(x), float(y)) for x, y, name in re.findall(
+        r'<text[^>]*x="([0-9.]+)" y="([0-9.]+)"[^>]*>(first-of-two|second-of-two|far)<', svg)}
+    assert where["first-of-two"][0] == where["second-of-two"][0]
+    assert abs(where["first-of-two"][1] - where["second-of-two"][1]) >= 10  # a line apart
