@@ -95,7 +95,7 @@ def test_rebuild_replaces_site_but_not_foreign_folders(entries, tmp_path):
 def test_empty_entries_folder_still_builds(tmp_path):
     (tmp_path / "entries").mkdir()
     page = build_site(tmp_path / "entries", tmp_path / "site").read_text()
-    assert "No ranked entries yet" in page and "Reported, not reproduced" in page
+    assert "No verified ranked entries yet" in page and "Reported, not reproduced" in page
     assert "<footer>0 entries · " in page
     assert "one RTX 2080 Ti, RTX A4000 or RTX A6000; " in page
 
