@@ -33,7 +33,11 @@ def test_demo_runs_offline_and_reruns_into_the_same_folder(tmp_path, capsys, mon
         str(out / "entries" / "demo.json"): []}
 
     dom = check_page_in_chromium(out / "site" / "index.html", tmp_path, "demo-site.png")
-    assert re.search(r"<tr><td[^>]*>1</td><td class=\"name\"><strong>demo</strong>", dom)
+    # Verified against its run, so in the open track's table (not the unverified one); a
+    # probe-only entry has no GLUE average to rank, so no rank number.
+    open_track = dom.split("<h2>Open track</h2>")[1].split("</section>")[0]
+    assert re.search(r"<tr><td[^>]*>–</td><td class=\"name\"><strong>demo</strong>", open_track)
+    assert "Unverified entries" not in dom
     assert "no GLUE score" in dom and '<img src="loss_curves.svg"' in dom
     assert "demo" in (out / "site" / "loss_curves.svg").read_text()
 
