@@ -128,7 +128,8 @@ def _summary(result: dict, quiet: bool, path) -> None:
         return
     from cramming.compress.deployment import describe
 
-    print(describe(result["deployment"]))
+    if "deployment" in result:
+        print(describe(result["deployment"]))
     for name in ("avg_cramming", "avg_glue"):
         avg = result.get(name) or {}
         if avg.get("value") is not None:

@@ -152,7 +152,9 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     if "wnli" in tests:
         server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
-    record["deployment"] = encoder.deployment_record(results.deployed_path(out))
+    deployment = encoder.deployment_record(results.deployed_path(out))
+    if deployment is not None:  # an outside model (--model) has none
+        record["deployment"] = deployment
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
     return results.write_results(out, record, all_preds, force=force,

@@ -126,6 +126,15 @@ class OutsideEncoder:
             model = self._classifier(num_labels, dropout)
         return Logits(model, self.sep_id if self.segment_ids else None)
 
+    def deploy(self, model: nn.Module, task: str) -> nn.Module:
+        """An outside model is scored as it is: no run, so no compression to apply."""
+        return model
+
+    def deployment_record(self, path: Path) -> None:
+        """None: the deployed size and latency are measured for a run's models only (the
+        compact form and the timing know this project's architecture)."""
+        return None
+
     def record(self) -> dict:
         """What the results file says about the model (`outside_model`); never ranked."""
         from cramming.rules import OUTSIDE_MODEL_REASON

@@ -254,7 +254,9 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
             print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
                   f"({len(train_rows)} train, {len(dev_rows)} dev, "
                   f"{record['tasks'][name]['seconds']:.1f} s)")
-    record["deployment"] = encoder.deployment_record(results.deployed_path(out))
+    deployment = encoder.deployment_record(results.deployed_path(out))
+    if deployment is not None:  # an outside model (--model) has none
+        record["deployment"] = deployment
     label = "not applicable: probe tasks are not GLUE"
     for key in ("avg_cramming", "avg_glue"):
         record[key] = {"value": None, "label": label, "components": [], "complete": False}
