@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -242,11 +243,20 @@ def atomic_dir(final: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
     With `force`, an existing `final` is replaced only once the new one is complete: it is
     renamed to `.NAME.old`, the new one renamed into place, then the old one removed; a kill
     between the two renames leaves `.NAME.old` complete, and `tidy` (run here first, and by
-    readers that find `final` missing) puts it back. The caller holds the lock of `final` or of
-    the folder holding it (`dir_lock`). Raises OutOfSpace when the disk fills.
+    readers that find `final` missing) puts it back. That repair needs the lock of `final` or
+    of a folder above it (`dir_lock`): a caller that holds neither gets `final`'s here, so two
+    processes never build the same output (the second is a UserError naming the first).
+    Raises OutOfSpace when the disk fills.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        if not holds_lock(final):
+            held.enter_context(dir_lock(final, owner=_this_command()))
+        yield from _build_dir(final, force)
+
+
+def _build_dir(final: Path, force: bool) -> Iterator[Path]:
     tidy(final)
     try:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.",
@@ -289,7 +299,7 @@ def tidy(final: str | os.PathLike) -> None:
         else:
             os.replace(old, final)
     prefix = f".{final.name}."
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(final.parent):
             if entry.name.startswith(prefix) and _TEMPORARY.fullmatch(entry.name[len(prefix):]):
                 _remove(Path(entry.path))
@@ -338,6 +348,22 @@ def _tree_size(folder: Path) -> int:
 _HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
 
 
+def _lock_file(target: Path) -> Path:
+    return target.with_name(f".{target.name}.lock")
+
+
+def holds_lock(path: str | os.PathLike) -> bool:
+    """Does this process hold the lock of `path` or of a folder above it?"""
+    path = Path(os.path.abspath(path))
+    return any(_lock_file(p) in _HELD for p in (path, *path.parents) if p.name)
+
+
+def _this_command() -> str:
+    """'cram extract' for a lock's owner line, from this process's command line."""
+    argv = sys.argv or [""]
+    return " ".join([Path(argv[0]).name, *argv[1:2]]) if argv[0] else "python"
+
+
 @contextlib.contextmanager
 def dir_lock(target: str | os.PathLike, *, owner: str) -> Iterator[None]:
     """Hold the exclusive lock on the output folder `target` while writing it.
@@ -349,7 +375,7 @@ def dir_lock(target: str | os.PathLike, *, owner: str) -> Iterator[None]:
     is removed on release.
     """
     target = Path(os.path.abspath(target))
-    path = target.with_name(f".{target.name}.lock")
+    path = _lock_file(target)
     if path in _HELD:
         _HELD[path] += 1
         try:

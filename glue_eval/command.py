@@ -72,15 +72,21 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
-    from data_prep.files import dir_lock
+    from data_prep.files import dir_lock, tidy
+    from glue_eval.results import default_out
 
-    if args.run_dir is None:  # --model: no run dir to lock
+    if args.run_dir is None and args.out is None:  # --model without --out: the handler says why
         return args.handler(args)
-    run_dir = Path(args.run_dir).resolve()
-    elsewhere = args.out is not None and not Path(args.out).resolve().is_relative_to(run_dir)
-    if elsewhere or not run_dir.is_dir():  # the run dir is only read (or the handler says why)
+    run_dir = None if args.run_dir is None else Path(args.run_dir).resolve()
+    out = Path(args.out or default_out(run_dir, args.suite, getattr(args, "from_scratch", False)))
+    # Results inside a run dir: its lock (no pretrain writes it meanwhile); elsewhere (or with
+    # --model), the results file's own. A run dir that is not there is the handler's to report,
+    # and a results folder not made yet holds nothing to guard (a refused eval writes nothing).
+    inside = run_dir is not None and out.resolve().is_relative_to(run_dir)
+    if not (run_dir if inside else out.parent).is_dir():
         return args.handler(args)
-    with dir_lock(args.run_dir, owner=f"cram eval {args.suite}"):  # no pretrain writes it now
+    with dir_lock(run_dir if inside else out, owner=f"cram eval {args.suite}"):
+        tidy(out)  # temporary files of an eval killed while writing its results
         return args.handler(args)
 
 

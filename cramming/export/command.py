@@ -22,8 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cramming.export import export_run
+    from data_prep.files import dir_lock
 
-    report = export_run(args.run_dir, args.out, force=args.force)
+    with dir_lock(args.out, owner="cram export"):
+        report = export_run(args.run_dir, args.out, force=args.force)
     diff = report["max_abs_diff"]
     check = "identical to" if diff == 0 else f"within {diff:.1e} of"
     print(f"wrote {report['out']}: transformers folder, {report['params']:,} parameters, "

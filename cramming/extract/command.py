@@ -46,12 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cramming.extract.extract import extract
+    from data_prep.files import dir_lock
 
-    summary = extract(
-        args.teacher, args.data, args.out, budget=args.budget, search_budget=args.search_budget,
-        space=args.space, tradeoff=args.tradeoff, temperature=args.temperature,
-        alpha=args.alpha, device=args.device, seed=args.seed, overrides=args.overrides,
-        force=args.force, quiet=args.quiet)
+    with dir_lock(args.out, owner="cram extract"):  # refused now, not after the search
+        summary = extract(
+            args.teacher, args.data, args.out, budget=args.budget,
+            search_budget=args.search_budget, space=args.space, tradeoff=args.tradeoff,
+            temperature=args.temperature, alpha=args.alpha, device=args.device, seed=args.seed,
+            overrides=args.overrides, force=args.force, quiet=args.quiet)
     lineage = summary["lineage"]
     print(f"cram extract: {args.out}: {summary['extracted_from']['chosen']}, "
           f"{summary['params']:,} params, val loss {summary['val_loss']}; extraction "

@@ -52,3 +52,38 @@ def test_eval_and_site_refuse_an_output_in_use(pretrain_data, tmp_path, capsys, 
     with lock_held_elsewhere(target, owner) as holder:
         assert main(argv) == 2
         _refused(capsys, command[0], target, holder, owner)
+
+
+@pytest.mark.parametrize("command", ["export", "extract"])
+def test_derived_outputs_in_use_are_refused_before_any_work(pretrain_data, tmp_path, capsys,
+                                                            command):
+    out = tmp_path / "out"
+    argv = {"export": ["export", "--run", str(tmp_path / "no-run"), "--out", str(out)],
+            "extract": ["extract", "--teacher", str(tmp_path / "no-run"), "--data",
+                        str(pretrain_data), "--budget", "10s", "--out", str(out)]}[command]
+    with lock_held_elsewhere(out, f"cram {command}") as holder:
+        assert main(argv) == 2  # refused for the lock, before the missing run is noticed
+        _refused(capsys, command, out, holder, f"cram {command}")
+    assert not out.exists()
+
+
+def test_eval_results_outside_the_run_take_their_own_lock(tiny_run, tmp_path, capsys):
+    out = tmp_path / "scores" / "probe.json"
+    with lock_held_elsewhere(out, "cram eval probe") as holder:
+        assert main(["eval", "probe", "--run", str(tiny_run), "--out", str(out)]) == 2
+        _refused(capsys, "eval", out, holder, "cram eval probe")
+    assert not out.exists()
+
+
+def test_a_rerun_of_eval_removes_what_a_killed_eval_left(tiny_run):
+    """A kill while the results were being written leaves temporary names in RUN/eval/; the
+    next eval (holding the run's lock) removes them, and its outputs are whole."""
+    evals = tiny_run / "eval"
+    evals.mkdir(exist_ok=True)
+    (evals / ".probe.json.k2x9_q1z.tmp").write_text('{"half": ')
+    (evals / ".probe-predictions.abcdefgh.partial").mkdir()
+    (evals / ".probe-predictions.abcdefgh.partial" / "word_order-dev.tsv").write_text("index\n")
+    argv = ["eval", "probe", "--run", str(tiny_run), "--quiet", "--force", "--device", "cpu"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in evals.iterdir()) == ["probe-predictions", "probe.json"]
+    assert sorted(p.name for p in tiny_run.parent.iterdir()) == ["corpus.txt", "data", "run"]

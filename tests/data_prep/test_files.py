@@ -69,6 +69,26 @@ def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
     assert list(tmp_path.iterdir()) == []  # released: the lock file is gone
 
 
+def test_atomic_dir_takes_its_outputs_lock_unless_one_above_is_held(tmp_path):
+    from data_prep.files import atomic_dir, dir_lock, holds_lock
+
+    final = tmp_path / "out"
+    with lock_held_elsewhere(final, "cram export") as holder:
+        with pytest.raises(UserError, match=rf"{final} is in use by PID {holder.pid} \(cram "
+                                            r"export\)"), atomic_dir(final, force=True):
+            pass
+    with atomic_dir(final) as building:  # no lock held: it takes out's own
+        assert holds_lock(final) and (tmp_path / ".out.lock").is_file()
+        (building / "a.txt").write_text("first")
+    assert not holds_lock(final) and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+    run = tmp_path / "run"
+    with dir_lock(run, owner="cram pretrain"), atomic_dir(run / "checkpoint") as building:
+        assert holds_lock(run / "checkpoint") and not holds_lock(tmp_path)
+        (building / "state.pt").write_bytes(b"")
+    assert [p.name for p in run.iterdir()] == ["checkpoint"]  # no lock file of its own
+
+
 def test_tidy_undoes_a_swap_cut_between_its_renames_and_removes_leftovers(tmp_path):
     from data_prep.files import atomic_dir, interrupted_swap, tidy
 
