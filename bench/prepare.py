@@ -85,7 +85,7 @@ def measure(source: Path, out: Path, args) -> dict:
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
         "timings_s": timings,
         "train_rows": manifest["num_sequences"]["train"],
-        "documents_kept": manifest["pipeline"]["counts"]["documents_kept"],
+        "documents_packed": manifest["pipeline"]["counts"]["documents_packed"],
         "data_sha256": manifest["data_sha256"],
     }
 

@@ -1,7 +1,10 @@
-"""The cleaning stream: sources -> normalized, long-enough, first-seen documents.
+"""The cleaning stream: sources -> normalized, cut, long-enough, first-seen documents.
 
 Each pass over the corpus (tokenizer training, encoding) runs this same stream, so every pass
-sees exactly the same documents; the counts of the last pass go into the manifest.
+sees exactly the same documents; the counts of the last pass go into the manifest. Steps, in
+order: normalize (data_prep.normalize, which also drops words too long for WordPiece), cut
+documents longer than MAX_DOC_CHARS into pieces (data_prep.segment), then per document: drop
+it when too short (data_prep.filters), drop it when seen before (data_prep.dedup).
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from dataclasses import asdict, dataclass
 
 from data_prep.dedup import Deduplicator, digest
 from data_prep.filters import MIN_CHARS, long_enough
-from data_prep.normalize import normalize
+from data_prep.normalize import normalize_counting
+from data_prep.segment import cut_document
 from data_prep.sources import Source, replaced_bytes
 
 
 @dataclass
 class CleanCounts:
-    documents_read: int = 0
+    documents_read: int = 0  # as the sources hand them over
     chars_read: int = 0
     replaced_bytes: int = 0  # undecodable input bytes, replaced by U+FFFD
+    words_dropped_too_long: int = 0  # over WordPiece's 100 characters (data_prep.normalize)
+    documents_cut: int = 0  # longer than MAX_DOC_CHARS, each cut into pieces
+    pieces_from_cuts: int = 0  # the documents those cuts made (they replace documents_cut)
     dropped_too_short: int = 0  # includes documents that normalize to nothing
     dropped_duplicates: int = 0
     documents_kept: int = 0
@@ -41,17 +48,23 @@ def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs:
                     return
                 counts.documents_read += 1
                 counts.chars_read += len(raw)
-                text = normalize(raw)
-                if not long_enough(text, min_chars):
-                    counts.dropped_too_short += 1
-                    continue
-                doc_digest = digest(text)
-                if not seen.is_new(doc_digest):
-                    counts.dropped_duplicates += 1
-                    continue
-                counts.documents_kept += 1
-                counts.chars_kept += len(text)
-                yield text, doc_digest
+                text, long_words = normalize_counting(raw)
+                counts.words_dropped_too_long += long_words
+                pieces = cut_document(text)
+                if len(pieces) > 1:
+                    counts.documents_cut += 1
+                    counts.pieces_from_cuts += len(pieces)
+                for piece in pieces:
+                    if not long_enough(piece, min_chars):
+                        counts.dropped_too_short += 1
+                        continue
+                    doc_digest = digest(piece)
+                    if not seen.is_new(doc_digest):
+                        counts.dropped_duplicates += 1
+                        continue
+                    counts.documents_kept += 1
+                    counts.chars_kept += len(piece)
+                    yield piece, doc_digest
     finally:
         counts.replaced_bytes = replaced_bytes() - replaced_at_start
 

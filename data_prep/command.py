@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 
+from data_prep.progress import QUIET_HELP
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", metavar="SRC",
                         help="demo | a .txt/.jsonl/.json/.parquet/<doc> file or folder | "
-                             "hf:NAME[:CONFIG][:SPLIT] (repeatable)")
-    parser.add_argument("--out", metavar="DATA", help="data dir to create")
+                             "hf:NAME[:CONFIG][:SPLIT] (required, repeatable)")
+    parser.add_argument("--out", metavar="DATA",
+                        help="data dir to create (required with --source)")
     parser.add_argument("--vocab-size", type=int, default=32768,
                         help="WordPiece vocabulary size (default 32768, cramming recipe)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per row (default 128)")
@@ -27,22 +30,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="tokenizer threads (default 1; results do not depend on it)")
     parser.add_argument("--force", action="store_true", help="replace an existing DATA")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("--verify", metavar="DATA",
-                        help="check an existing data dir (sizes and sha256) instead")
+                        help="check an existing data dir instead: every manifest claim against "
+                             "the tokenizer and shards (sizes, sha256, token ids)")
 
 
 def run(args: argparse.Namespace) -> int:
     from data_prep import UserError
 
     if args.verify:
-        from data_prep.reader import open_data_dir
+        from data_prep.verify import verify_data_dir
 
-        data = open_data_dir(args.verify, verify_hashes=True)
-        m = data.manifest
-        print(f"OK {data.path}: {m['format']}, {len(m['shards'])} shards, "
-              f"train {data.num_rows('train')} rows, val {data.num_rows('val')} rows of "
-              f"{data.seq_len}, vocab {data.vocab_size}, data_sha256 {data.data_sha256}")
+        found = verify_data_dir(args.verify)
+        data = found["data"]
+        print(f"OK {data.path}: {data.manifest['format']}, {len(data.manifest['shards'])} "
+              f"shards, train {data.num_rows('train')} rows, val {data.num_rows('val')} rows "
+              f"of {data.seq_len}, vocab {data.vocab_size} (tokenizer agrees; largest id in the "
+              f"shards {found['max_token_id']}), data_sha256 {data.data_sha256}")
         return 0
     if not args.source or not args.out:
         raise UserError("--source and --out are required (or --verify DATA)")
@@ -52,10 +57,27 @@ def run(args: argparse.Namespace) -> int:
                        val_fraction=args.val_fraction, max_docs=args.max_docs,
                        tokenizer=args.tokenizer, workers=args.workers, force=args.force,
                        quiet=args.quiet)
-    counts = manifest["pipeline"]["counts"]
     print(f"wrote {args.out}: train {manifest['num_sequences']['train']} rows, val "
           f"{manifest['num_sequences']['val']} rows of {manifest['seq_len']}, vocab "
-          f"{manifest['vocab_size']}, {counts['documents_kept']} of "
-          f"{counts['documents_read']} documents kept, {manifest['timings_s']['total']:.1f} s, "
-          f"data_sha256 {manifest['data_sha256']}")
+          f"{manifest['vocab_size']}, {documents_line(manifest['pipeline']['counts'])}, "
+          f"{manifest['timings_s']['total']:.1f} s, data_sha256 {manifest['data_sha256']}")
     return 0
+
+
+def documents_line(counts: dict) -> str:
+    """Where the documents went: e.g. "1585 documents packed (5541 read; dropped 3832 too
+    short, 6 duplicates, 118 trash)"."""
+    from data_prep.normalize import MAX_WORD_CHARS
+    from data_prep.segment import MAX_DOC_CHARS
+
+    read = f"{counts['documents_read']} read"
+    if counts["documents_cut"]:
+        read += (f", {counts['documents_cut']} over {MAX_DOC_CHARS} characters cut into "
+                 f"{counts['pieces_from_cuts']}")
+    if counts["words_dropped_too_long"]:
+        words = counts["words_dropped_too_long"]
+        read += (f", {words} word{'s' if words > 1 else ''} over {MAX_WORD_CHARS} characters "
+                 "removed")
+    dropped = (f"dropped {counts['dropped_too_short']} too short, "
+               f"{counts['dropped_duplicates']} duplicates, {counts['dropped_trash']} trash")
+    return f"{counts['documents_packed']} documents packed ({read}; {dropped})"

@@ -2,30 +2,27 @@
 
 Documents go to the Rust tokenizer in batches (`encode_batch_fast`: no offsets, parallel over
 documents). The text is already normalized (data_prep.normalize), so the batch encoder is a
-copy of the tokenizer without its normalizer: the same ids (tested) for less work. Long
-documents (a novel can be one) are encoded in pieces cut at whitespace, so the threads share
-the work evenly; the pre-tokenizer splits words at whitespace, so the ids are the same (tested).
+copy of the tokenizer without its normalizer: the same ids (tested) for less work. No document
+is longer than data_prep.segment.MAX_DOC_CHARS, so the threads share the work evenly.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from pathlib import Path
 
 from tokenizers import Tokenizer
-from tqdm import tqdm
 
 from data_prep.dedup import is_validation
 from data_prep.filters import not_trash
 from data_prep.pack import Packer
+from data_prep.progress import bar
 from data_prep.shards import ShardWriter
 from data_prep.tokenizer import SPECIAL_IDS
 
 BATCH_CHARS = 4 << 20  # ~4 MiB of text per encode call: bounded memory, enough parallel work
 BATCH_DOCS = 4096
-PIECE_CHARS = 1 << 16  # longer documents are encoded in pieces of at most this many characters
 
 
 def batches(stream: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
@@ -40,39 +37,9 @@ def batches(stream: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, byt
         yield batch
 
 
-def split_at_whitespace(text: str, limit: int = PIECE_CHARS) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or else a space.
-
-    A run of `limit` characters without whitespace is cut where it is; such a "word" is far
-    beyond WordPiece's 100-character limit and encodes as [UNK] either way.
-    """
-    pieces, start = [], 0
-    while len(text) - start > limit:
-        cut = text.rfind("\n", start + 1, start + limit)
-        if cut < 0:
-            cut = text.rfind(" ", start + 1, start + limit)
-        if cut < 0:
-            cut = start + limit
-        pieces.append(text[start:cut])
-        start = cut
-    pieces.append(text[start:])
-    return pieces
-
-
 def encode_ids(encoder: Tokenizer, docs: list[str]) -> list[list[int]]:
-    """Token ids per document, long documents encoded in parallel pieces."""
-    pieces, owners = [], []
-    for index, doc in enumerate(docs):
-        parts = split_at_whitespace(doc)
-        pieces.extend(parts)
-        owners.extend([index] * len(parts))
-    encoded = encoder.encode_batch_fast(pieces, add_special_tokens=False)
-    if len(pieces) == len(docs):
-        return [e.ids for e in encoded]
-    out: list[list[list[int]]] = [[] for _ in docs]
-    for owner, encoding in zip(owners, encoded, strict=True):
-        out[owner].append(encoding.ids)
-    return [parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)) for parts in out]
+    """Token ids per document, without special tokens, encoded in parallel."""
+    return [e.ids for e in encoder.encode_batch_fast(docs, add_special_tokens=False)]
 
 
 def prenormalized(tokenizer: Tokenizer) -> Tokenizer:
@@ -93,7 +60,7 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
     dropped_trash = 0
     timings = {"read_clean": 0.0, "trash_filter": 0.0, "tokenize_pack": 0.0,
               "tokenize_pack_cpu": 0.0, "write": 0.0}
-    progress = tqdm(desc="encode", unit="doc", disable=quiet)
+    progress = bar(desc="encoding", unit="doc", quiet=quiet)
     clock = time.perf_counter()
     for batch in batches(stream):
         now = time.perf_counter()

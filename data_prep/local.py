@@ -4,13 +4,22 @@ Document rules, by file type:
 - `.txt` (and any file named directly on the command line that is not one of the types
   below): one document per blank-line-separated block, the convention of BERT's
   pretraining-data format ("documents are delimited by empty lines"). A block is cut at
-  1 MiB of text so a file without blank lines still streams in bounded memory.
+  1 MiB of text so a file without blank lines still streams in bounded memory; the cleaning
+  stream then cuts every document longer than 16,384 characters into pieces at line ends
+  (data_prep.segment), so a hard-wrapped novel without blank lines is many documents, not one.
 - wikiextractor output (a file whose first line starts with `<doc`, whatever its name, such
   as `AA/wiki_00`): one document per `<doc ...>` ... `</doc>` element, the title line included.
 - `.jsonl`: one JSON object per line, the document is its string field `text`.
 - `.json`: JSON lines too, or a single JSON array of objects with `text` (an array is loaded
   whole, so use JSON lines for large files).
+- JSON lines under any other name (a file whose first line is a JSON object with a string
+  field `text`, such as wikiextractor's `--json` output `AA/wiki_00`): read as `.jsonl`. A
+  `.txt` or named file whose first line is a JSON object without `text` is an error, never
+  trained on as raw JSON text.
 - `.parquet`: the `text` column, read in record batches with pyarrow.
+Text files are UTF-8: a byte-order mark at the start of a file or of a line (files joined
+with `cat`) is ignored, so it never changes the data; a UTF-16 or UTF-32 file (told by its
+byte-order mark) is an error that says how to convert it.
 A folder is walked recursively in sorted path order; hidden files and files of other types
 are skipped (their count is recorded). Undecodable bytes are replaced and counted.
 """
@@ -28,26 +37,74 @@ from data_prep.files import sha256_file
 from data_prep.sources import Source, decode
 
 MAX_BLOCK_CHARS = 1 << 20  # a block longer than this is yielded in pieces (bounded memory)
-STRUCTURED = {".jsonl", ".json", ".parquet"}
+UTF8_BOM = b"\xef\xbb\xbf"
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"),
+             (b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE"))
 _PARQUET_BATCH = 1024  # rows per record batch
+SNIFF_BYTES = 4096  # read from every file of a folder to tell its kind
+SNIFF_LINE_BYTES = 64 << 20  # a first JSON line may hold a whole long article
 
 
-def _is_wikiextractor(path: Path) -> bool:
+def _lines(handle) -> Iterator[bytes]:
+    """The raw lines of a file opened in binary mode, a UTF-8 byte-order mark removed."""
+    for raw in handle:
+        yield raw[len(UTF8_BOM):] if raw.startswith(UTF8_BOM) else raw
+
+
+def _sniff(path: Path, suffix: str) -> str | None:
+    """What the file's start says: "wiki", "jsonl", "json-no-text", a UTF-16/32 encoding
+    name, or None (plain text).
+
+    A `.json`/`.jsonl` file is what its name says (its first line may be the whole file).
+    Otherwise only the first 4 KiB are read, and the first line in full only when it opens
+    with `{` (up to SNIFF_LINE_BYTES), so a folder of large binary files is cheap to list.
+    """
     with open(path, "rb") as handle:
-        return handle.read(4) == b"<doc"
+        head = handle.read(SNIFF_BYTES)
+        wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
+        if wide is not None:
+            return wide
+        if suffix in (".jsonl", ".json"):
+            return suffix[1:]
+        start = head.removeprefix(UTF8_BOM).lstrip()
+        if start.startswith(b"<doc"):
+            return "wiki"
+        if not start.startswith(b"{"):
+            return None
+        handle.seek(len(head) - len(start))
+        line = handle.readline(SNIFF_LINE_BYTES).strip()
+    try:
+        obj = json.loads(decode(line))
+    except json.JSONDecodeError:  # code, or a line longer than SNIFF_LINE_BYTES
+        return None
+    if not isinstance(obj, dict):
+        return None
+    return "jsonl" if isinstance(obj.get("text"), str) else "json-no-text"
 
 
 def file_kind(path: Path, *, named: bool) -> str | None:
     """The reader for `path`; None for a file in a folder that is not corpus text."""
     suffix = path.suffix.lower()
-    if suffix in STRUCTURED:
-        return suffix[1:]
+    if suffix == ".parquet":
+        return "parquet"
     try:
-        wiki = _is_wikiextractor(path)
+        sniffed = _sniff(path, suffix)
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror or err}") from None
-    if wiki:
-        return "wiki"
+    text = named or suffix in (".txt", ".jsonl", ".json")
+    if sniffed is not None and sniffed.startswith("UTF-"):
+        if text:
+            raise UserError(f"{path} is {sniffed} (told by its byte-order mark); corpus files "
+                            f"must be UTF-8: convert it, e.g. iconv -f {sniffed[:6]} -t UTF-8")
+        return None
+    if sniffed == "json-no-text":
+        if suffix == ".txt" or named:
+            raise UserError(f"{path} holds JSON lines without a string field 'text' (first line); "
+                            "give each object a 'text' field (the document) to train on it")
+        return None
+    if sniffed is not None:
+        return sniffed
     if suffix == ".txt" or named:
         return "txt"
     return None
@@ -57,7 +114,7 @@ def read_txt_blocks(path: Path) -> Iterator[str]:
     lines: list[str] = []
     size = 0
     with open(path, "rb") as handle:
-        for raw in handle:
+        for raw in _lines(handle):
             line = decode(raw)
             if line.strip():
                 lines.append(line)
@@ -74,7 +131,7 @@ def read_txt_blocks(path: Path) -> Iterator[str]:
 def read_wiki_docs(path: Path) -> Iterator[str]:
     lines: list[str] | None = None
     with open(path, "rb") as handle:
-        for raw in handle:
+        for raw in _lines(handle):
             if raw.startswith(b"<doc"):
                 lines = []
             elif raw.startswith(b"</doc>"):
@@ -93,17 +150,17 @@ def _text_field(obj, where: str) -> str:
 
 def read_jsonl(path: Path) -> Iterator[str]:
     with open(path, "rb") as handle:
-        first = handle.read(1024).lstrip()[:1]
+        first = handle.read(1024).removeprefix(UTF8_BOM).lstrip()[:1]
         handle.seek(0)
         if first == b"[":
             try:
-                rows = json.loads(decode(handle.read()))
+                rows = json.loads(decode(handle.read().removeprefix(UTF8_BOM)))
             except json.JSONDecodeError as err:
                 raise UserError(f"{path}: not valid JSON ({err})") from None
             for number, obj in enumerate(rows):
                 yield _text_field(obj, f"{path}: item {number}")
             return
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             if not raw.strip():
                 continue
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from data_prep.errors import UserError
 
@@ -48,6 +48,9 @@ def check_manifest(manifest: dict, where) -> None:
             raise UserError(f"{where} is corrupt: field {key!r} missing or not {kind.__name__}")
     if manifest["dtype"] != "uint16":
         raise UserError(f"{where}: unsupported dtype {manifest['dtype']!r} (expected uint16)")
+    if not len(SPECIAL_TOKENS) < manifest["vocab_size"] <= 65535 or manifest["seq_len"] < 1:
+        raise UserError(f"{where} is corrupt: vocab_size {manifest['vocab_size']} or seq_len "
+                        f"{manifest['seq_len']} out of range for uint16 rows")
     if manifest["special_ids"] != SPECIAL_IDS:
         raise UserError(f"{where}: special token ids {manifest['special_ids']} differ from "
                         f"{SPECIAL_IDS}")
@@ -56,9 +59,19 @@ def check_manifest(manifest: dict, where) -> None:
         ok = (isinstance(shard, dict) and shard.get("split") in SPLITS
               and isinstance(shard.get("file"), str) and isinstance(shard.get("sequences"), int)
               and isinstance(shard.get("sha256"), str))
-        if not ok:
+        if not ok or shard["sequences"] < 0 or not _inside(shard["file"]):
             raise UserError(f"{where} is corrupt: bad shard entry {shard!r}")
         counts[shard["split"]] += shard["sequences"]
     if manifest["num_sequences"] != counts:
         raise UserError(f"{where} is corrupt: num_sequences {manifest['num_sequences']} "
                         f"disagrees with the shard list {counts}")
+    rows = sum(counts.values())
+    if manifest["num_tokens"] != rows * manifest["seq_len"]:
+        raise UserError(f"{where} is corrupt: num_tokens {manifest['num_tokens']} disagrees "
+                        f"with its {rows} rows of {manifest['seq_len']}")
+
+
+def _inside(name: str) -> bool:
+    """A shard path relative to the data dir that stays inside it."""
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts and "\\" not in name

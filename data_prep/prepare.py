@@ -6,7 +6,8 @@ Passes over the sources (each re-reads them; nothing holds the corpus in memory)
 2. only when the tokenizer's vocabulary is not the trash filter's reference size
    (data_prep.filters): clean -> train the reference WordPiece;
 3. clean -> encode in batches -> trash filter -> split by document digest -> pack -> shards.
-The dir is built under a temporary name and renamed into place when complete.
+The dir is built under a temporary name and renamed into place when complete. Each pass ends
+with a progress line on stderr (data_prep.progress), so a log shows where the time went.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from data_prep.files import (
 )
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
 from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
-from data_prep.progress import progress_disabled
+from data_prep.normalize import MAX_WORD_CHARS
+from data_prep.progress import bar, progress_line
+from data_prep.segment import MAX_DOC_CHARS
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source
 from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, threads, train_tokenizer
@@ -68,7 +71,6 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
         tidy(out)  # what a killed `prepare` left: a cut-short --force swap, temporary dirs
         if out.exists() and not force:
             raise UserError(f"{out} already exists (use --force to replace it)")
-        quiet = progress_disabled(quiet)
         parsed = [parse_source(spec) for spec in sources]
         with threads(workers):
             return _prepare(parsed, out, vocab_size=vocab_size, seq_len=seq_len,
@@ -87,33 +89,42 @@ def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, 
 
     started = start = time.perf_counter()
     if tokenizer is None:
-        tok = _train(cleaned, vocab_size, quiet, what="tokenizer")
+        tok = _train(cleaned, vocab_size, quiet, what="the tokenizer")
     else:
         tok = load_tokenizer(tokenizer)
         if tok.get_vocab_size() > MAX_VOCAB:
             raise UserError(f"tokenizer {tokenizer} has {tok.get_vocab_size()} tokens; "
                             f"uint16 shards hold at most {MAX_VOCAB}")
+        progress_line(f"cram prepare: reusing the tokenizer of {tokenizer} "
+                      f"({tok.get_vocab_size()} tokens)", quiet=quiet)
     timings["train_tokenizer"] = time.perf_counter() - start
 
     start = time.perf_counter()
     trained_at_reference = vocab_size if tokenizer is None else tok.get_vocab_size()
     reference = (tok if trained_at_reference == REFERENCE_VOCAB
-                 else _train(cleaned, REFERENCE_VOCAB, quiet, what="reference tokenizer"))
+                 else _train(cleaned, REFERENCE_VOCAB, quiet,
+                             what="the trash filter's reference tokenizer"))
     timings["train_reference"] = time.perf_counter() - start
 
     with atomic_dir(out, force=force) as tmp:
         counts = CleanCounts()
+        start = time.perf_counter()
         result = encode_corpus(cleaned(counts), tok, reference, tmp, seq_len=seq_len,
                                val_fraction=val_fraction, quiet=quiet)
         timings.update(result.pop("timings"))
         _check_result(result, counts, val_fraction, seq_len)
+        rows = result["num_sequences"]
+        progress_line(f"cram prepare: encoded and packed {counts.documents_kept} documents "
+                      f"({result['dropped_trash']} dropped as trash) into {rows['train']} + "
+                      f"{rows['val']} rows in {time.perf_counter() - start:.1f} s", quiet=quiet)
         write_text_atomic(tmp / TOKENIZER, tok.to_str())
         manifest = _manifest(
             parsed, tok, result, counts, tmp,
             settings={"vocab_size_requested": vocab_size, "seq_len": seq_len,
                       "val_fraction": val_fraction, "max_docs": max_docs,
                       "tokenizer": "trained" if tokenizer is None else str(tokenizer),
-                      "min_chars": MIN_CHARS, "trash_cutoff": TRASH_CUTOFF,
+                      "min_chars": MIN_CHARS, "max_word_chars": MAX_WORD_CHARS,
+                      "max_doc_chars": MAX_DOC_CHARS, "trash_cutoff": TRASH_CUTOFF,
                       "trash_reference_vocab": REFERENCE_VOCAB,
                       "normalize": "nfkd-ascii-lowercase-collapse-whitespace",
                       "dedup": "exact-blake2b-128-normalized", "split": "blake2b-of-document"},
@@ -125,13 +136,15 @@ def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, 
 
 
 def _train(cleaned, vocab_size: int, quiet: bool, *, what: str):
-    from tqdm import tqdm
-
     counts = CleanCounts()
-    stream = tqdm(texts(cleaned(counts)), desc=f"train {what}", unit="doc", disable=quiet)
+    start = time.perf_counter()
+    stream = bar(texts(cleaned(counts)), desc=f"training {what}", unit="doc", quiet=quiet)
     tok = train_tokenizer(stream, vocab_size)
     stream.close()
     _check_not_empty(counts)
+    progress_line(f"cram prepare: trained {what} ({tok.get_vocab_size()} tokens) on "
+                  f"{counts.documents_kept} documents in {time.perf_counter() - start:.1f} s",
+                  quiet=quiet)
     return tok
 
 
@@ -153,8 +166,11 @@ def _check_result(result: dict, counts: CleanCounts, val_fraction: float, seq_le
         raise UserError(f"corpus too small: the train split does not fill one row of {seq_len} "
                         "tokens")
     if val_fraction > 0 and result["num_sequences"]["val"] == 0:
+        documents = result["documents"]
         raise UserError(f"corpus too small for --val-fraction {val_fraction}: the val split "
-                        f"does not fill one row of {seq_len} tokens (raise it, or add text)")
+                        f"({documents['val']} of {documents['train'] + documents['val']} "
+                        f"documents) does not fill one row of {seq_len} tokens (raise it, or "
+                        "add text)")
 
 
 def _manifest(parsed, tok, result, counts, tmp: Path, *, settings: dict) -> dict:
@@ -176,6 +192,7 @@ def _manifest(parsed, tok, result, counts, tmp: Path, *, settings: dict) -> dict
             "settings": settings,
             "counts": {**counts.as_dict(),
                        "dropped_trash": result["dropped_trash"],
+                       "documents_packed": sum(result["documents"].values()),
                        "documents_train": result["documents"]["train"],
                        "documents_val": result["documents"]["val"],
                        "tokens_packed": result["tokens_packed"],

@@ -18,9 +18,8 @@ from tokenizers.trainers import WordPieceTrainer
 
 from data_prep.errors import UserError
 from data_prep.manifest import SPECIAL_IDS, SPECIAL_TOKENS
-from data_prep.normalize import ASCII_PUNCTUATION
+from data_prep.normalize import ASCII_PUNCTUATION, MAX_WORD_CHARS
 
-MAX_INPUT_CHARS_PER_WORD = 100  # the BERT WordPiece default: longer "words" become [UNK]
 # Every word-continuing piece that normalized text can produce: after NFKD/ASCII folding and
 # lowercasing, the BERT pre-tokenizer leaves words of letters and digits only.
 CONTINUATION_SEEDS = tuple(f"##{c}" for c in "0123456789abcdefghijklmnopqrstuvwxyz")
@@ -28,7 +27,7 @@ CONTINUATION_SEEDS = tuple(f"##{c}" for c in "0123456789abcdefghijklmnopqrstuvwx
 
 def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]",
-                                           max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+                                           max_input_chars_per_word=MAX_WORD_CHARS))
     tokenizer.normalizer = normalizers.Sequence(
         [normalizers.Replace(src, dst) for src, dst in ASCII_PUNCTUATION.items()]
         + [
@@ -83,6 +82,10 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int) -> Tokenizer:
     special tokens fixes their ids and so the merges. Ids are then renumbered in a fixed
     order too (the trainer assigns the rest in hash-map order as well); WordPiece encoding
     is a greedy longest match over the vocabulary as a set, so renumbering changes no split.
+
+    `documents` are cleaned text (data_prep.clean): words longer than MAX_WORD_CHARS, which
+    encode as [UNK] whatever they hold, are already gone, so they cost no training time and
+    leave no unusable pieces in the vocabulary.
     """
     trained = new_tokenizer()
     trainer = WordPieceTrainer(vocab_size=vocab_size,

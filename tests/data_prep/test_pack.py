@@ -67,17 +67,3 @@ def test_shard_writer_rolls_over_and_hashes(tmp_path):
     assert data_sha256(records) == hashlib.sha256(lines).hexdigest()
     assert data_sha256(records[::-1]) != data_sha256(records)
 
-
-def test_long_documents_encode_the_same_in_pieces(shared_data):
-    from data_prep.encode import encode_ids, prenormalized, split_at_whitespace
-
-    novel = normalize((shared_data / "corpus" / "british_fiction" / "Austen_Pride.txt")
-                      .read_text(encoding="utf-8"))
-    pieces = split_at_whitespace(novel, limit=5000)
-    assert len(pieces) > 100 and max(map(len, pieces)) <= 5000 and "".join(pieces) == novel
-    assert split_at_whitespace("x" * 12, limit=5) == ["xxxxx", "xxxxx", "xx"]
-    assert split_at_whitespace("ab cd ef", limit=4) == ["ab", " cd", " ef"]
-    tokenizer = prenormalized(train_tokenizer([novel], 3000))
-    whole = tokenizer.encode(novel, add_special_tokens=False).ids
-    assert encode_ids(tokenizer, [novel[:100], novel]) == [
-        tokenizer.encode(novel[:100], add_special_tokens=False).ids, whole]

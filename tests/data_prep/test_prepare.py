@@ -51,8 +51,11 @@ def test_manifest_follows_contract_1(prepared):
     counts = manifest["pipeline"]["counts"]
     assert counts["documents_kept"] == (counts["documents_train"] + counts["documents_val"]
                                         + counts["dropped_trash"])
-    assert counts["documents_read"] == (counts["documents_kept"] + counts["dropped_too_short"]
-                                        + counts["dropped_duplicates"])
+    assert counts["documents_packed"] == counts["documents_train"] + counts["documents_val"]
+    # a document cut into pieces is replaced by them; every one is then kept or dropped
+    assert (counts["documents_read"] - counts["documents_cut"] + counts["pieces_from_cuts"]
+            == counts["documents_kept"] + counts["dropped_too_short"]
+            + counts["dropped_duplicates"])
     assert counts["tokens_packed"] == manifest["num_tokens"]
     [source] = manifest["sources"]
     assert source["kind"] == "local" and source["files"] == len(topics)
