@@ -20,6 +20,7 @@ import importlib
 import sys
 
 from data_prep.errors import UserError
+from data_prep.progress import library_bars
 
 # name -> (module, one-line help). Order is pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     # gets the full parser, whose usage lists every command.
     command = next((word for word in argv if not word.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    library_bars(getattr(args, "quiet", False))
     try:
         status = args.run(args)
     except UserError as err:

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from data_prep import UserError
+from data_prep.progress import QUIET_HELP, progress_line
 
 DEMO_PRESET = "tiny"
 DEMO_NAME = "demo"
@@ -39,12 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only the first N documents of the demo corpus (faster)")
     parser.add_argument("--force", action="store_true",
                         help="prepare the data again even if OUT/data is complete")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     result = run_demo(args.out, budget=args.budget, glue_dir=args.glue_dir,
-                      max_docs=args.max_docs, force=args.force, quiet=args.quiet)
+                      max_docs=args.max_docs, force=args.force, quiet=args.quiet,
+                      log=lambda line: progress_line(line, quiet=args.quiet))
     print()
     print(f"pretrained {result['steps']} steps in {result['train_elapsed_s']:.0f} s, "
           f"val MLM loss {result['val_loss']:.3f}")

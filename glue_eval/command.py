@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from data_prep.progress import QUIET_HELP
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     suites = parser.add_subparsers(dest="suite", metavar="SUITE", required=True)
@@ -63,7 +65,7 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed (default 0)")
     parser.add_argument("--out", default=None, help=f"results JSON (default {out_default})")
     parser.add_argument("--force", action="store_true", help="replace an existing results file")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="where to fine-tune (auto: cuda if available)")
     parser.add_argument("--threads", type=int, default=0,
@@ -101,8 +103,8 @@ def _run_glue(args: argparse.Namespace) -> int:
                            predict_test=args.predict_test, quiet=args.quiet, device=args.device,
                            threads=args.threads)
     out = Path(args.out or default_out(args.run_dir, "glue", args.from_scratch))
-    _summary(result, args.quiet, out)
-    if "test_predictions" in result and not args.quiet:
+    _summary(result, out)
+    if "test_predictions" in result:
         _test_summary(result["test_predictions"], out.parent)
     return 0
 
@@ -125,13 +127,13 @@ def _run_probe(args: argparse.Namespace) -> int:
                              trust_remote_code=args.trust_remote_code, data=args.data,
                              seed=args.seed, out=args.out, force=args.force, quiet=args.quiet,
                              device=args.device, threads=args.threads)
-    _summary(result, args.quiet, args.out or default_out(args.run_dir, "probe"))
+    _summary(result, args.out or default_out(args.run_dir, "probe"))
     return 0
 
 
-def _summary(result: dict, quiet: bool, path) -> None:
-    if quiet:
-        return
+def _summary(result: dict, path) -> None:
+    """The deployment, the averages and where they were written: results, so printed under
+    --quiet too."""
     from cramming.compress.deployment import describe
 
     if "deployment" in result:

@@ -148,7 +148,7 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
             tests=task_tests)
         all_preds.update({(name, split): p for split, p in predictions.items()})
         server_files.update(test_preds)
-        _report(name, record["tasks"][name], quiet)
+        _report(name, record["tasks"][name])
     if "wnli" in tests:
         server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
@@ -230,9 +230,7 @@ def predict_majority(glue_dir, rows: TestRows) -> dict[str, dict]:
         rows, predictions, f"majority class of WNLI train ({TASKS['wnli'].labels[label]})")}
 
 
-def _report(name: str, entry: dict, quiet: bool) -> None:
-    # Scores are results, not progress: CI=true silences bars but still prints them.
-    if quiet:
-        return
+def _report(name: str, entry: dict) -> None:
+    # Scores are results, not progress: printed under --quiet and CI=true too.
     scores = ", ".join(f"{k} {v:.1f}" for k, v in entry["metrics"].items())
     print(f"{name}: {scores} ({entry['n_train']} train rows, {entry['seconds']:.1f} s)")

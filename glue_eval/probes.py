@@ -250,10 +250,10 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
             "dev_positive_fraction": 100.0 * float(dev_labels.mean()),
         }
         all_preds[(name, "dev")] = (np.arange(len(dev_rows)), preds)
-        if not quiet:  # a result, printed under CI=true too
-            print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
-                  f"({len(train_rows)} train, {len(dev_rows)} dev, "
-                  f"{record['tasks'][name]['seconds']:.1f} s)")
+        # a result: printed under --quiet and CI=true too
+        print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
+              f"({len(train_rows)} train, {len(dev_rows)} dev, "
+              f"{record['tasks'][name]['seconds']:.1f} s)")
     deployment = encoder.deployment_record(results.deployed_path(out))
     if deployment is not None:  # an outside model (--model) has none
         record["deployment"] = deployment

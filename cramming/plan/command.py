@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from data_prep.progress import QUIET_HELP
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", required=True, help="training budget: 24h, 90m, 45s, ...")
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=5, help="rows to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--out", metavar="PRESET.yaml", help="write the top shape as a preset")
-    parser.add_argument("--quiet", action="store_true", help="no probe timings on stderr")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from cramming.train.budget import parse_budget
 
     result = plan(parse_budget(args.budget), args.gpu, data=args.data, measure=args.measure,
-                  top=args.top, quiet=args.quiet or args.json)
+                  top=args.top, quiet=args.quiet)
     if args.out:
         result["preset_written"] = str(write_preset(result, args.out))
     if args.json:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from cramming.plan.scaling_law import load_loss_law
 from cramming.plan.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
 from data_prep import UserError
 from data_prep.files import write_text_atomic
+from data_prep.progress import progress_line
 
 PLAN_FORMAT = "cram-plan/1"
 REFERENCE = "crammed-bert"
@@ -113,6 +113,9 @@ def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool,
         name = hardware["cpu_name"]
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     usable = usable_memory(device.type, memory)
+    progress_line(f"cram plan: timing {len(PROBES[device.type])} probe shapes, {seconds:g} s "
+                  f"each, on {name} to fit the speed law (a named --gpu uses stored constants "
+                  "instead)", quiet=quiet)
     samples = []
     for width, depth, micro_batch in PROBES[device.type]:
         cfg = shape(width, depth, vocab_size=vocab_size, seq_len=seq_len)
@@ -125,9 +128,8 @@ def local_target(*, vocab_size: int, seq_len: int, seconds: float, quiet: bool,
         sample = time_shape(cfg, micro_batch, device=device.type, seconds=seconds,
                             precision=precision)
         samples.append(sample)
-        if not quiet:
-            print(f"cram plan: timed {depth} x {width}, micro-batch {micro_batch}: "
-                  f"{sample['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+        progress_line(f"cram plan: timed {depth} x {width}, micro-batch {micro_batch}: "
+                      f"{sample['tokens_per_s']:,.0f} tokens/s", quiet=quiet)
     if len(samples) < 5:
         raise UserError(f"only {len(samples)} probe shapes fit in {usable / GIB:.1f} GiB of "
                         f"{name}; the speed law needs 5 to fit")
@@ -200,7 +202,7 @@ def plan(budget_s: float, gpu: str, *, data=None, measure: bool = False, top: in
         raise UserError(f"budget must be positive, got {budget_s}")
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
-    vocab_size, seq_len, data_path = _data_shape(data, gpu, device)
+    vocab_size, seq_len, data_path, assumed = _data_shape(data, gpu, device)
     target = resolve_target(gpu, measure=measure, vocab_size=vocab_size, seq_len=seq_len,
                             probe_seconds=probe_seconds, quiet=quiet, device=device)
     loss_law = load_loss_law()
@@ -208,11 +210,15 @@ def plan(budget_s: float, gpu: str, *, data=None, measure: bool = False, top: in
             if (row := evaluate(cfg, target, budget_s, loss_law)) is not None]
     if not rows:
         raise UserError(f"no candidate shape fits in {target.usable_bytes() / GIB:.1f} GiB")
-    reference_cfg = dataclasses.replace(load_config(REFERENCE).model, vocab_size=vocab_size,
-                                        seq_len=seq_len)
+    preset_model = load_config(REFERENCE).model
+    reference_cfg = dataclasses.replace(preset_model, vocab_size=vocab_size, seq_len=seq_len)
     reference = evaluate(reference_cfg, target, budget_s, loss_law)
     if reference is not None:
         reference["reference"] = REFERENCE
+        # The reference shape is ranked at the plan's vocabulary (the same data for every
+        # row); the preset itself, at its own vocabulary, has more embedding parameters.
+        reference["preset_vocab_size"] = preset_model.vocab_size
+        reference["preset_params"] = param_counts(preset_model)["total"]
         rows = [r for r in rows if _key(r) != _key(reference)] + [reference]
     rows.sort(key=lambda r: r["predicted_loss"])
     for rank, row in enumerate(rows, 1):
@@ -224,7 +230,8 @@ def plan(budget_s: float, gpu: str, *, data=None, measure: bool = False, top: in
         "device": {"name": target.name, "kind": target.kind, "precision": target.precision,
                    "memory_gib": round(target.memory_bytes / GIB, 2),
                    "usable_gib": round(target.usable_bytes() / GIB, 2)},
-        "data": {"path": data_path, "vocab_size": vocab_size, "seq_len": seq_len},
+        "data": {"path": data_path, "vocab_size": vocab_size, "seq_len": seq_len,
+                 "assumed": assumed},
         "speed_law": target.law.to_dict(),
         "measured": target.measured,
         "loss_law": loss_law.to_dict(),
@@ -256,6 +263,8 @@ def format_table(result: dict) -> str:
         f"{_si(fit['n_range'][1])}, D tokens {_si(fit['d_range'][0])}..{_si(fit['d_range'][1])},"
         f" {fit['runs']} CPU runs, rms residual {fit['rms_residual']:.3f})",
         "",
+        _data_line(result["data"]),
+        "",
         f"{'rank':>4}  {'shape (L x H)':<14}{'heads':>5}{'ffn':>6}{'params':>9}{'micro':>6}"
         f"{'tokens/s':>10}{'tokens':>9}{'loss':>8}{'memory':>9}",
     ]
@@ -265,6 +274,9 @@ def format_table(result: dict) -> str:
         rows.append(reference)
     for row in rows:
         mark = f"  <- reference {row['reference']}" if row.get("reference") else ""
+        if row.get("reference") and row["preset_vocab_size"] != result["data"]["vocab_size"]:
+            mark += (f" shape at vocab {result['data']['vocab_size']} (the preset, vocab "
+                     f"{row['preset_vocab_size']}: {_si(row['preset_params'])})")
         lines.append(
             f"{row['rank']:>4}  {row['layers']:>2} x {row['hidden']:<9}{row['heads']:>5}"
             f"{row['ffn_hidden']:>6}{_si(row['params']):>9}{row['micro_batch']:>6}"
@@ -350,28 +362,49 @@ def write_preset(result: dict, path, *, rank: int = 1) -> Path:
     return path
 
 
-def preset_for_budget(budget_s: float, *, data=None, device: str = "auto") -> Path:
+def preset_for_budget(budget_s: float, *, data=None, device: str = "auto",
+                      quiet: bool = False) -> Path:
     """`cram pretrain --preset auto`: a preset YAML sized for `budget_s` on `device`.
 
     device: auto, cpu or cuda time that device here and fit its speed law (as `--gpu auto`);
-    a GPUS key (a6000, ...) uses the stored constants instead.
+    a GPUS key (a6000, ...) uses the stored constants instead. Says what it does and what it
+    chose in progress lines (data_prep.progress), unless `quiet`.
     """
     local = device in ("auto", "cpu", "cuda")
-    result = plan(budget_s, "auto" if local else device, data=data, top=1, quiet=True,
+    progress_line("cram pretrain: --preset auto: planning the model for the budget (cram plan; "
+                  "before the budget's clock starts)", quiet=quiet)
+    result = plan(budget_s, "auto" if local else device, data=data, top=1, quiet=quiet,
                   device=device if local else "auto")
+    best = result["top"][0]
+    heads = f"{best['heads']} head{'s' if best['heads'] > 1 else ''}"
+    progress_line(f"cram pretrain: --preset auto chose {best['layers']} x {best['hidden']}, "
+                  f"{heads}, {_si(best['params'])} parameters, micro-batch "
+                  f"{best['micro_batch']} (rank 1 of {result['candidates']} shapes; recipe of the "
+                  f"{result['base_preset']} preset)", quiet=quiet)
     folder = Path(tempfile.mkdtemp(prefix="cram-plan-"))
     return write_preset(result, folder / "planned.yaml")
 
 
-def _data_shape(data, gpu: str, device: str) -> tuple[int, int, str | None]:
+def _data_shape(data, gpu: str, device: str) -> tuple[int, int, str | None, str | None]:
+    """(vocab size, row length, data dir or None, what was assumed without one or None)."""
     if data is not None:
         from data_prep import open_data_dir
 
         data_dir = open_data_dir(data)
-        return data_dir.vocab_size, data_dir.seq_len, str(data_dir.path)
+        return data_dir.vocab_size, data_dir.seq_len, str(data_dir.path), None
     on_gpu = gpu != "auto" or (device != "cpu" and _has_cuda())
-    base = load_config(REFERENCE if on_gpu else "tiny").model
-    return base.vocab_size, base.seq_len, None
+    preset = REFERENCE if on_gpu else "tiny"
+    base = load_config(preset).model
+    why = "planning for a GPU" if on_gpu else "planning for this CPU"
+    return base.vocab_size, base.seq_len, None, f"the {preset} preset's ({why})"
+
+
+def _data_line(data: dict) -> str:
+    shape = f"vocab {data['vocab_size']}, rows of {data['seq_len']} tokens"
+    if data.get("assumed"):
+        return (f"data: no --data given, so {shape} assumed: {data['assumed']}; pass --data "
+                "DATA to plan for a prepared data dir")
+    return f"data: {data['path']} ({shape})"
 
 
 def _has_cuda() -> bool:

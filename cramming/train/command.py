@@ -13,6 +13,8 @@ import argparse
 import shlex
 import sys
 
+from data_prep.progress import QUIET_HELP
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="prepared data dir (cram prepare); required for a new "
@@ -22,16 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None,
                         help="crammed-bert (reference, the default), tiny, mini, small, a .yaml "
                              "file, or auto (ask the planner)")
-    parser.add_argument("--out", help="run dir to create (contract cram-run/1); required for a "
-                                      "new run")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    parser.add_argument("--out", metavar="RUN",
+                        help="run dir to create (contract cram-run/1); required for a new run, "
+                             "left out with --resume")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="where to train: auto (cuda when available, else cpu), cuda or "
+                             "cpu; changes speed, not the recipe")
     parser.add_argument("--gpu-check", default="open", choices=("ranked", "open"),
                         help="ranked: refuse GPUs outside the ranked track; open: any, labelled")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the preset's, 0)")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run: its data, budget, recipe and clock")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="train on N ranks of this machine with DistributedDataParallel "
                              "(one per GPU; CPU processes with --device cpu), launched by "

@@ -45,7 +45,7 @@ from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
 from data_prep import open_data_dir
 from data_prep.files import OutOfSpace
-from data_prep.progress import progress_disabled
+from data_prep.progress import progress_line
 
 
 def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrides=(),
@@ -58,13 +58,13 @@ def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrid
     seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests.
     Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
     over its budget or without an optimizer step."""
-    quiet = progress_disabled(quiet)
     with init_dist() as dist, contextlib.ExitStack() as held:
         # Rank 0 alone holds the run dir's lock (only it writes there); when another process
         # holds it, every rank raises the error.
         dist.on_main(lambda: held.enter_context(locked_run(out, resume)))
         run, cfg, resumed, data_dir = resolve_on_main(dist, data, out, budget, preset, overrides,
-                                                      device, seed, resume, force)
+                                                      device, seed, resume, force,
+                                                      quiet=quiet or not dist.is_main)
         dev = dist.use_device(resolve_device(cfg.impl.device))
         hardware = job_hardware(detect_hardware(dev), dist)
         dist.on_main(check_track, hardware, gpu_check, cfg.train.budget_s)
@@ -105,14 +105,14 @@ def resume_hint_on_full_disk(run):
                              f"{shlex.quote(str(run))}` goes on from the last checkpoint") from None
 
 
-def resolve_on_main(dist: Dist, *args):
+def resolve_on_main(dist: Dist, *args, quiet: bool):
     """`resolve_run` on rank 0, the only rank that reads the run dir; every rank then opens the
     data dir it names (each node has its own copy at that path)."""
     if not dist.distributed:
-        return resolve_run(*args)
+        return resolve_run(*args, quiet=quiet)
 
     def resolve():
-        run, cfg, resumed, data_dir = resolve_run(*args)
+        run, cfg, resumed, data_dir = resolve_run(*args, quiet=quiet)
         return run, cfg, resumed, str(data_dir.path)
 
     run, cfg, resumed, data_path = dist.on_main(resolve)
@@ -144,11 +144,11 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     budget = Budget(cfg.train.budget_s, elapsed_offset=resumed["elapsed_s"] if resumed else 0.0,
                     clock=clock)
     model, optimizer, scaler = build_training(cfg, dev, precision)
-    if not quiet and dist.is_main:
-        name = hardware["gpu_name"] or hardware["cpu_name"]
-        ranks = f"{dist.world_size} ranks x " if dist.distributed else ""
-        print(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
-              f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s")
+    name = hardware["gpu_name"] or hardware["cpu_name"]
+    ranks = f"{dist.world_size} ranks x " if dist.distributed else ""
+    progress_line(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
+                  f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s",
+                  quiet=quiet or not dist.is_main)
     state = initial_state(cfg, data_dir, preset)
     if resumed:
         state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)

@@ -1,10 +1,12 @@
-"""What a run shows while it trains: metrics.jsonl records per log step and a tqdm bar."""
+"""What a run shows while it trains: metrics.jsonl records per log step, and its progress."""
 
 from __future__ import annotations
 
 import sys
 
 from tqdm import tqdm
+
+from data_prep.progress import progress_disabled, progress_line
 
 
 class LogWindow:
@@ -34,29 +36,50 @@ class LogWindow:
         return record
 
 
-def progress_bar(budget, quiet: bool) -> tqdm:
-    """Seconds of the budget spent; the postfix shows loss, tokens/s and time left."""
-    return tqdm(
-        total=round(budget.budget_s),
-        initial=round(budget.elapsed()),
-        unit="s",
-        disable=quiet,
-        file=sys.stderr,
-        bar_format="{desc}{percentage:3.0f}%|{bar}| {n}/{total}s{postfix}",
-        desc="pretrain",
-        dynamic_ncols=True,
-    )
+class BudgetProgress:
+    """Progress through the budget, by the rule of data_prep.progress: a live bar on a
+    terminal (seconds of the budget spent; the postfix shows loss, tokens/s and time left);
+    elsewhere a progress line at each tenth of the budget; nothing under --quiet."""
+
+    LINE_EVERY = 0.1  # of the budget, between progress lines in a log
+
+    def __init__(self, budget, quiet: bool):
+        self.lines = not quiet and progress_disabled(quiet)
+        self.next_line = self.LINE_EVERY
+        self.bar = tqdm(
+            total=round(budget.budget_s),
+            initial=round(budget.elapsed()),
+            unit="s",
+            disable=progress_disabled(quiet),
+            file=sys.stderr,
+            bar_format="{desc}{percentage:3.0f}%|{bar}| {n}/{total}s{postfix}",
+            desc="pretrain",
+            dynamic_ncols=True,
+        )
+
+    def show(self, budget, record: dict) -> None:
+        left = budget.remaining()
+        status = (f"step {record['step']} loss {record['loss']:.3f} "
+                  f"{record['tokens_per_s']:,.0f} tok/s "
+                  f"{int(left // 60)}m{int(left % 60):02d}s left")
+        if not self.bar.disable:
+            self.bar.n = min(round(budget.elapsed()), self.bar.total)
+            self.bar.set_postfix_str(status)
+        elif self.lines and budget.fraction() >= self.next_line:
+            self.next_line = (int(budget.fraction() / self.LINE_EVERY) + 1) * self.LINE_EVERY
+            progress_line(f"cram pretrain: {budget.fraction():.0%} of {budget.budget_s:g}s, "
+                          f"{status}", quiet=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def show(bar: tqdm, budget, record: dict) -> None:
-    if bar.disable:
-        return
-    bar.n = min(round(budget.elapsed()), bar.total)
-    left = budget.remaining()
-    bar.set_postfix_str(
-        f"step {record['step']} loss {record['loss']:.3f} "
-        f"{record['tokens_per_s']:,.0f} tok/s {int(left // 60)}m{int(left % 60):02d}s left"
-    )
+def progress_bar(budget, quiet: bool) -> BudgetProgress:
+    return BudgetProgress(budget, quiet)
+
+
+def show(progress: BudgetProgress, budget, record: dict) -> None:
+    progress.show(budget, record)
 
 
 def warn(message: str) -> None:

@@ -188,7 +188,8 @@ def code_version() -> str:
     return f"{base}+git.{commit}" if commit else base
 
 
-def resolve_run(data, out, budget, preset, overrides, device, seed, resume, force):
+def resolve_run(data, out, budget, preset, overrides, device, seed, resume, force, *,
+                quiet=False):
     """-> (run dir, resolved config, checkpoint train_state or None, opened data dir), writing
     nothing: every mismatch between preset, data dir and a run being resumed is a UserError here.
 
@@ -224,7 +225,7 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
             raise UserError("--data and --budget are required for a new run (--resume RUN "
                             "alone takes the run's own)")
         data_dir = open_data_dir(data)
-        cfg = _load_preset(preset, overrides, budget_s, data_dir, device)
+        cfg = _load_preset(preset, overrides, budget_s, data_dir, device, quiet)
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
     if device != "auto":
@@ -271,14 +272,14 @@ def _open_data(data, recorded: str, run: Path):
                         "if it moved)") from None
 
 
-def _load_preset(preset, overrides, budget_s, data_dir, device):
+def _load_preset(preset, overrides, budget_s, data_dir, device, quiet):
     """A preset name or file; `auto` asks the planner (cramming.plan.planner) for one. The planned
     YAML lives in a temporary folder only until it is loaded: config.yaml records the result."""
     if str(preset) != "auto":
         return load_config(preset, overrides)
     from cramming.plan.planner import preset_for_budget  # scipy and the laws load only when asked
 
-    planned = preset_for_budget(budget_s, data=data_dir.path, device=device)
+    planned = preset_for_budget(budget_s, data=data_dir.path, device=device, quiet=quiet)
     try:
         return load_config(planned, overrides)
     finally:

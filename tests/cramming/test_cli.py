@@ -1,5 +1,7 @@
-"""The `cram` shell: every command is listed, and building the help loads no heavy library."""
+"""The `cram` shell: every command is listed, every option explained, and building the help
+loads no heavy library."""
 
+import argparse
 import subprocess
 import sys
 
@@ -24,3 +26,34 @@ def test_help_and_package_names_load_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _options(parser, path=("cram",)):
+    """(command path, option strings or dest, help) for every argument of every command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*path, name))
+        else:
+            yield " ".join(path), action.option_strings or [action.dest], action.help
+
+
+def test_every_option_of_every_command_has_a_help_line():
+    missing = [(cmd, names) for cmd, names, text in _options(build_parser())
+               if not text or text == argparse.SUPPRESS]
+    assert missing == []
+
+
+def test_quiet_reads_the_same_on_every_command_that_has_it():
+    from data_prep.progress import QUIET_HELP
+
+    quiet = {cmd: text for cmd, names, text in _options(build_parser()) if "--quiet" in names}
+    assert {"cram prepare", "cram pretrain", "cram plan", "cram demo"} <= set(quiet)
+    assert set(quiet.values()) == {QUIET_HELP}
+
+
+def test_pretrain_help_says_when_out_is_required_and_what_device_does():
+    helps = {names[0]: text for cmd, names, text in _options(build_parser())
+             if cmd == "cram pretrain"}
+    assert "required for a new run" in helps["--out"]
+    assert "cuda when available" in helps["--device"]

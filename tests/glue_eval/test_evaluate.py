@@ -124,6 +124,8 @@ def test_cli_writes_results_and_reports_user_errors_in_one_line(tiny_run, tmp_pa
             "stsb", "--protocol", "quick", "--out", str(out), "--quiet", "--threads", "1"]
     assert main(argv) == 0
     assert set(json.loads(out.read_text())["tasks"]) == {"stsb"}
+    printed = capsys.readouterr().out  # --quiet silences progress, never results
+    assert printed.startswith("stsb: pearson ") and f"wrote {out}" in printed
 
     (tmp_path / "unfinished").mkdir()
     cases = [

@@ -52,6 +52,36 @@ def test_reference_shape_is_ranked_and_marked(a6000_day):
     assert "EXTRAPOLATED" in text
 
 
+def test_the_data_shape_assumed_without_data_is_said(a6000_day):
+    text = format_table(a6000_day)
+    assert ("data: no --data given, so vocab 32768, rows of 128 tokens assumed: the crammed-bert "
+            "preset's (planning for a GPU)") in text
+    assert "shape at vocab" not in text  # the reference row is the preset itself
+
+
+def test_a_cpu_plan_says_what_it_assumes_and_what_it_times(capsys):
+    """Issue example: on CPU the plan assumed vocab 8192 silently, so the reference row showed
+    101M parameters instead of crammed-bert's 120M."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("plans for this machine's CPU")
+    result = plan(600, "auto", device="cpu", top=3, probe_seconds=0.05)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("cram plan: timing 8 probe shapes, 0.05 s each, on ")
+    assert len(err) == 9 and all(line.startswith("cram plan: timed ") for line in err[1:])
+    assert result["data"]["vocab_size"] == 8192
+    text = format_table(result)
+    assert ("data: no --data given, so vocab 8192, rows of 128 tokens assumed: the tiny preset's "
+            "(planning for this CPU); pass --data DATA") in text
+    reference = result["reference"]
+    assert 95e6 < reference["params"] < 105e6 and reference["preset_params"] == 120_214_785
+    assert ("<- reference crammed-bert shape at vocab 8192 (the preset, vocab 32768: 120M)"
+            in text)
+    plan(600, "auto", device="cpu", top=1, probe_seconds=0.05, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_smaller_gpus_get_smaller_micro_batches_or_models():
     turing = plan(DAY, "rtx2080ti", top=3)
     assert turing["device"]["precision"] == "fp16"
@@ -144,7 +174,7 @@ def test_measured_cpu_plan_trains_with_cram_pretrain(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch):
+def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch, capsys):
     import torch
 
     import cramming.plan.planner as planner
@@ -156,8 +186,14 @@ def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch):
     monkeypatch.setattr(planner, "PROBE_SECONDS", 0.2)
     data = tmp_path / "data"
     prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
+    capsys.readouterr()
     preset = planner.preset_for_budget(600, data=data)
     assert load_config(preset).model.vocab_size == 8192
+    # Issue example: --preset auto planned silently for about 25 s
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("cram pretrain: --preset auto: planning the model for the budget")
+    assert err[1].startswith("cram plan: timing 8 probe shapes")
+    assert err[-1].startswith("cram pretrain: --preset auto chose ")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     assert main(["pretrain", "--data", str(data), "--budget", "5s", "--preset", "auto",
