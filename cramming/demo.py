@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = run_demo(args.out, budget=args.budget, glue_dir=args.glue_dir,
                       max_docs=args.max_docs, force=args.force, quiet=args.quiet,
-                      log=lambda line: progress_line(line, quiet=args.quiet))
+                      log=lambda line: progress_line(line, quiet=args.quiet),
+                      warn=lambda line: print(f"cram demo: warning: {line}", file=sys.stderr))
     print()
     print(f"pretrained {result['steps']} steps in {result['train_elapsed_s']:.0f} s, "
           f"val MLM loss {result['val_loss']:.3f}")
@@ -66,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = None,
-             force: bool = False, quiet: bool = False, log=print) -> dict:
+             force: bool = False, quiet: bool = False, log=print, warn=print) -> dict:
     """Run every stage into `out`; return the paths written and how the run was scored.
 
-    `log` receives one line per stage (the CLI prints them); `quiet` silences the stages'
+    `log` receives one progress line per stage and `warn` what the user must hear even under
+    --quiet (GLUE out of reach, so the probes are scored instead); `quiet` silences the stages'
     own progress output.
     """
     from cramming import load_config, parse_budget, pretrain
@@ -101,7 +104,7 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
                        device="cpu", force=True, quiet=quiet)
 
     log("[3/5] scoring the run")
-    results_file, note = _evaluate(run, glue_dir, quiet, log)
+    results_file, note = _evaluate(run, glue_dir, quiet, log, warn)
 
     log("[4/5] writing the leaderboard entry")
     from leaderboard import build_site, submit
@@ -154,7 +157,7 @@ def _reusable_manifest(data: Path, vocab_size: int, max_docs: int | None) -> dic
     return prepared.manifest if reusable else None
 
 
-def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
+def _evaluate(run: Path, glue_dir, quiet: bool, log, warn) -> tuple[str, str]:
     """(results file relative to the run, a note on what was scored)."""
     from glue_eval import evaluate_glue, evaluate_probes
 
@@ -171,8 +174,8 @@ def _evaluate(run: Path, glue_dir, quiet: bool, log) -> tuple[str, str]:
             return "eval/glue.json", "GLUE dev from the Hub, quick protocol"
         except (UserError, OSError, ConnectionError) as err:
             reason = " ".join(str(err).split())[:200]
-    log(f"      GLUE is not reachable on the Hub ({reason}); scoring the offline probe tasks "
-        "instead (no GLUE score)")
+    warn(f"GLUE is not reachable on the Hub ({reason}); scoring the offline probe tasks "
+         "instead (no GLUE score)")
     evaluate_probes(run, force=True, quiet=quiet, device="cpu")
     return "eval/probe.json", "offline probe tasks (the Hub was not reachable): no GLUE score"
 
