@@ -14,6 +14,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cramming.extract.extract import ALPHA, TEMPERATURE
     from cramming.extract.ranking import TRADEOFF
+    from data_prep.progress import QUIET_HELP
 
     parser.add_argument("--teacher", required=True, metavar="RUN",
                         help="a finished run dir (cram pretrain, or a derived run)")
@@ -35,17 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"distillation temperature (default {TEMPERATURE})")
     parser.add_argument("--alpha", type=float, default=ALPHA,
                         help=f"weight of the soft (teacher) targets (default {ALPHA})")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="where to distill and train: auto (cuda when available, else "
+                             "cpu), cuda or cpu")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the teacher's)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides of the teacher's recipe for the candidates, e.g. "
                              "optim.lr=5e-4 impl.micro_batch=64 (before --space)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from cramming.extract.extract import extract
+    import json
+    from pathlib import Path
+
+    from cramming.extract.extract import SEARCH_FILE, extract, ranking_table
     from data_prep.files import dir_lock
 
     with dir_lock(args.out, owner="cram extract"):  # refused now, not after the search
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             search_budget=args.search_budget, space=args.space, tradeoff=args.tradeoff,
             temperature=args.temperature, alpha=args.alpha, device=args.device, seed=args.seed,
             overrides=args.overrides, force=args.force, quiet=args.quiet)
+    # Results, printed under --quiet too: the ranked search, then the run written.
+    print(ranking_table(json.loads((Path(args.out) / SEARCH_FILE).read_text())))
     lineage = summary["lineage"]
     print(f"cram extract: {args.out}: {summary['extracted_from']['chosen']}, "
           f"{summary['params']:,} params, val loss {summary['val_loss']}; extraction "

@@ -28,6 +28,7 @@ from pathlib import Path
 from cramming.extract.ranking import FRONT_AXES, TRADEOFF
 from cramming.extract.space import Shape, candidate_space, teacher_shape
 from data_prep import UserError
+from data_prep.progress import progress_line
 
 SEARCH_FORMAT = "cram-extract-search/1"
 SEARCH_FILE = "search.json"
@@ -55,7 +56,6 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
     from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
     from cramming.weights import load_pretrained
     from data_prep import open_data_dir
-    from data_prep.progress import progress_disabled
 
     stage_budget_s = parse_budget(budget)
     search_s = (parse_budget(search_budget) if search_budget is not None
@@ -101,7 +101,7 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
         teacher_run=teacher, parent=parent, teacher_cfg=teacher_cfg, base=base,
         data_dir=data_dir, shapes=shapes, stage_budget_s=stage_budget_s, search_s=search_s,
         tradeoff=tradeoff, temperature=temperature, alpha=alpha, dev=dev, hardware=hardware,
-        precision=precision, quiet=progress_disabled(quiet), clock=clock)
+        precision=precision, quiet=quiet, clock=clock)
     from data_prep.files import atomic_dir
 
     with atomic_dir(out, force=force) as tmp:
@@ -152,8 +152,7 @@ class Extraction:
     clock: object
 
     def say(self, message: str) -> None:
-        if not self.quiet:
-            print(f"cram extract: {message}", flush=True)
+        progress_line(f"cram extract: {message}", quiet=self.quiet)
 
     def run(self, tmp: Path, teacher_state: dict) -> dict:
         from datetime import UTC, datetime
@@ -179,7 +178,6 @@ class Extraction:
             from cramming.extract.ranking import rank_candidates
 
             ranked = rank_candidates(rows, reference, self.tradeoff)
-            self.report(ranked, reference)
             chosen = ranked[0]
             if chosen["w"] is None:
                 raise UserError("no candidate made a training step; give a larger --budget")
@@ -312,26 +310,6 @@ class Extraction:
                  f"{row['latency_b1_ms']:.2f} / {row['latency_b64_ms']:.1f} ms at batch 1 / 64")
         return row
 
-    def report(self, ranked: list[dict], reference: dict) -> None:
-        if self.quiet:
-            return
-        print(f"\nrank  {'candidate':<20} {'params':>11} {'no emb':>10} {'ms b1':>8} "
-              f"{'ms b64':>8} {'val loss':>8} {'distill':>8} {'W':>7}  front")
-        teacher = {**reference, "name": "teacher " + reference["name"], "rank": "-", "w": 1.0,
-                   "pareto": False}
-        for row in [*ranked, teacher]:
-            w = "-" if row["w"] is None else f"{row['w']:.4f}"
-            loss, soft = (("-" if row[k] is None else f"{row[k]:.4f}")
-                          for k in ("val_loss", "val_distill_loss"))
-            print(f"{row['rank']:>4}  {row['name']:<20} {row['params']:>11,} "
-                  f"{row['params_no_embedding']:>10,} {row['latency_b1_ms']:>8.2f} "
-                  f"{row['latency_b64_ms']:>8.1f} {loss:>8} {soft:>8} {w:>7}  "
-                  f"{'*' if row['pareto'] else ''}")
-        front = [row["name"] for row in ranked if row["pareto"]]
-        print(f"W = (ppl_T/ppl_c) * [(P_T/P_c)^1/2 (t1_T/t1_c)^1/4 (t64_T/t64_c)^1/4]^"
-              f"{self.tradeoff:g}, against the teacher (last row, W = 1)")
-        print(f"Pareto front on ({', '.join(FRONT_AXES)}), marked *: {', '.join(front)}\n")
-
     def continue_training(self, chosen: dict, tmp: Path):
         shape = Shape(*(chosen[k] for k in ("layers", "heads", "hidden", "ffn")))
         if self.stage.remaining() <= 0:
@@ -392,6 +370,30 @@ class Extraction:
         summary = finish_run(tmp, model, self.final_cfg, state, data_dir=self.data_dir,
                              hardware=self.hardware, precision=self.precision, extra=extra)
         return {k: v for k, v in summary.items() if k != "format"}
+
+
+def ranking_table(search: dict) -> str:
+    """The search table of a `search.json` record as text: the candidates ranked by W, the
+    teacher last (W = 1), the Pareto front marked; `cram extract` prints it as a result."""
+    header = (f"rank  {'candidate':<20} {'params':>11} {'no emb':>10} {'ms b1':>8} "
+              f"{'ms b64':>8} {'val loss':>8} {'distill':>8} {'W':>7}  front")
+    teacher = {**search["teacher"], "name": "teacher " + search["teacher"]["name"],
+               "rank": "-", "w": 1.0, "pareto": False}
+    lines = [header]
+    for row in [*search["candidates"], teacher]:
+        w = "-" if row["w"] is None else f"{row['w']:.4f}"
+        loss, soft = (("-" if row[k] is None else f"{row[k]:.4f}")
+                      for k in ("val_loss", "val_distill_loss"))
+        lines.append(f"{row['rank']:>4}  {row['name']:<20} {row['params']:>11,} "
+                     f"{row['params_no_embedding']:>10,} {row['latency_b1_ms']:>8.2f} "
+                     f"{row['latency_b64_ms']:>8.1f} {loss:>8} {soft:>8} {w:>7}  "
+                     f"{'*' if row['pareto'] else ''}")
+    front = [row["name"] for row in search["candidates"] if row["pareto"]]
+    lines.append(f"W = (ppl_T/ppl_c) * [(P_T/P_c)^1/2 (t1_T/t1_c)^1/4 (t64_T/t64_c)^1/4]^"
+                 f"{search['ranking']['tradeoff']:g}, against the teacher (last row, W = 1)")
+    lines.append(f"Pareto front on ({', '.join(search['ranking']['front_axes'])}), "
+                 f"marked *: {', '.join(front)}")
+    return "\n".join(lines)
 
 
 def resume_durations(train_state: dict):

@@ -14,7 +14,7 @@ from conftest import edited_entry, grammar_sentence
 from cramming import pretrain
 from cramming.cli import main
 from cramming.config import config_sha256
-from cramming.extract.extract import extract
+from cramming.extract.extract import extract, ranking_table
 from cramming.weights import load_pretrained
 from data_prep import UserError, prepare
 from data_prep.files import sha256_file
@@ -198,6 +198,20 @@ def test_a_changed_teacher_or_search_table_is_rejected(teacher, extracted, entry
         parent.write_text(original)
 
 
+def test_the_ranking_table_lists_every_candidate_then_the_teacher(extracted):
+    run, summary = extracted
+    search = json.loads((run / "search.json").read_text())
+    lines = ranking_table(search).splitlines()
+    rows = lines[1:-2]
+    assert lines[0].split()[:2] == ["rank", "candidate"]
+    assert len(rows) == len(search["candidates"]) + 1
+    assert rows[0].split()[:2] == ["1", search["chosen"]]
+    assert rows[-1].split()[:3] == ["-", "teacher", search["teacher"]["name"]]
+    assert " 1.0000 " in rows[-1]
+    front = [row["name"] for row in search["candidates"] if row["pareto"]]
+    assert lines[-1].endswith("marked *: " + ", ".join(front))
+
+
 # Bad input: one line, non-zero exit, nothing written.
 
 def _cram_extract(teacher_root, out, *extra):
@@ -220,6 +234,27 @@ def test_bad_input_is_one_line_and_writes_nothing(teacher, tmp_path, capsys, ext
     assert err.startswith("cram extract: error: ") and err.count("\n") == 1
     assert message in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_results_print_always_and_progress_goes_to_stderr_unless_quiet(teacher, tmp_path,
+                                                                        capsys, quiet):
+    # The one rule of every command: progress lines on stderr (none under --quiet; no bar
+    # frames where stderr is not a terminal), the results on stdout either way.
+    out = tmp_path / "out"
+    assert main(["extract", "--teacher", str(teacher / "teacher"), "--data",
+                 str(teacher / "data"), "--out", str(out), "--budget", "4s",
+                 *(["--quiet"] if quiet else []), "train.max_steps=null",
+                 "--space", "layers=1", "hidden=16"]) == 0
+    printed = capsys.readouterr()
+    if quiet:
+        assert printed.err == ""
+    else:
+        assert "\r" not in printed.err
+        assert "cram extract: chose " in printed.err
+    search = json.loads((out / "search.json").read_text())
+    assert printed.out.startswith(ranking_table(search) + "\n")
+    assert printed.out.splitlines()[-1].startswith(f"cram extract: {out}: {search['chosen']}, ")
 
 
 def test_budget_too_small_says_how_much_is_needed(teacher, tmp_path, capsys):
