@@ -11,6 +11,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from data_prep.progress import QUIET_HELP
+
     parser.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
                         help="finished run dir to compress (its final/ model)")
     parser.add_argument("--method", required=True,
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="where recovery training runs")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="recovery-training overrides of the run's config, e.g. "
                              "optim.lr=5e-4 train.batch_size=64")
@@ -33,11 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
     from cramming.compress.job import compress
-    from data_prep.progress import progress_disabled
 
     summary = compress(args.run_dir, args.method, args.out, budget=args.budget,
                        device=args.device, overrides=args.overrides, force=args.force,
-                       quiet=progress_disabled(args.quiet))
+                       quiet=args.quiet)
     record, lineage = summary["compression"], summary["lineage"]
     bits = f", int{record['bits']} after fine-tuning" if record["bits"] != 32 else ""
     rounds = f", {len(record['rounds'])} pruning rounds" if record["rounds"] else ""
