@@ -81,11 +81,19 @@ class Encoder:
 
     def encode(self, text_a: list[str], text_b: list[str] | None, *,
                max_length: int) -> list[list[int]]:
-        """Token id rows `[CLS] a [SEP] (b [SEP])`, at most `max_length` long."""
+        """Token id rows `[CLS] a [SEP] (b [SEP])`, at most `max_length` long. Raises
+        UserError if a row is longer than the model has positions (a run trained with a
+        shorter seq_len than the protocol's max_length)."""
         from glue_eval.finetune import encode_texts
 
-        return encode_texts(self.tokenizer, text_a, text_b, cls_id=self.cls_id,
+        rows = encode_texts(self.tokenizer, text_a, text_b, cls_id=self.cls_id,
                             sep_id=self.sep_id, max_length=max_length)
+        longest = max(map(len, rows), default=0)
+        if longest > self.config.seq_len:
+            raise UserError(f"{self.final}: the model has {self.config.seq_len} positions "
+                            f"(model.seq_len); the protocol feeds rows of up to {max_length} "
+                            f"tokens and this task has rows of {longest}")
+        return rows
 
     def classifier(self, num_labels: int, *, dropout: float, seed: int) -> torch.nn.Module:
         from cramming import CrammedBertForSequenceClassification, load_classifier

@@ -159,3 +159,23 @@ def test_ranked_protocol_on_a_subset_is_not_rankable(tiny_run, tmp_path):
     assert (protocol["epochs"], protocol["batch_size"], protocol["lr"]) == (5, 16, 4e-5)
     assert protocol["max_train_rows"] is None and protocol["warmup_fraction"] == 0.1
     assert protocol["rankable"] is False  # 1 of the 8 tasks: a partial score is never ranked
+
+
+def test_rows_longer_than_the_model_has_positions_are_one_line(tmp_path):
+    # A run pretrained with seq_len 8 cannot take the protocol's 128-token rows: one UserError
+    # naming the run, not a tensor-size error inside the position embedding.
+    import dataclasses
+
+    from conftest import make_tiny_run, tiny_model_config
+
+    from cramming import CrammedBert, save_pretrained
+    from glue_eval.encoder import Encoder
+
+    run = make_tiny_run(tmp_path)
+    vocab = Encoder(run / "final").config.vocab_size
+    short = dataclasses.replace(tiny_model_config(vocab), seq_len=8)
+    save_pretrained(CrammedBert(short), run / "final")
+    encoder = Encoder(run / "final")
+    assert len(encoder.encode(["the cat"], None, max_length=128)[0]) <= 8
+    with pytest.raises(UserError, match=r"has 8 positions \(model.seq_len\).*rows of 1[0-9]"):
+        encoder.encode([" ".join(["the cat sees a red ball."] * 3)], None, max_length=128)
