@@ -177,5 +177,5 @@ def test_rows_longer_than_the_model_has_positions_are_one_line(tmp_path):
     save_pretrained(CrammedBert(short), run / "final")
     encoder = Encoder(run / "final")
     assert len(encoder.encode(["the cat"], None, max_length=128)[0]) <= 8
-    with pytest.raises(UserError, match=r"has 8 positions \(model.seq_len\).*rows of 1[0-9]"):
+    with pytest.raises(UserError, match=r"has 8 positions \(model.seq_len\).*rows of [0-9]+"):
         encoder.encode([" ".join(["the cat sees a red ball."] * 3)], None, max_length=128)
