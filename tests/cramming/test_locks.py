@@ -85,5 +85,6 @@ def test_a_rerun_of_eval_removes_what_a_killed_eval_left(tiny_run):
     (evals / ".probe-predictions.abcdefgh.partial" / "word_order-dev.tsv").write_text("index\n")
     argv = ["eval", "probe", "--run", str(tiny_run), "--quiet", "--force", "--device", "cpu"]
     assert main(argv) == 0
-    assert sorted(p.name for p in evals.iterdir()) == ["probe-predictions", "probe.json"]
+    assert sorted(p.name for p in evals.iterdir()) == [
+        "probe-model.safetensors", "probe-predictions", "probe.json"]
     assert sorted(p.name for p in tiny_run.parent.iterdir()) == ["corpus.txt", "data", "run"]

@@ -119,8 +119,10 @@ def test_run_dir_tampering_is_caught(scored, tmp_path):
 
 
 def test_site_shows_size_figure_and_compressed_table(scored, tmp_path):
-    *_, entries, _ = scored
-    index = build_site(entries, tmp_path / "site")
+    parent, run, entries, glue = scored
+    # Verified against their runs and predictions, so both are listed in their tables.
+    index = build_site(entries, tmp_path / "site", glue_dir=glue,
+                       runs={"tiny": parent, "tiny-p50-int8": run})
     page = index.read_text()
     assert "GLUE score against model size" in page and "glue_vs_size.svg" in page
     table = page.split("<h2>Compressed track</h2>")[1].split("</section>")[0]

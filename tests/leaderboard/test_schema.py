@@ -76,7 +76,11 @@ def test_probe_tasks_protocol_and_software_match_their_writers():
         assert set(defs["protocol"]["properties"]) == set(protocol.record(seed=0))
     assert set(defs["results_software"]["properties"]) == set(software())
     assert set(properties["software"]["properties"]) == set(software_info())
-    recorded = set(detect_hardware("cpu")) - {"cpu_name", "track", "track_reason"}
+    from leaderboard.submit import entry_hardware
+
+    # The entry's hardware is the summary's, with the job's world size and per-rank devices.
+    recorded = set(entry_hardware(detect_hardware("cpu")))
+    assert recorded >= set(detect_hardware("cpu")) - {"cpu_name", "track", "track_reason"}
     assert set(properties["hardware"]["properties"]) == recorded
 
 

@@ -186,7 +186,7 @@ def build_entry_for(run: Path, summary: dict) -> dict:
     (run / "eval" / "probe.json").write_text(json.dumps({
         "format": "cram-glue/1", "suite": "probe", "protocol": {"name": "quick",
                                                                 "rankable": False},
-        "model_sha256": summary["model_sha256"],
+        "model_sha256": summary["model_sha256"], "tokenizer_sha256": summary["tokenizer_sha256"],
         "tasks": {"continuation": {"metrics": {"accuracy": 50.0}}},
         **{k: {"value": None, "label": "", "components": [], "complete": False}
            for k in ("avg_cramming", "avg_glue")}}))
