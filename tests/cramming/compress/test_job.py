@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import TickingClock
 
 from cramming.cli import main
 from cramming.compress import compress, prune, recovery, stored_stats
@@ -17,17 +18,6 @@ from data_prep import UserError, open_data_dir, prepare
 
 SMALL = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
          "model.head_hidden=32", "impl.threads=1"]
-
-
-class TickingClock:
-    """Every reading advances time by `tick` seconds."""
-
-    def __init__(self, tick):
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.now += self.tick
-        return self.now
 
 
 @pytest.fixture(scope="module")
