@@ -113,6 +113,7 @@ def run_problems(entry: dict, run: Path) -> list[str]:
     try:
         config = read_config(run)
     except UserError as err:
+        config = None  # the hash check below still names the file
         problems.append(f"config.yaml cannot be read: {err}")
     else:
         problems += claims.time_problems(entry, summary, run, config)

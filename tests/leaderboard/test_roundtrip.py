@@ -417,3 +417,10 @@ def test_build_ranks_the_real_entry_and_rejects_a_forged_one(scored, tmp_path, c
     assert "<strong>tiny</strong>" in open_ and "Unverified entries" not in page
     assert "forged" not in page.split("Entries not shown")[0]
     assert "<code>forged.json</code>: hardware." in page
+
+
+def test_an_unreadable_config_is_a_problem_not_a_crash(copy_of):
+    run, entry_path, glue = copy_of
+    (run / "config.yaml").write_text("train: [unclosed\n")
+    problems = _problems(entry_path, run, glue)
+    assert any(p.startswith("config.yaml cannot be read: ") for p in problems), problems
