@@ -22,7 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from runs import prepared_data, pretrain_ranks, scaling_efficiency
+from runs import prepared_data, pretrain_ranks, scaling_efficiency, vocab_override
 
 
 def main() -> None:
@@ -46,6 +46,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     cfg = load_config(args.preset)
     data = prepared_data(work, cfg.model.vocab_size, args.data)
+    args.overrides += vocab_override(data, cfg.model.vocab_size)
     nprocs = [int(n) for n in args.nprocs.split(",")]
     recipe = [f"train.batch_start={args.batch}", f"train.batch_size={args.batch}",
               f"impl.micro_batch={args.micro_batch}", "impl.log_every=1",

@@ -32,7 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from runs import metrics, prepared_data, pretrain_ranks, scaling_efficiency, steady_tokens_per_s
+from runs import (
+    metrics,
+    prepared_data,
+    pretrain_ranks,
+    scaling_efficiency,
+    steady_tokens_per_s,
+    vocab_override,
+)
 
 
 def main() -> None:
@@ -77,6 +84,9 @@ def main() -> None:
                  f"impl.compile={str(use_compile).lower()}", "impl.log_every=1", *args.overrides]
     cfg = load_config(args.preset, overrides)
     data = prepared_data(work, cfg.model.vocab_size, args.data)
+    if fix := vocab_override(data, cfg.model.vocab_size):
+        overrides = [*overrides, *fix]
+        cfg = load_config(args.preset, overrides)
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()

@@ -24,6 +24,13 @@ def prepared_data(work: Path, vocab_size: int, data: str | None = None) -> Path:
     return out
 
 
+def vocab_override(data: Path, vocab_size: int) -> list[str]:
+    """`["model.vocab_size=N"]` when the data dir's tokenizer reached N != `vocab_size` (a small
+    corpus, the demo one among them, cannot fill a preset's 32,768), else []."""
+    reached = json.loads((Path(data) / "manifest.json").read_text())["vocab_size"]
+    return [] if reached == vocab_size else [f"model.vocab_size={reached}"]
+
+
 def pretrain_ranks(nproc: int, run: Path, *, data: Path, device: str, preset: str, budget: str,
                    overrides: list[str], env: dict | None = None) -> dict:
     """`cram pretrain --nproc N` into `run` (replaced); its summary and steady tokens/s:
