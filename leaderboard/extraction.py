@@ -16,6 +16,8 @@ from pathlib import Path
 from data_prep import UserError
 from data_prep.files import read_json_object, sha256_file
 
+from .records import run_file
+
 TOLERANCE = 1e-6  # W values are stored rounded to 6 digits
 CLOCK_TOLERANCE_S = 1e-3  # times are stored rounded to the millisecond
 SHAPE_FIELDS = {"layers": "layers", "heads": "heads", "hidden": "hidden", "ffn": "ffn_hidden"}
@@ -26,7 +28,8 @@ def read_extraction(run: Path, summary: dict) -> dict:
     """The entry's `extraction` record from an extracted run: its search.json, which must be
     the one its summary.json names (by sha256)."""
     recorded = summary["extracted_from"]
-    path = run / recorded.get("search_file", "")
+    path = run_file(run, recorded.get("search_file") or "search.json",
+                    "extracted_from.search_file of summary.json")
     if path.name != "search.json" or not path.is_file():
         raise UserError(f"{run} was extracted but lacks its search table ({run}/search.json)")
     if sha256_file(path) != recorded.get("search_sha256"):
@@ -127,9 +130,11 @@ def extraction_run_problems(entry: dict, run: Path, summary: dict) -> list[str]:
                 "extraction record"] if recorded else []
     if not recorded:
         return [f"extraction: {run}/summary.json has no extracted_from record"]
-    path = run / record["search_file"]
     try:
+        path = run_file(run, record["search_file"], "extraction.search_file")
         actual, on_disk = sha256_file(path), json.loads(path.read_text())
+    except UserError as err:
+        return [str(err)]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         return [f"extraction.search_file {path} cannot be read: {err}"]
     problems = []

@@ -4,11 +4,14 @@ lineage and model, and its W values, front and ranks must recompute (torch-free,
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from cramming.extract.ranking import rank_candidates
-from leaderboard.extraction import extraction_violations
+from data_prep import UserError
+from data_prep.files import sha256_file
+from leaderboard.extraction import extraction_run_problems, extraction_violations, read_extraction
 
 TEACHER = {"name": "L2-A2-H128-F512", "layers": 2, "heads": 2, "hidden": 128, "ffn": 512,
            "params": 1402753, "params_no_embedding": 353664, "latency_b1_ms": 2.6,
@@ -83,3 +86,21 @@ def test_inconsistent_tables_are_rejected(change, reason):
 def test_entries_without_extraction_are_not_concerned():
     assert extraction_violations({"model": {"shape": {}}}) == []
     assert extraction_violations({"model": {"shape": {}}, "lineage": {"stage": "compress"}}) == []
+
+
+def test_a_search_table_linked_from_outside_the_run_is_refused(tmp_path):
+    # validate --run hashes the run's search.json: a symbolic link must not make it read (and
+    # vouch for) a file elsewhere on the machine.
+    entry = make_entry()
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps(_search(entry)))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "search.json").symlink_to(outside)
+    digest = sha256_file(outside)
+    entry["extraction"]["search_sha256"] = digest
+    summary = {"extracted_from": {"search_file": "search.json", "search_sha256": digest}}
+    problems = extraction_run_problems(entry, run, summary)
+    assert len(problems) == 1 and "leads outside" in problems[0], problems
+    with pytest.raises(UserError, match="leads outside"):
+        read_extraction(run, summary)
