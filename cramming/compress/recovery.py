@@ -78,7 +78,7 @@ def prune_with_recovery(model, cfg, data_dir, *, run, sparsity: float, budget: B
                 stopped_by = train_loop(model, optimizer, scaler, rows, round_budget, cfg,
                                         state, run=run, metrics=metrics, stop=stop,
                                         data_dir=data_dir, precision=precision, quiet=quiet,
-                                        durations=durations)
+                                        durations=durations, command="cram compress")
                 if stopped_by == "interrupt":
                     raise KeyboardInterrupt
                 position = rows.position

@@ -274,7 +274,8 @@ class Extraction:
                                 metrics=metrics, stop=self.stop, data_dir=self.data_dir,
                                 precision=self.precision,
                                 quiet=self.quiet if quiet is None else quiet,
-                                durations=durations, objective=self.objective)
+                                durations=durations, objective=self.objective,
+                                command="cram extract")
         if stopped_by == "interrupt":
             raise KeyboardInterrupt
         state["stopped_by"] = stopped_by

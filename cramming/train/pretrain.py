@@ -182,7 +182,8 @@ def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
 
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet, durations=None,
-               objective=None, dist: Dist | None = None, net=None) -> str:
+               objective=None, dist: Dist | None = None, net=None,
+               command: str = "cram pretrain") -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
     Returns stopped_by: "budget" | "steps" | "interrupt"; `state` is updated in place, the same
@@ -196,7 +197,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     minimized (knowledge distillation); metrics.jsonl logs its MLM part, so every run's loss
     curve is the same quantity. None trains on the MLM loss.
     `dist`: this rank of a DDP job (None: one process); `net` is `model` or its DDP wrapper,
-    what the micro-batches run through."""
+    what the micro-batches run through. `command` names the job in progress and warnings."""
     t, impl = cfg.train, cfg.impl
     dist, net = dist or Dist(), net or model
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
@@ -206,7 +207,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                                                  budget))
     last_checkpoint = check.elapsed_s
     window = LogWindow(check.elapsed_s, state["tokens"])
-    bar = progress_bar(budget, quiet)
+    bar = progress_bar(budget, quiet, command)
     recovered_since_checkpoint = False
     lr = n_rows = 0
     last_step_end = state.get("elapsed_s") if state["step"] else None  # the model's time
@@ -299,7 +300,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         recovered_since_checkpoint = True
         if dist.is_main:
             warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
-                 f"skipped {n_rows} rows")
+                 f"skipped {n_rows} rows", command)
 
 
 def mlm_objective(model, inputs, labels):

@@ -39,21 +39,27 @@ class LogWindow:
 class BudgetProgress:
     """Progress through the budget, by the rule of data_prep.progress: a live bar on a
     terminal (seconds of the budget spent; the postfix shows loss, tokens/s and time left);
-    elsewhere a progress line at each tenth of the budget; nothing under --quiet."""
+    elsewhere a progress line at each tenth of the budget; nothing under --quiet.
+
+    A window of a budget (a pruning round, an extraction candidate) counts its own seconds,
+    from 0 to its length, not the whole clock's. `command` names the job in lines and
+    warnings ("cram extract")."""
 
     LINE_EVERY = 0.1  # of the budget, between progress lines in a log
 
-    def __init__(self, budget, quiet: bool):
+    def __init__(self, budget, quiet: bool, command: str = "cram pretrain"):
+        self.command = command
+        self.start = budget.window_start
         self.lines = not quiet and progress_disabled(quiet)
         self.next_line = self.LINE_EVERY
         self.bar = tqdm(
-            total=round(budget.budget_s),
-            initial=round(budget.elapsed()),
+            total=round(budget.budget_s - self.start),
+            initial=round(budget.elapsed() - self.start),
             unit="s",
             disable=progress_disabled(quiet),
             file=sys.stderr,
             bar_format="{desc}{percentage:3.0f}%|{bar}| {n}/{total}s{postfix}",
-            desc="pretrain",
+            desc=command.removeprefix("cram "),
             dynamic_ncols=True,
         )
 
@@ -63,25 +69,25 @@ class BudgetProgress:
                   f"{record['tokens_per_s']:,.0f} tok/s "
                   f"{int(left // 60)}m{int(left % 60):02d}s left")
         if not self.bar.disable:
-            self.bar.n = min(round(budget.elapsed()), self.bar.total)
+            self.bar.n = min(round(budget.elapsed() - self.start), self.bar.total)
             self.bar.set_postfix_str(status)
         elif self.lines and budget.fraction() >= self.next_line:
             self.next_line = (int(budget.fraction() / self.LINE_EVERY) + 1) * self.LINE_EVERY
-            progress_line(f"cram pretrain: {budget.fraction():.0%} of {budget.budget_s:g}s, "
-                          f"{status}", quiet=False)
+            progress_line(f"{self.command}: {budget.fraction():.0%} of "
+                          f"{budget.budget_s - self.start:g}s, {status}", quiet=False)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def progress_bar(budget, quiet: bool) -> BudgetProgress:
-    return BudgetProgress(budget, quiet)
+def progress_bar(budget, quiet: bool, command: str = "cram pretrain") -> BudgetProgress:
+    return BudgetProgress(budget, quiet, command)
 
 
 def show(progress: BudgetProgress, budget, record: dict) -> None:
     progress.show(budget, record)
 
 
-def warn(message: str) -> None:
+def warn(message: str, command: str = "cram pretrain") -> None:
     """Warnings print even when quiet: they report something that went wrong."""
-    tqdm.write(f"cram pretrain: warning: {message}", file=sys.stderr)
+    tqdm.write(f"{command}: warning: {message}", file=sys.stderr)

@@ -23,3 +23,21 @@ def test_a_log_gets_a_line_per_tenth_of_the_budget(capsys):
     quiet = BudgetProgress(budget, quiet=True)
     quiet.show(budget, record)
     assert capsys.readouterr().err == ""
+
+
+def test_a_window_of_the_budget_counts_its_own_seconds(capsys):
+    # An extraction candidate trained from 60 s to 100 s of a 100 s clock: its lines say how
+    # far through its own 40 s it is, and name the command.
+    now = [0.0]
+    budget = Budget(100.0, clock=lambda: now[0])
+    now[0] = 60.0
+    window = budget.window()
+    progress = BudgetProgress(window, quiet=False, command="cram extract")
+    assert (progress.bar.total, progress.bar.n) == (40, 0)
+    for elapsed in (62, 65, 80):
+        now[0] = elapsed
+        progress.show(window, {"step": elapsed, "loss": 7.0, "tokens_per_s": 10.0})
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "cram extract: 12% of 40s", "cram extract: 50% of 40s"]
