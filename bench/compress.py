@@ -1,6 +1,6 @@
 """`python bench/compress.py`: train large, then compress, tested at CPU scale.
 
-    python bench/compress.py                            # ../shared/data/corpus, ~15 min
+    python bench/compress.py                  # ../shared/data/corpus, ~25 min on 2 CPU cores
     python bench/compress.py --budget 60 --work /tmp/bench-compress --figure size.svg
 
 "Train Large, Then Compress" (Li et al. 2020, arXiv:2002.11794): for a fixed training budget,
