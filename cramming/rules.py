@@ -11,7 +11,10 @@
 3. From scratch (enforced by the trainer, recorded by its hashes).
 4. GLUE dev, all tasks but WNLI with all their metrics, with the `cramming` fine-tuning
    protocol exactly as glue_eval records it, on the pretrained model (not the
-   `--from-scratch` control).
+   `--from-scratch` control). Any number of distinct fine-tuning seeds: every task runs
+   every seed, each task's score is the per-metric median over them, and every seed's
+   predictions are kept (the median is what ELECTRA and MosaicBERT report; one seed is the
+   median of one).
 5. Reproducible: the entry carries the hashes of its data, config, model and results.
 
 Outside models (any `transformers` encoder scored with the same protocol, `cram eval glue

@@ -1,8 +1,9 @@
 """GLUE evaluation of a run (contract 3): task table, data, one fine-tuning recipe, metrics.
 
 Public surface for the other stages (the leaderboard validator recomputes metrics from a
-results file's prediction TSVs with `read_split`, `read_predictions`, `compute_metrics` and
-`compute_averages`). Names load lazily, so `cram --help` does not import torch or sklearn.
+results file's prediction TSVs with `read_split`, `read_predictions`, `compute_metrics`,
+`compute_averages`, and over fine-tuning seeds `seed_runs` and `median_over_seeds`). Names
+load lazily, so `cram --help` does not import torch or sklearn.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ _EXPORTS = {
     "TaskSpec": "glue_eval.tasks",
     "compute_metrics": "glue_eval.metrics",
     "compute_averages": "glue_eval.metrics",
+    "median_over_seeds": "glue_eval.metrics",
+    "seed_spread": "glue_eval.metrics",
     "read_split": "glue_eval.data",
     "read_predictions": "glue_eval.results",
+    "read_results": "glue_eval.results",
+    "seed_runs": "glue_eval.results",
     "RESULTS_FORMAT": "glue_eval.results:FORMAT",
+    "RESULTS_FORMATS": "glue_eval.results:READABLE_FORMATS",
 }
 
 __all__ = list(_EXPORTS)

@@ -62,7 +62,12 @@ def _scored(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed (default 0)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default=None, metavar="LIST",
+                       help="fine-tune each task once per seed, e.g. 0,1,2,3,4; the task score is "
+                            "the median over the seeds (default: the one seed 0)")
+    seeds.add_argument("--seed", type=int, default=None,
+                       help="one fine-tuning seed (the same as --seeds N)")
     parser.add_argument("--out", default=None, help=f"results JSON (default {out_default})")
     parser.add_argument("--force", action="store_true", help="replace an existing results file")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -98,7 +103,7 @@ def _run_glue(args: argparse.Namespace) -> int:
 
     result = evaluate_glue(args.run_dir, model=args.model,
                            trust_remote_code=args.trust_remote_code, tasks=args.tasks,
-                           glue_dir=args.glue_dir, protocol=args.protocol, seed=args.seed,
+                           glue_dir=args.glue_dir, protocol=args.protocol, seeds=_seeds(args),
                            out=args.out, force=args.force, from_scratch=args.from_scratch,
                            predict_test=args.predict_test, quiet=args.quiet, device=args.device,
                            threads=args.threads)
@@ -125,10 +130,17 @@ def _run_probe(args: argparse.Namespace) -> int:
 
     result = evaluate_probes(args.run_dir, model=args.model,
                              trust_remote_code=args.trust_remote_code, data=args.data,
-                             seed=args.seed, out=args.out, force=args.force, quiet=args.quiet,
-                             device=args.device, threads=args.threads)
+                             seeds=_seeds(args), out=args.out, force=args.force,
+                             quiet=args.quiet, device=args.device, threads=args.threads)
     _summary(result, args.out or default_out(args.run_dir, "probe"))
     return 0
+
+
+def _seeds(args: argparse.Namespace):
+    """--seeds LIST, or --seed N as the one seed (default 0)."""
+    if args.seeds is not None:
+        return args.seeds
+    return 0 if args.seed is None else args.seed
 
 
 def _summary(result: dict, path) -> None:

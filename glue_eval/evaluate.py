@@ -16,7 +16,7 @@ from data_prep import UserError
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.finetune import cpu_threads, finetune, predict
-from glue_eval.metrics import compute_averages, compute_metrics
+from glue_eval.metrics import compute_averages, compute_metrics, median_over_seeds, seed_spread
 from glue_eval.outside import OutsideEncoder
 from glue_eval.submission import AX, TestRows, majority_label, read_test_sets, server_file
 from glue_eval.tasks import PROTOCOL_TASKS, PROTOCOLS, TASKS, Protocol
@@ -49,6 +49,20 @@ def parse_tasks(tasks) -> list[str]:
         what = f"unknown GLUE task(s) {', '.join(unknown)}" if unknown else "no GLUE task given"
         raise UserError(f"{what}; known: {', '.join(TASKS)}, {AX} (with --predict-test)")
     return [t for t in TASKS if t in names]
+
+
+def parse_seeds(seeds) -> list[int]:
+    """"0,1,2", one int, or a sequence -> distinct non-negative seeds, in the order given."""
+    items = [seeds] if isinstance(seeds, int) else (
+        seeds.split(",") if isinstance(seeds, str) else list(seeds))
+    try:
+        values = [int(str(item).strip()) for item in items]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise UserError(f"seeds {seeds!r}: give distinct whole numbers >= 0, e.g. --seeds "
+                        "0,1,2,3,4")
+    return values
 
 
 def check_glue_dir(glue_dir: Path, names: list[str]) -> None:
@@ -85,8 +99,48 @@ def fit_and_predict(encoder: Encoder | OutsideEncoder, train_rows, train_labels,
     return preds
 
 
+def over_seeds(seeds: list[int], run_seed, *, label: str) -> tuple[dict, dict]:
+    """Fine-tune once per seed: the task's score fields and every seed's predictions.
+
+    `run_seed(seed)` -> (metrics, {split: (dev row indices, predictions)}). Returns
+    ({"metrics": per-metric median, "spread": ..., "seeds": [per-seed runs]},
+     {(split, seed): (indices, predictions)}).
+    """
+    runs, predictions = [], {}
+    for seed in seeds:
+        t0 = time.perf_counter()
+        metrics, preds = run_seed(seed)
+        runs.append({"seed": seed, "metrics": metrics,
+                     "seconds": round(time.perf_counter() - t0, 2)})
+        predictions.update({(split, seed): p for split, p in preds.items()})
+        if len(seeds) > 1:  # a result: printed under --quiet and CI=true too
+            print(f"{label} seed {seed}: {_scores(metrics)} ({runs[-1]['seconds']:.1f} s)")
+    per_seed = [run["metrics"] for run in runs]
+    return {"metrics": median_over_seeds(per_seed), "spread": seed_spread(per_seed),
+            "seeds": runs}, predictions
+
+
+def report(label: str, entry: dict, sizes: str) -> None:
+    """One line per task: its score (over several seeds the median and its spread), then
+    `sizes` (e.g. "800 train rows") and the seconds it took. Scores are results, not
+    progress: printed under --quiet and CI=true too."""
+    n_seeds = len(entry["seeds"])
+    if n_seeds == 1:
+        scores = _scores(entry["metrics"])
+    else:
+        scores = ", ".join(f"{k} {v:.1f} (mean {entry['spread'][k]['mean']:.1f} +- "
+                           f"{entry['spread'][k]['std']:.1f})"
+                           for k, v in entry["metrics"].items())
+        scores += f"; median of {n_seeds} seeds"
+    print(f"{label}: {scores} ({sizes}, {entry['seconds']:.1f} s)")
+
+
+def _scores(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
+
+
 def evaluate_glue(run=None, *, model=None, trust_remote_code=False, tasks="all",
-                  glue_dir=None, protocol="cramming", seed=0, out=None, force=False,
+                  glue_dir=None, protocol="cramming", seeds=(0,), out=None, force=False,
                   from_scratch=False, predict_test=False, quiet=False, device="auto",
                   threads=0) -> dict:
     """Score a run (`run`: RUN/final/) or an outside `transformers` encoder (`model`: a local
@@ -96,16 +150,18 @@ def evaluate_glue(run=None, *, model=None, trust_remote_code=False, tasks="all",
     `predict_test`: also predict every test set in `glue_dir` that the tasks' models predict
     (and AX, WNLI), writing the GLUE server's files and submission.zip beside the results.
 
-    `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
+    Each task is fine-tuned once per seed in `seeds` ("0,1,2", an int or a sequence); its score
+    is the per-metric median over the seeds. `device` and `threads` (CPU threads, 0: torch's
+    default) change speed, not results."""
     with cpu_threads(threads):
         return _evaluate_glue(run, model=model, trust_remote_code=trust_remote_code, tasks=tasks,
-                              glue_dir=glue_dir, protocol=protocol, seed=seed, out=out,
-                              force=force, from_scratch=from_scratch, predict_test=predict_test,
-                              quiet=quiet, device=device)
+                              glue_dir=glue_dir, protocol=protocol, seeds=parse_seeds(seeds),
+                              out=out, force=force, from_scratch=from_scratch,
+                              predict_test=predict_test, quiet=quiet, device=device)
 
 
-def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, seed, out, force,
-                   from_scratch, predict_test, quiet, device) -> dict:
+def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, seeds, out,
+                   force, from_scratch, predict_test, quiet, device) -> dict:
     started = results.utc_now()
     out = check_model_source(run, model, out, from_scratch)
     final = final_dir(run) if model is None else None
@@ -127,7 +183,7 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     else:
         encoder = OutsideEncoder(model, trust_remote_code=trust_remote_code)
         sha256 = encoder.model_sha256
-    protocol_record = proto.record(seed)
+    protocol_record = proto.record(seeds)
     # Rankable only as the whole ranked recipe: every protocol task, pretrained weights of a
     # run trained by this harness.
     protocol_record["rankable"] = (proto.rankable and not from_scratch and model is None
@@ -144,11 +200,11 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     for name in names:
         task_tests = [rows for rows in tests.values() if rows.test.task == name]
         record["tasks"][name], predictions, test_preds = score_task(
-            encoder, name, glue_dir, protocol=proto, seed=seed, device=device, quiet=quiet,
+            encoder, name, glue_dir, protocol=proto, seeds=seeds, device=device, quiet=quiet,
             tests=task_tests)
-        all_preds.update({(name, split): p for split, p in predictions.items()})
+        all_preds.update({(name, split, seed): p for (split, seed), p in predictions.items()})
         server_files.update(test_preds)
-        _report(name, record["tasks"][name])
+        report(name, record["tasks"][name], f"{record['tasks'][name]['n_train']} train rows")
     if "wnli" in tests:
         server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
@@ -178,17 +234,22 @@ def check_model_source(run, model, out, from_scratch: bool):
 
 
 def score_task(encoder: Encoder | OutsideEncoder, name: str, glue_dir, *, protocol: Protocol,
-               seed: int, device: str, quiet: bool,
-               tests: list[TestRows] = ()) -> tuple[dict, dict[str, tuple], dict[str, dict]]:
-    """One task's results entry, split -> (dev row indices, predictions), and for each of
-    `tests` (test sets this task's model predicts, every row) server file name ->
-    {"text", "test_set", "rows", "predicted_by"}."""
+               seeds: list[int], device: str, quiet: bool, tests: list[TestRows] = ()
+               ) -> tuple[dict, dict[tuple, tuple], dict[str, dict]]:
+    """One task's results entry, (split, seed) -> (dev row indices, predictions), and for each
+    of `tests` (test sets this task's model predicts, every row) server file name ->
+    {"text", "test_set", "rows", "predicted_by"}. The test sets are predicted by the first
+    seed's model (the one a one-seed evaluation fine-tunes): the server takes one file per
+    task, and a median over seeds is a score, not a model."""
     spec = TASKS[name]
     t0 = time.perf_counter()
     splits = {s: data.read_split(glue_dir, name, s) for s in data.split_names(spec)}
     for split in splits.values():
         data.warn_malformed(split)
-    rng = np.random.default_rng(seed)
+    # Rows are drawn once, with the first seed: every seed fine-tunes on the same train rows
+    # and scores the same dev rows, so seeds differ only in the new head's initial weights,
+    # the batch order and dropout (and runs of one seed match a one-seed evaluation).
+    rng = np.random.default_rng(seeds[0])
     keep = {s: subsample(len(sp), protocol.max_train_rows if s == "train"
                          else protocol.max_dev_rows, rng) for s, sp in splits.items()}
     rows = {s: encoder.encode([sp.text_a[i] for i in keep[s]],
@@ -198,21 +259,34 @@ def score_task(encoder: Encoder | OutsideEncoder, name: str, glue_dir, *, protoc
     test_rows = {f"test:{t.test.name}": encoder.encode(t.text_a, t.text_b,
                                                        max_length=protocol.max_length)
                  for t in tests}
-    preds = fit_and_predict(encoder, train_rows, splits["train"].labels[keep["train"]],
-                            rows | test_rows, num_labels=spec.num_labels, protocol=protocol,
-                            seed=seed, device=device, desc=name, quiet=quiet)
-    test_preds = {t.test.server_file: server_record(t, preds.pop(f"test:{t.test.name}"), name)
-                  for t in tests}
-    labels = {s: splits[s].labels[keep[s]] for s in preds}
+    train_labels = splits["train"].labels[keep["train"]]
+    labels = {s: splits[s].labels[keep[s]] for s in rows}
+    test_preds = {}
+
+    def run_seed(seed: int):
+        first = seed == seeds[0]
+        preds = fit_and_predict(encoder, train_rows, train_labels,
+                                rows | test_rows if first else rows,
+                                num_labels=spec.num_labels, protocol=protocol, seed=seed,
+                                device=device, desc=name if len(seeds) == 1
+                                else f"{name} seed {seed}", quiet=quiet)
+        if first:
+            test_preds.update({t.test.server_file: server_record(
+                t, preds.pop(f"test:{t.test.name}"), name) for t in tests})
+        return (compute_metrics(name, labels, preds),
+                {s: (keep[s], p) for s, p in preds.items()})
+
+    scores, predictions = over_seeds(seeds, run_seed, label=name)
     n_dev = {s: len(r) for s, r in rows.items()}
     entry = {
-        "metrics": compute_metrics(name, labels, preds),
+        "metrics": scores["metrics"], "spread": scores["spread"],
         "n_train": len(train_rows),
         "n_dev": n_dev if len(n_dev) > 1 else n_dev["dev"],  # MNLI: per dev split
         "epochs": protocol.epochs, "seconds": round(time.perf_counter() - t0, 2),
         "malformed_rows": {s: sp.malformed for s, sp in splits.items()},
+        "seeds": scores["seeds"],
     }
-    return entry, {s: (keep[s], p) for s, p in preds.items()}, test_preds
+    return entry, predictions, test_preds
 
 
 def server_record(rows: TestRows, predictions: np.ndarray, predicted_by: str) -> dict:
@@ -228,9 +302,3 @@ def predict_majority(glue_dir, rows: TestRows) -> dict[str, dict]:
     predictions = np.full(len(rows), label, dtype=np.int64)
     return {rows.test.server_file: server_record(
         rows, predictions, f"majority class of WNLI train ({TASKS['wnli'].labels[label]})")}
-
-
-def _report(name: str, entry: dict) -> None:
-    # Scores are results, not progress: printed under --quiet and CI=true too.
-    scores = ", ".join(f"{k} {v:.1f}" for k, v in entry["metrics"].items())
-    print(f"{name}: {scores} ({entry['n_train']} train rows, {entry['seconds']:.1f} s)")

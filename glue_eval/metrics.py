@@ -8,6 +8,7 @@ its prediction files, so they depend on nothing but the task table.
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from collections.abc import Mapping
 
@@ -69,6 +70,32 @@ def compute_metrics(task_name: str, labels, predictions, *, split: str | None = 
         for name in spec.metrics:
             value = float(_METRICS[name](y, p))
             out[name + suffix] = 100.0 * (0.0 if math.isnan(value) else value)
+    return out
+
+
+def median_over_seeds(per_seed: list[dict]) -> dict:
+    """A task's score from its fine-tuning seeds: the median of each metric over the seeds.
+
+    `per_seed`: one {metric: value} per seed, all with the same metric keys. The median over
+    fine-tuning runs is what ELECTRA (Clark et al. 2020: median of 10 runs) and MosaicBERT
+    (Portes et al. 2023) report: one unlucky seed on a small task (RTE, MRPC, CoLA) does not
+    move it. An even number of seeds gives the mean of the middle two.
+    Each metric is a median on its own (MRPC's F1 and accuracy may come from different seeds).
+    """
+    if not per_seed:
+        raise ValueError("no seed to take a median over")
+    return {key: statistics.median(run[key] for run in per_seed) for key in per_seed[0]}
+
+
+def seed_spread(per_seed: list[dict]) -> dict:
+    """metric -> {"mean", "std", "min", "max"} over the seeds; `std` is the sample standard
+    deviation (n - 1 in the denominator), None with a single seed."""
+    out = {}
+    for key in per_seed[0]:
+        values = [run[key] for run in per_seed]
+        out[key] = {"mean": statistics.fmean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else None,
+                    "min": min(values), "max": max(values)}
     return out
 
 

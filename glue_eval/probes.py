@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score
 from data_prep import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
-from glue_eval.evaluate import check_model_source, fit_and_predict
+from glue_eval.evaluate import check_model_source, fit_and_predict, over_seeds, parse_seeds, report
 from glue_eval.finetune import cpu_threads, join_pair
 from glue_eval.outside import OutsideEncoder
 from glue_eval.tasks import PROTOCOLS
@@ -183,18 +183,21 @@ def _data_path(run: Path, data) -> Path:
     return Path(path)
 
 
-def evaluate_probes(run=None, *, model=None, trust_remote_code=False, data=None, seed=0,
+def evaluate_probes(run=None, *, model=None, trust_remote_code=False, data=None, seeds=(0,),
                     out=None, force=False, quiet=False, device="auto", threads=0) -> dict:
     """Score a run (`run`) or an outside `transformers` encoder (`model`, with `data` and
     `out`) on the offline probes; writes RUN/eval/probe.json (or `out`).
 
-    `device` and `threads` (CPU threads, 0: torch's default) change speed, not results."""
+    The probe examples are drawn with the first of `seeds`; each probe is fine-tuned once per
+    seed and scored by the median. `device` and `threads` (CPU threads, 0: torch's default)
+    change speed, not results."""
     with cpu_threads(threads):
         return _evaluate_probes(run, model=model, trust_remote_code=trust_remote_code, data=data,
-                                seed=seed, out=out, force=force, quiet=quiet, device=device)
+                                seeds=parse_seeds(seeds), out=out, force=force, quiet=quiet,
+                                device=device)
 
 
-def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, quiet,
+def _evaluate_probes(run, *, model, trust_remote_code, data, seeds, out, force, quiet,
                      device) -> dict:
     from data_prep import load_tokenizer, open_data_dir
 
@@ -218,7 +221,7 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
         tokenizer, sha256 = load_tokenizer(data_dir.tokenizer_path), encoder.model_sha256
     proto = PROBE_PROTOCOL
     device = pick_device(device)
-    probes = build_probes(data_dir, tokenizer, seed=seed, max_length=proto.max_length)
+    probes = build_probes(data_dir, tokenizer, seed=seeds[0], max_length=proto.max_length)
     if model is not None:  # the same examples, as text, in the model's own input format
         probes = {name: {part: (reencode(encoder, tokenizer, rows, data_dir.special_ids["sep"],
                                          proto.max_length), labels)
@@ -226,7 +229,7 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
                   for name, parts in probes.items()}
     record = {
         "format": results.FORMAT, "suite": "probe",
-        "protocol": proto.record(seed),
+        "protocol": proto.record(seeds),
         "source": f"probe:{data_dir.path.name}/val", "data_sha256": data_dir.data_sha256,
         "from_scratch": False, "model_sha256": sha256,
         # An outside model is probed with the data dir's tokenizer (checked on open).
@@ -239,21 +242,27 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seed, out, force, q
     for name, parts in probes.items():
         t0 = time.perf_counter()
         (train_rows, train_labels), (dev_rows, dev_labels) = parts["train"], parts["dev"]
-        preds = fit_and_predict(encoder, train_rows, train_labels, {"dev": dev_rows},
-                                num_labels=2, protocol=proto, seed=seed, device=device,
-                                desc=name, quiet=quiet)["dev"]
+
+        def run_seed(seed: int, name=name, train_rows=train_rows, train_labels=train_labels,
+                     dev_rows=dev_rows, dev_labels=dev_labels):
+            preds = fit_and_predict(encoder, train_rows, train_labels, {"dev": dev_rows},
+                                    num_labels=2, protocol=proto, seed=seed, device=device,
+                                    desc=name, quiet=quiet)["dev"]
+            accuracy = 100.0 * float(accuracy_score(dev_labels, preds))
+            return {"accuracy": accuracy}, {"dev": (np.arange(len(dev_rows)), preds)}
+
+        scores, predictions = over_seeds(seeds, run_seed, label=f"probe {name}")
         record["tasks"][name] = {
-            "metrics": {"accuracy": 100.0 * float(accuracy_score(dev_labels, preds))},
+            "metrics": scores["metrics"], "spread": scores["spread"],
             "n_train": len(train_rows), "n_dev": len(dev_rows), "epochs": proto.epochs,
             "seconds": round(time.perf_counter() - t0, 2),
             "malformed_rows": {"train": 0, "dev": 0},
             "dev_positive_fraction": 100.0 * float(dev_labels.mean()),
+            "seeds": scores["seeds"],
         }
-        all_preds[(name, "dev")] = (np.arange(len(dev_rows)), preds)
-        # a result: printed under --quiet and CI=true too
-        print(f"probe {name}: accuracy {record['tasks'][name]['metrics']['accuracy']:.1f} "
-              f"({len(train_rows)} train, {len(dev_rows)} dev, "
-              f"{record['tasks'][name]['seconds']:.1f} s)")
+        all_preds.update({(name, split, seed): p for (split, seed), p in predictions.items()})
+        report(f"probe {name}", record["tasks"][name],
+               f"{len(train_rows)} train, {len(dev_rows)} dev")
     deployment = encoder.deployment_record(results.deployed_path(out))
     if deployment is not None:  # an outside model (--model) has none
         record["deployment"] = deployment

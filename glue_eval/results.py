@@ -1,14 +1,22 @@
-"""Results files (contract 3): the JSON record and one prediction TSV per task and dev split.
+"""Results files (contract 3): the JSON record and one prediction TSV per task, dev split and
+fine-tuning seed.
 
 Prediction files sit in `<stem>-predictions/` beside the JSON (`eval/glue.json` ->
-`eval/glue-predictions/cola-dev.tsv`) and are named in the JSON by a path relative to it, with
-their sha256. Test-set predictions for the GLUE server (`--predict-test`) sit in `<stem>-test/`
-(`eval/glue-test/RTE.tsv`, ..., `submission.zip`), recorded under `test_predictions`.
+`eval/glue-predictions/cola-dev-seed0.tsv`) and are named in the JSON by a path relative to it,
+with their sha256. Test-set predictions for the GLUE server (`--predict-test`) sit in
+`<stem>-test/` (`eval/glue-test/RTE.tsv`, ..., `submission.zip`), recorded under
+`test_predictions`.
 
 Each dev prediction file has the header `index\tprediction`; `index` is the row's position in the
 dev split as `read_split` returns it, `prediction` a class id (Hub order, see tasks.py) or an
 STS-B score. Scores are written with `repr`, so reading them back gives the exact values the
 metrics in the JSON were computed from.
+
+Format `cram-glue/2` (written now) holds every seed: `protocol.seeds` lists them, and each task
+has `seeds: [{seed, metrics, seconds, predictions}]`, its score `metrics` (the per-metric median
+over the seeds, what the averages are computed from) and `spread` (mean, sample std, min, max
+per metric). `cram-glue/1` (one seed: `protocol.seed`, the predictions on the task itself) is
+still read; `seed_runs` gives the per-seed view of either.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import UserError
-from data_prep.files import atomic_dir, sha256_file, write_json_atomic
+from data_prep.files import atomic_dir, read_json_object, sha256_file, write_json_atomic
 
-FORMAT = "cram-glue/1"
+FORMAT = "cram-glue/2"
+FORMAT_V1 = "cram-glue/1"  # one seed per results file; still read, no longer written
+READABLE_FORMATS = (FORMAT_V1, FORMAT)
 
 
 def utc_now() -> str:
@@ -99,6 +109,32 @@ def read_predictions(path) -> tuple[np.ndarray, np.ndarray]:
     return indices, values
 
 
+def read_results(path) -> dict:
+    """A results file of a readable format, or a one-line UserError naming the file."""
+    path = Path(path)
+    record = read_json_object(path)
+    if record.get("format") not in READABLE_FORMATS:
+        raise UserError(f"{path} has format {record.get('format')!r}, expected one of "
+                        f"{', '.join(READABLE_FORMATS)}")
+    tasks = record.get("tasks")
+    if not isinstance(tasks, dict) or not all(isinstance(t, dict) for t in tasks.values()):
+        raise UserError(f"{path}: 'tasks' is not an object of task results")
+    return record
+
+
+def seed_runs(results: dict, task: str) -> list[dict]:
+    """Each fine-tuning seed's run of `task`: [{"seed", "metrics", "predictions"}, ...].
+
+    `results` is a parsed results record of either readable format (a cram-glue/1 file holds
+    one run: its seed in the protocol, its metrics and predictions on the task itself).
+    """
+    spec = results["tasks"][task]
+    if results.get("format") == FORMAT_V1:
+        return [{"seed": results.get("protocol", {}).get("seed"), "metrics": spec["metrics"],
+                 "predictions": spec.get("predictions", [])}]
+    return spec.get("seeds", [])
+
+
 def software() -> dict:
     import sklearn
     import torch
@@ -108,11 +144,12 @@ def software() -> dict:
             "platform": platform.platform()}
 
 
-def write_results(out: Path, record: dict, predictions: dict[tuple[str, str], tuple], *,
+def write_results(out: Path, record: dict, predictions: dict[tuple[str, str, int], tuple], *,
                   force: bool, server_files: dict[str, dict] | None = None) -> dict:
     """Write prediction files then the JSON (which names them) atomically; returns the record.
 
-    `predictions`: (task, split) -> (indices, values). `server_files`: GLUE server file name ->
+    `predictions`: (task, split, seed) -> (indices, values); each file is named in the run of
+    that seed (`record["tasks"][task]["seeds"]`). `server_files`: GLUE server file name ->
     {"text", "test_set", "rows", "predicted_by"} (None: no test predictions; an earlier
     run's test folder is removed, as it would not match these results). The JSON is written
     last, so a results file never names prediction files that are not there.
@@ -124,10 +161,11 @@ def write_results(out: Path, record: dict, predictions: dict[tuple[str, str], tu
         shutil.rmtree(test_dir(out))
     pred_dir = predictions_dir(out)
     with atomic_dir(pred_dir, force=True) as tmp:
-        for (task, split), (indices, values) in predictions.items():
-            name = f"{task}-{split}.tsv"
+        for (task, split, seed), (indices, values) in predictions.items():
+            name = f"{task}-{split}-seed{seed}.tsv"
             (tmp / name).write_text(format_predictions(indices, values), encoding="utf-8")
-            record["tasks"][task].setdefault("predictions", []).append(
+            run = next(r for r in record["tasks"][task]["seeds"] if r["seed"] == seed)
+            run.setdefault("predictions", []).append(
                 {"split": split, "file": f"{pred_dir.name}/{name}",
                  "sha256": sha256_file(tmp / name)})
     write_json_atomic(out, record)

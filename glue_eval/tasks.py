@@ -99,15 +99,16 @@ class Protocol:
     schedule: str = "cosine"
     pooling: str = "first-token"
 
-    def record(self, seed: int) -> dict:
-        """The protocol as stored in results (contract 3)."""
+    def record(self, seeds) -> dict:
+        """The protocol as stored in results (contract 3); `seeds`: the fine-tuning seeds, in
+        the order they ran."""
         return {
             "name": self.name, "rankable": self.rankable, "epochs": self.epochs,
             "batch_size": self.batch_size, "lr": self.lr,
             "warmup_fraction": self.warmup_fraction, "schedule": self.schedule,
             "dropout": self.dropout, "max_length": self.max_length, "pooling": self.pooling,
             "max_train_rows": self.max_train_rows, "max_dev_rows": self.max_dev_rows,
-            "weight_decay": self.weight_decay, "seed": seed,
+            "weight_decay": self.weight_decay, "seeds": [int(seed) for seed in seeds],
         }
 
 

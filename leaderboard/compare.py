@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import UserError
-from data_prep.files import contained_path, read_json_object, sha256_file
+from data_prep.files import contained_path, sha256_file
 from leaderboard import bootstrap
 from leaderboard.command import MIN_REPLICATES, REPLICATES
 
 FORMAT = "cram-compare/1"
-RESULTS_FORMATS = ("cram-glue/1", "cram-glue/2")
 AVERAGES = (("avg_cramming", "avg (cram)"), ("avg_glue", "avg (GLUE)"))
 
 
@@ -36,12 +35,10 @@ class Side:
         return self.record["tasks"]
 
     def seed_runs(self, task: str) -> list[dict]:
-        """[{seed, predictions: [{split, file, sha256}]}] of a task, for either format."""
-        spec = self.tasks[task]
-        if self.record["format"] == "cram-glue/1":  # one seed, predictions on the task
-            return [{"seed": self.record.get("protocol", {}).get("seed"),
-                     "predictions": spec.get("predictions", [])}]
-        return spec.get("seeds", [])
+        """[{seed, predictions: [{split, file, sha256}], ...}] of a task, for either format."""
+        from glue_eval import seed_runs
+
+        return seed_runs(self.record, task)
 
     def predictions(self, task: str, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """(dev row indices, predictions) of each seed, from files checked against their
@@ -70,14 +67,11 @@ def load_side(path) -> Side:
         path = path / "eval" / "glue.json"
     if not path.is_file():
         raise UserError(f"{path} not found: give a GLUE results file or a scored run dir")
-    record = read_json_object(path)
-    if record.get("format") not in RESULTS_FORMATS:
-        raise UserError(f"{path} has format {record.get('format')!r}, not a GLUE results file "
-                        f"({', '.join(RESULTS_FORMATS)})")
+    from glue_eval import read_results
+
+    record = read_results(path)  # a readable format and an object of tasks, or one line
     if record.get("suite") != "glue":
         raise UserError(f"{path} holds {record.get('suite')} results; compare needs GLUE scores")
-    if not isinstance(record.get("tasks"), dict):
-        raise UserError(f"{path}: 'tasks' is not an object of task results")
     return Side(path, record)
 
 

@@ -39,8 +39,17 @@ def schema_errors(entry) -> list[str]:
     lines = []
     for error in sorted(validator.iter_errors(entry), key=lambda e: list(map(str, e.path))):
         where = ".".join(str(part) for part in error.path) or "entry"
-        lines.append(f"{where}: {_short(error.message)}")
+        lines.append(f"{where}: {_short(_message(error))}")
     return lines
+
+
+def _message(error) -> str:
+    # A `not` says nothing readable on its own ("{...} should not be valid under {...}"): the
+    # schema gives each one a description of the rule instead.
+    rule = error.validator_value
+    if error.validator == "not" and isinstance(rule, dict) and "description" in rule:
+        return rule["description"]
+    return error.message
 
 
 def _short(message: str) -> str:

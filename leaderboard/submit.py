@@ -149,11 +149,11 @@ def read_run_summary(run: Path) -> dict:
 
 def read_results(run: Path) -> tuple[str, dict]:
     """The run's evaluation results: (path relative to the run dir, parsed JSON)."""
-    from glue_eval import RESULTS_FORMAT  # contract 3, carried whole inside an entry
+    from glue_eval import read_results as read_results_file  # contract 3, carried whole in an entry
 
     for relative in RESULTS_FILES:
         if run_file(run, relative).is_file():
-            return relative, read_contract(run / relative, RESULTS_FORMAT)
+            return relative, read_results_file(run / relative)
     raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "
                     f"score it first with `cram eval glue --run {run}`")
 

@@ -71,10 +71,11 @@ def _recipe_changes(protocol: dict) -> list[str]:
     """Where a results file's recorded protocol departs from the ranked recipe (rule 4)."""
     from glue_eval import PROTOCOLS
 
-    ranked = PROTOCOLS[RANKED_PROTOCOL].record(seed=0)
+    ranked = PROTOCOLS[RANKED_PROTOCOL].record(seeds=[0])
+    # Seeds are free (rule 4): any number, each task scored by its median over them.
     return [f"{key} {protocol.get(key, 'missing')} (ranked: {value})"
             for key, value in ranked.items()
-            if key not in ("name", "rankable", "seed") and protocol.get(key) != value]
+            if key not in ("name", "rankable", "seeds") and protocol.get(key) != value]
 
 
 def world_size(entry: dict) -> int:

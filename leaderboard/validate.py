@@ -78,16 +78,16 @@ def record_free_problems(entry: dict) -> list[str]:
 
 def arithmetic_problems(entry: dict) -> list[str]:
     results = entry["results"]
+    problems = seed_problems(results)
     if results["suite"] != "glue":
-        return []  # probe averages are not GLUE averages; nothing of them is ranked
+        return problems  # probe averages are not GLUE averages; nothing of them is ranked
     from glue_eval import compute_averages
 
     task_metrics = {task: spec["metrics"] for task, spec in results["tasks"].items()}
     try:
         recomputed = compute_averages(task_metrics)
     except (KeyError, ValueError) as err:
-        return [f"results.tasks cannot be averaged: {err}"]
-    problems = []
+        return problems + [f"results.tasks cannot be averaged: {err}"]
     for key in ("avg_cramming", "avg_glue"):
         stated, actual = results[key]["value"], recomputed[key]["value"]
         if not _close(stated, actual):
@@ -97,6 +97,44 @@ def arithmetic_problems(entry: dict) -> list[str]:
         if results[key]["complete"] != recomputed[key]["complete"]:
             problems.append(f"results.{key}.complete is {results[key]['complete']} but "
                             f"{recomputed[key]['label']}")
+    return problems
+
+
+def seed_problems(results: dict) -> list[str]:
+    """Several fine-tuning seeds (cram-glue/2): each task ran exactly the protocol's seeds, and
+    its score is the per-metric median over them, with the spread they give."""
+    from glue_eval import RESULTS_FORMAT, median_over_seeds, seed_spread
+
+    if results["format"] != RESULTS_FORMAT:
+        return []  # cram-glue/1: one seed, its metrics are the score
+    seeds = results["protocol"].get("seeds")
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and s >= 0 for s in seeds)):
+        return [f"results.protocol.seeds {seeds!r} is not a list of distinct seeds >= 0"]
+    problems = []
+    for task, spec in results["tasks"].items():
+        runs = spec.get("seeds", [])
+        ran = [run["seed"] for run in runs]
+        if ran != seeds:
+            problems.append(f"results.tasks.{task}.seeds ran {ran}, the protocol lists {seeds}")
+            continue
+        per_seed = [run["metrics"] for run in runs]
+        if any(set(metrics) != set(spec["metrics"]) for metrics in per_seed):
+            problems.append(f"results.tasks.{task}: its seeds' metrics are not "
+                            f"{', '.join(spec['metrics'])}")
+            continue
+        for metric, actual in median_over_seeds(per_seed).items():
+            if not _close(spec["metrics"][metric], actual):
+                problems.append(f"results.tasks.{task}.metrics.{metric} is "
+                                f"{spec['metrics'][metric]} but the median over its seeds is "
+                                f"{_fmt(actual)}")
+        stated_spread = spec.get("spread") or {}
+        for metric, stats in seed_spread(per_seed).items():
+            for key, actual in stats.items():
+                stated = (stated_spread.get(metric) or {}).get(key)
+                if not _close(stated, actual):
+                    problems.append(f"results.tasks.{task}.spread.{metric}.{key} is {stated} "
+                                    f"but its seeds give {_fmt(actual)}")
     return problems
 
 
@@ -249,9 +287,11 @@ def lineage_problems(entry: dict, run: Path) -> list[str]:
 
 
 def _prediction_problems(entry: dict, results_dir: Path) -> list[str]:
+    from glue_eval import seed_runs
+
     problems = []
-    for task, spec in entry["results"]["tasks"].items():
-        for item in spec.get("predictions", []):
+    for task in entry["results"]["tasks"]:
+        for item in (i for run in seed_runs(entry["results"], task) for i in run["predictions"]):
             try:
                 path = _prediction_path(results_dir, item)
             except UserError as err:
@@ -266,39 +306,50 @@ def _prediction_problems(entry: dict, results_dir: Path) -> list[str]:
 
 
 def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
-    """Score every saved dev prediction file again against the dev labels in `glue_dir`."""
+    """Score every saved dev prediction file again against the dev labels in `glue_dir`: each
+    seed's metrics from its own predictions (the median over seeds is checked without them)."""
     results = entry["results"]
     if results["suite"] != "glue":
         return [f"--glue-dir: this entry has {results['suite']} results, not GLUE"]
-    from glue_eval import compute_metrics
+    from glue_eval import RESULTS_FORMAT, seed_runs
 
     try:
         results_dir = run_file(run, entry["results_file"], "results_file").parent
     except UserError as err:
         return [str(err)]
     problems = []
-    for task, spec in results["tasks"].items():
-        recomputed, failed = {}, False
-        for item in spec.get("predictions", []):
-            try:
-                labels, predictions = _scored_rows(task, item, results["protocol"],
-                                                   results_dir, glue_dir)
-                recomputed.update(compute_metrics(task, labels, predictions,
-                                                  split=item["split"]))
-            except (UserError, OSError) as err:
-                problems.append(f"{task} {item['split']}: metrics cannot be recomputed: {err}")
-                failed = True
-        if not spec.get("predictions"):
-            problems.append(f"{task}: no saved predictions to recompute its metrics from")
-        elif not failed:  # e.g. MNLI-mm stated with only the matched predictions saved
-            problems += [f"results.tasks.{task}.metrics.{metric} has no saved predictions "
-                         "to recompute it from" for metric in spec["metrics"]
-                         if metric not in recomputed]
-        for metric, actual in recomputed.items():
-            stated = spec["metrics"].get(metric)
-            if not _close(stated, actual):
-                problems.append(f"results.tasks.{task}.metrics.{metric} is {stated} but the "
-                                f"saved predictions score {_fmt(actual)}")
+    for task in results["tasks"]:
+        for number, seed_run in enumerate(seed_runs(results, task)):
+            # cram-glue/1: the task's own metrics; cram-glue/2: those of each seed's run.
+            where = f"results.tasks.{task}" + (
+                f".seeds[{number}]" if results["format"] == RESULTS_FORMAT else "")
+            problems += _rescore(task, seed_run, where, results["protocol"], results_dir,
+                                 glue_dir)
+    return problems
+
+
+def _rescore(task: str, seed_run: dict, where: str, protocol: dict, results_dir: Path,
+             glue_dir: Path) -> list[str]:
+    from glue_eval import compute_metrics
+
+    problems, recomputed, failed = [], {}, False
+    for item in seed_run["predictions"]:
+        try:
+            labels, predictions = _scored_rows(task, item, protocol, results_dir, glue_dir)
+            recomputed.update(compute_metrics(task, labels, predictions, split=item["split"]))
+        except (UserError, OSError) as err:
+            problems.append(f"{task} {item['split']}: metrics cannot be recomputed: {err}")
+            failed = True
+    if not seed_run["predictions"]:
+        problems.append(f"{task}: no saved predictions to recompute its metrics from")
+    elif not failed:  # e.g. MNLI-mm stated with only the matched predictions saved
+        problems += [f"{where}.metrics.{metric} has no saved predictions to recompute it "
+                     "from" for metric in seed_run["metrics"] if metric not in recomputed]
+    for metric, actual in recomputed.items():
+        stated = seed_run["metrics"].get(metric)
+        if not _close(stated, actual):
+            problems.append(f"{where}.metrics.{metric} is {stated} but the saved predictions "
+                            f"score {_fmt(actual)}")
     return problems
 
 

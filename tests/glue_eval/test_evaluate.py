@@ -69,7 +69,8 @@ def test_quick_eval_writes_contract_3_and_its_predictions_rescore(tiny_run, tmp_
         result = evaluate_glue(tiny_run, tasks="rte,stsb,mnli", glue_dir=glue_dir,
                                protocol="quick", out=out, quiet=True, device="cpu")
     assert json.loads(out.read_text()) == result
-    assert (result["format"], result["suite"], result["source"]) == ("cram-glue/1", "glue", "dir")
+    assert (result["format"], result["suite"], result["source"]) == ("cram-glue/2", "glue", "dir")
+    assert result["protocol"]["seeds"] == [0]
     assert result["protocol"]["name"] == "quick" and result["protocol"]["rankable"] is False
     assert result["protocol"]["max_train_rows"] == 800
     assert result["protocol"]["epochs"] == PROTOCOLS["quick"].epochs < 5
@@ -83,8 +84,11 @@ def test_quick_eval_writes_contract_3_and_its_predictions_rescore(tiny_run, tmp_
     for task, entry in result["tasks"].items():
         assert tuple(entry["metrics"]) == TASKS[task].metric_keys
         assert entry["seconds"] > 0 and entry["epochs"] == PROTOCOLS["quick"].epochs
+        [run] = entry["seeds"]  # one seed: its metrics are the task's score
+        assert run["seed"] == 0 and run["metrics"] == entry["metrics"]
+        assert all(spread["std"] is None for spread in entry["spread"].values())
         rescored = {}
-        for item in entry["predictions"]:
+        for item in run["predictions"]:
             path = out.parent / item["file"]
             assert item["sha256"] == sha256_file(path)
             indices, preds = read_predictions(path)
@@ -92,8 +96,9 @@ def test_quick_eval_writes_contract_3_and_its_predictions_rescore(tiny_run, tmp_
             assert indices.tolist() == list(range(len(labels)))
             rescored.update(compute_metrics(task, labels[indices], preds, split=item["split"]))
         assert rescored == entry["metrics"]  # exactly: the files hold what was scored
-    assert [p["split"] for p in result["tasks"]["mnli"]["predictions"]] == [
-        "dev_matched", "dev_mismatched"]
+    assert [p["file"] for p in result["tasks"]["mnli"]["seeds"][0]["predictions"]] == [
+        "glue-predictions/mnli-dev_matched-seed0.tsv",
+        "glue-predictions/mnli-dev_mismatched-seed0.tsv"]
     averages = compute_averages({t: e["metrics"] for t, e in result["tasks"].items()})
     assert result["avg_cramming"] == averages["avg_cramming"]
     assert result["avg_glue"] == averages["avg_glue"]
@@ -113,7 +118,7 @@ def test_from_scratch_control_is_seeded_and_kept_apart(tiny_run, tmp_path):
     assert json.loads(written.read_text())["from_scratch"] is True
     again = evaluate_glue(tiny_run, tasks="rte", glue_dir=glue_dir, protocol="quick",
                           from_scratch=True, quiet=True, device="cpu", force=True)
-    sha = [r["tasks"]["rte"]["predictions"][0]["sha256"] for r in (first, again)]
+    sha = [r["tasks"]["rte"]["seeds"][0]["predictions"][0]["sha256"] for r in (first, again)]
     assert sha[0] == sha[1]  # same seed, same predictions
 
 
@@ -146,7 +151,7 @@ def test_real_rte_scores_every_dev_row(tiny_run, shared_data, tmp_path):
                            protocol="quick", out=tmp_path / "rte.json", quiet=True, device="cpu")
     entry = result["tasks"]["rte"]
     assert (entry["n_train"], entry["n_dev"]) == (800, 277)  # train capped, dev whole
-    indices, preds = read_predictions(tmp_path / entry["predictions"][0]["file"])
+    indices, preds = read_predictions(tmp_path / entry["seeds"][0]["predictions"][0]["file"])
     assert indices.tolist() == list(range(277)) and set(np.unique(preds)) <= {0, 1}
     assert 0.0 <= entry["metrics"]["accuracy"] <= 100.0
 
@@ -179,3 +184,48 @@ def test_rows_longer_than_the_model_has_positions_are_one_line(tmp_path):
     assert len(encoder.encode(["the cat"], None, max_length=128)[0]) <= 8
     with pytest.raises(UserError, match=r"has 8 positions \(model.seq_len\).*rows of [0-9]+"):
         encoder.encode([" ".join(["the cat sees a red ball."] * 3)], None, max_length=128)
+
+
+@pytest.mark.filterwarnings("ignore:rte train. skipped 1 malformed")
+def test_several_seeds_are_each_kept_and_scored_by_their_median(tiny_run, tmp_path, capsys):
+    glue_dir = write_glue_dir(tmp_path / "glue", n_train=24, n_dev=10)
+    out = tmp_path / "seeds.json"
+    argv = ["eval", "glue", "--run", str(tiny_run), "--glue-dir", str(glue_dir), "--tasks",
+            "rte,stsb", "--protocol", "quick", "--out", str(out), "--threads", "1",
+            "--seeds", "0,1,2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["format"] == "cram-glue/2" and result["protocol"]["seeds"] == [0, 1, 2]
+    for task, entry in result["tasks"].items():
+        runs = entry["seeds"]
+        assert [r["seed"] for r in runs] == [0, 1, 2]
+        if task == "stsb":  # scores differ by seed (a tiny random RTE model predicts one class)
+            assert len({r["predictions"][0]["sha256"] for r in runs}) == 3
+        for run in runs:  # each seed's metrics come from its own saved predictions
+            item = run["predictions"][0]
+            assert item["file"] == f"seeds-predictions/{task}-dev-seed{run['seed']}.tsv"
+            indices, preds = read_predictions(out.parent / item["file"])
+            labels = read_split(glue_dir, task, "dev").labels
+            assert run["metrics"] == compute_metrics(task, labels[indices], preds)
+        for key in TASKS[task].metric_keys:
+            values = sorted(r["metrics"][key] for r in runs)
+            assert entry["metrics"][key] == values[1]  # the median of three
+            assert entry["spread"][key]["mean"] == pytest.approx(np.mean(values))
+            assert entry["spread"][key]["std"] == pytest.approx(np.std(values, ddof=1))
+        # Each seed prints its line, then the task its median and spread.
+        assert f"{task} seed 2: " in printed
+        assert f"median of 3 seeds ({entry['n_train']} train rows" in printed
+    # The averages are taken over the median task scores.
+    averages = compute_averages({t: e["metrics"] for t, e in result["tasks"].items()})
+    assert result["avg_cramming"]["value"] == averages["avg_cramming"]["value"]
+
+    # Seed 0 of several is the run a one-seed evaluation makes: the same rows, the same model.
+    single = evaluate_glue(tiny_run, tasks="rte", glue_dir=glue_dir, protocol="quick",
+                           out=tmp_path / "one.json", quiet=True, device="cpu")
+    assert (single["tasks"]["rte"]["seeds"][0]["predictions"][0]["sha256"]
+            == result["tasks"]["rte"]["seeds"][0]["predictions"][0]["sha256"])
+    assert single["protocol"]["seeds"] == [0]
+    capsys.readouterr()
+    assert main([*argv[:-1], "0,1,1", "--force"]) == 2
+    assert "seeds '0,1,1': give distinct whole numbers" in capsys.readouterr().err

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from data_prep import UserError
-from glue_eval import TASKS, compute_averages, compute_metrics, read_predictions
+from glue_eval import (
+    TASKS,
+    compute_averages,
+    compute_metrics,
+    median_over_seeds,
+    read_predictions,
+    seed_spread,
+)
+from glue_eval.evaluate import parse_seeds
 from glue_eval.results import check_out_path, format_predictions
 
 # 5 pairs: TP=2 (rows 0,1), FN=1 (row 2), FP=1 (row 3), TN=1 (row 4).
@@ -88,6 +96,34 @@ def test_partial_averages_are_marked_incomplete():
     one = compute_averages({"mnli": {"accuracy_m": 80.0}})
     assert one["avg_glue"]["value"] is None
     assert one["avg_cramming"]["value"] == 80.0
+
+
+def test_task_score_is_the_median_of_each_metric_over_seeds():
+    # MRPC over 3 seeds: F1's median comes from seed 1, accuracy's from seed 0.
+    runs = [{"f1": 80.0, "accuracy": 65.0}, {"f1": 90.0, "accuracy": 60.0},
+            {"f1": 70.0, "accuracy": 75.0}]
+    assert median_over_seeds(runs) == {"f1": 80.0, "accuracy": 65.0}
+    spread = seed_spread(runs)
+    assert spread["f1"] == {"mean": 80.0, "std": 10.0, "min": 70.0, "max": 90.0}
+    assert spread["accuracy"]["mean"] == pytest.approx(200 / 3)
+    assert spread["accuracy"]["std"] == pytest.approx(math.sqrt(((65 - 200 / 3) ** 2 + (
+        60 - 200 / 3) ** 2 + (75 - 200 / 3) ** 2) / 2))  # sample std: n - 1
+    # An even count takes the mean of the middle two; one seed is its own median, no std.
+    assert median_over_seeds([{"mcc": v} for v in (4.0, 1.0, 3.0, 2.0)]) == {"mcc": 2.5}
+    assert median_over_seeds([{"mcc": 7.0}]) == {"mcc": 7.0}
+    assert seed_spread([{"mcc": 7.0}])["mcc"]["std"] is None
+
+
+@pytest.mark.parametrize("given, seeds", [("0,1,2,3,4", [0, 1, 2, 3, 4]), (" 3 ,1", [3, 1]),
+                                          (5, [5]), ((0, 2), [0, 2])])
+def test_seed_lists_parse_in_order(given, seeds):
+    assert parse_seeds(given) == seeds
+
+
+@pytest.mark.parametrize("given", ["0,1,1", "-1", "0,a", "", "1.5", ","])
+def test_bad_seed_lists_are_user_errors(given):
+    with pytest.raises(UserError, match="give distinct whole numbers >= 0"):
+        parse_seeds(given)
 
 
 def test_predictions_round_trip_exactly(tmp_path):

@@ -76,7 +76,7 @@ def test_model_scores_a_saved_tiny_bert_on_shared_tasks(tiny_bert, tmp_path, cap
     printed = capsys.readouterr().out
     assert "rte: accuracy" in printed and "stsb: pearson" in printed and f"wrote {out}" in printed
     result = json.loads(out.read_text())
-    assert result["format"] == "cram-glue/1" and result["suite"] == "glue"
+    assert result["format"] == "cram-glue/2" and result["suite"] == "glue"
     outside = result["outside_model"]
     assert (outside["track"], outside["track_reason"]) == ("open", OUTSIDE_MODEL_REASON)
     assert outside["source"] == str(model) and outside["location"] == "local"
@@ -92,12 +92,13 @@ def test_model_scores_a_saved_tiny_bert_on_shared_tasks(tiny_bert, tmp_path, cap
     assert result["tasks"]["rte"]["n_train"] == 48 and result["tasks"]["rte"]["n_dev"] == 24
     # The saved predictions are the dev rows' and give back the metrics in the file.
     for task, entry in result["tasks"].items():
-        (saved,) = entry["predictions"]
+        (saved,) = entry["seeds"][0]["predictions"]
         indices, values = read_predictions(out.parent / saved["file"])
         labels = read_split(glue, task, "dev").labels
         assert list(indices) == list(range(24))
         assert compute_metrics(task, {"dev": labels}, {"dev": values}) == entry["metrics"]
-    stsb = read_predictions(out.parent / result["tasks"]["stsb"]["predictions"][0]["file"])[1]
+    [stsb_run] = result["tasks"]["stsb"]["seeds"]
+    stsb = read_predictions(out.parent / stsb_run["predictions"][0]["file"])[1]
     assert stsb.dtype == np.float64 and len(set(stsb.tolist())) > 1  # scores, not classes
 
 

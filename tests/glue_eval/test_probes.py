@@ -97,15 +97,15 @@ def test_eval_probe_runs_offline_and_is_labelled_not_glue(tiny_run, capsys):
     assert set(result["tasks"]) == {"continuation", "word_order"}
     for entry in result["tasks"].values():
         assert 0.0 <= entry["metrics"]["accuracy"] <= 100.0
-        assert (tiny_run / "eval" / entry["predictions"][0]["file"]).is_file()
+        assert (tiny_run / "eval" / entry["seeds"][0]["predictions"][0]["file"]).is_file()
     assert result["avg_glue"]["value"] is None and "not GLUE" in result["avg_glue"]["label"]
 
     assert main(["eval", "probe", "--run", str(tiny_run), "--quiet"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["eval", "probe", "--run", str(tiny_run), "--quiet", "--force"]) == 0
     again = json.loads((tiny_run / "eval" / "probe.json").read_text())
-    assert again["tasks"]["word_order"]["predictions"] == \
-        result["tasks"]["word_order"]["predictions"]  # seeded: same predictions
+    assert again["tasks"]["word_order"]["seeds"][0]["predictions"] == \
+        result["tasks"]["word_order"]["seeds"][0]["predictions"]  # seeded: same predictions
 
 
 def test_probe_needs_a_data_dir(tiny_run, tmp_path):

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from cramming import config_sha256, load_config
 from cramming.cli import main
 from data_prep import UserError
-from glue_eval import PROTOCOLS, compute_averages, compute_metrics
+from glue_eval import PROTOCOLS, compute_averages, compute_metrics, median_over_seeds, seed_spread
 from leaderboard import submit, validate_entries
 
 A6000 = {"device": "cuda", "gpu_name": "NVIDIA RTX A6000", "gpu_count": 1,
@@ -52,45 +52,51 @@ def _task_predictions(task: str, rng: np.random.Generator) -> dict[str, tuple]:
 
 
 def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", model_sha256,
-                  tokenizer_sha256):
-    """RUN/eval/{suite}.json and its prediction files, as glue_eval writes them (contract 3)."""
+                  tokenizer_sha256, seeds=(0,)):
+    """RUN/eval/{suite}.json and its prediction files, as glue_eval writes them (contract 3):
+    each task fine-tuned once per seed, scored by the median over the seeds."""
     rng = np.random.default_rng(0)
     pred_dir = run / "eval" / f"{suite}-predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    record = {"format": "cram-glue/1", "suite": suite,
-              "protocol": PROTOCOLS[protocol].record(seed=0), "source": "dir",
+    record = {"format": "cram-glue/2", "suite": suite,
+              "protocol": PROTOCOLS[protocol].record(seeds), "source": "dir",
               "from_scratch": False, "model_sha256": model_sha256,
               "tokenizer_sha256": tokenizer_sha256, "tasks": {}}
     if suite == "probe":
         record["protocol"]["name"] = "probe"
         record["data_sha256"] = _sha(b"shards of probe data")
     for task in tasks:
-        metrics, predictions = {}, []
-        if suite == "probe":  # probe tasks are not GLUE tasks: an accuracy, no GLUE labels
-            path = pred_dir / f"{task}-dev.tsv"
-            path.write_text("index\tprediction\n0\t1\n")
-            record["tasks"][task] = {
-                "metrics": {"accuracy": float(rng.uniform(20, 60))}, "n_train": 100,
-                "n_dev": 40, "epochs": 5, "seconds": 1.0, "malformed_rows": {"train": 0, "dev": 0},
-                "predictions": [{"split": "dev", "file": f"{pred_dir.name}/{path.name}",
-                                 "sha256": _sha(path.read_bytes())}],
-                "dev_positive_fraction": 50.0}
-            continue
-        for split, (labels, preds) in _task_predictions(task, rng).items():
-            metrics.update(compute_metrics(task, labels, preds, split=split))
-            lines = ["index\tprediction"] + [
-                f"{i}\t{repr(float(p)) if task == 'stsb' else int(p)}"
-                for i, p in enumerate(preds)]
-            path = pred_dir / f"{task}-{split}.tsv"
-            path.write_text("\n".join(lines) + "\n")
-            predictions.append({"split": split, "file": f"{pred_dir.name}/{path.name}",
-                                "sha256": _sha(path.read_bytes())})
-        splits = [item["split"] for item in predictions]
+        runs = []
+        for seed in seeds:
+            metrics, predictions = {}, []
+            if suite == "probe":  # probe tasks are not GLUE tasks: an accuracy, no GLUE labels
+                path = pred_dir / f"{task}-dev-seed{seed}.tsv"
+                path.write_text("index\tprediction\n0\t1\n")
+                metrics["accuracy"] = float(rng.uniform(20, 60))
+                predictions.append({"split": "dev", "file": f"{pred_dir.name}/{path.name}",
+                                    "sha256": _sha(path.read_bytes())})
+            for split, (labels, preds) in (_task_predictions(task, rng).items()
+                                           if suite == "glue" else ()):
+                metrics.update(compute_metrics(task, labels, preds, split=split))
+                lines = ["index\tprediction"] + [
+                    f"{i}\t{repr(float(p)) if task == 'stsb' else int(p)}"
+                    for i, p in enumerate(preds)]
+                path = pred_dir / f"{task}-{split}-seed{seed}.tsv"
+                path.write_text("\n".join(lines) + "\n")
+                predictions.append({"split": split, "file": f"{pred_dir.name}/{path.name}",
+                                    "sha256": _sha(path.read_bytes())})
+            runs.append({"seed": seed, "metrics": metrics, "seconds": 1.0,
+                         "predictions": predictions})
+        per_seed = [r["metrics"] for r in runs]
+        splits = [item["split"] for item in runs[0]["predictions"]]
         record["tasks"][task] = {
-            "metrics": metrics, "n_train": 100,
+            "metrics": median_over_seeds(per_seed), "spread": seed_spread(per_seed),
+            "n_train": 100,
             "n_dev": {split: 60 for split in splits} if len(splits) > 1 else 60, "epochs": 5,
-            "seconds": 1.0, "malformed_rows": {"train": 0, **{split: 0 for split in splits}},
-            "predictions": predictions}
+            "seconds": 1.0 * len(seeds),
+            "malformed_rows": {"train": 0, **{split: 0 for split in splits}}, "seeds": runs}
+        if suite == "probe":
+            record["tasks"][task]["dev_positive_fraction"] = 50.0
     if suite == "probe":
         record.update({key: {"value": None, "label": "probe tasks are not GLUE",
                              "components": [], "complete": False}
@@ -105,7 +111,8 @@ def write_results(run, tasks=ALL_TASKS, *, suite="glue", protocol="cramming", mo
 
 
 def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
-             tasks=ALL_TASKS, suite="glue", protocol="cramming", log_lines=500, name="run"):
+             tasks=ALL_TASKS, suite="glue", protocol="cramming", log_lines=500, name="run",
+             seeds=(0,)):
     """A finished, scored run dir and its data dir, written to contracts 1-3: every record
     that carries a claim (summary, config, checkpoint train state, metrics, final model
     config, manifest, results) agrees with the others."""
@@ -156,7 +163,7 @@ def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     if tasks:
         write_results(run, tasks, suite=suite, protocol=protocol, model_sha256=model_sha,
-                      tokenizer_sha256=_sha(tokenizer))
+                      tokenizer_sha256=_sha(tokenizer), seeds=seeds)
     return run
 
 
@@ -307,7 +314,9 @@ def test_score_tamper_reports_both_averages(ranked_entry, tmp_path):
     entry["results"]["tasks"]["rte"]["metrics"]["accuracy"] = 99.0
     path = _write(tmp_path / "t.json", entry)
     problems = validate_entries([path])[path]
-    assert [p.split(" is ")[0] for p in problems] == ["results.avg_cramming.value",
+    # The score is no longer the median of its seed's metrics, nor the averages' component.
+    assert [p.split(" is ")[0] for p in problems] == ["results.tasks.rte.metrics.accuracy",
+                                                      "results.avg_cramming.value",
                                                       "results.avg_glue.value"]
 
 
@@ -327,6 +336,68 @@ def test_malformed_entry_reasons(ranked_entry, tmp_path, edit, reason):
     path = _write(tmp_path / "bad.json", entry)
     problems = validate_entries([path])[path]
     assert any(p.startswith(reason) for p in problems), problems
+
+
+def test_several_seeds_are_ranked_and_their_median_is_the_score(tmp_path):
+    entry = submit(make_run(tmp_path, seeds=(0, 1, 2, 3, 4)), "seeds", out=tmp_path / "s.json")
+    assert (entry["track"], entry["results"]["protocol"]["seeds"]) == ("ranked", [0, 1, 2, 3, 4])
+    assert validate_entries([tmp_path / "s.json"]) == {str(tmp_path / "s.json"): []}
+
+
+def _best_seed_reported(entry):
+    # Cherry-picking: the best seed's accuracy instead of the median, averages made to agree.
+    results = entry["results"]
+    rte = results["tasks"]["rte"]
+    rte["metrics"]["accuracy"] = max(r["metrics"]["accuracy"] for r in rte["seeds"]) + 1.0
+    results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
+
+
+def _worst_seed_dropped(entry):
+    rte = entry["results"]["tasks"]["rte"]
+    rte["seeds"].remove(min(rte["seeds"], key=lambda r: r["metrics"]["accuracy"]))
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (_best_seed_reported, "results.tasks.rte.metrics.accuracy is "),
+    (_worst_seed_dropped, "results.tasks.rte.seeds ran ["),
+    (lambda e: e["results"]["protocol"].update(seeds=[0, 1]),
+     "results.tasks.cola.seeds ran [0, 1, 2, 3, 4], the protocol lists [0, 1]"),
+    (lambda e: e["results"]["protocol"].update(seeds=[0, 1, 1]),
+     "results.protocol.seeds: [0, 1, 1] has non-unique elements"),
+    (lambda e: e["results"]["tasks"]["cola"]["seeds"][4]["metrics"].update(mcc=-50.0),
+     "results.tasks.cola.spread.mcc.mean is "),
+    (lambda e: e["results"]["tasks"]["sst2"]["spread"]["accuracy"].update(std=0.1),
+     "results.tasks.sst2.spread.accuracy.std is 0.1 but its seeds give "),
+])
+def test_seed_tampering_is_caught(tmp_path, tamper, reason):
+    entry = submit(make_run(tmp_path, seeds=(0, 1, 2, 3, 4)), "seeds", out=tmp_path / "s.json")
+    tamper(entry)
+    path = _write(tmp_path / "tampered.json", entry)
+    problems = validate_entries([path])[path]
+    assert any(p.startswith(reason) for p in problems), problems
+
+
+def test_one_seed_results_of_the_first_format_still_validate(tmp_path):
+    """A cram-glue/1 file (one seed: `protocol.seed`, predictions on the task) as glue_eval
+    wrote it before several seeds existed: it submits, validates and ranks unchanged."""
+    run = make_run(tmp_path)
+    path = run / "eval" / "glue.json"
+    record = json.loads(path.read_text())
+    record["format"] = "cram-glue/1"
+    record["protocol"]["seed"] = record["protocol"].pop("seeds")[0]
+    for task in record["tasks"].values():
+        [seed_run] = task.pop("seeds")
+        del task["spread"]
+        task["predictions"] = seed_run["predictions"]
+    path.write_text(json.dumps(record))
+    entry = submit(run, "v1", out=tmp_path / "v1.json")
+    assert entry["results"] == record and entry["track"] == "ranked"
+    assert validate_entries([tmp_path / "v1.json"]) == {str(tmp_path / "v1.json"): []}
+    from leaderboard.validate import _prediction_problems
+
+    assert _prediction_problems(entry, run / "eval") == []
+    (run / "eval" / record["tasks"]["rte"]["predictions"][0]["file"]).write_text("edited")
+    assert _prediction_problems(entry, run / "eval")[0].startswith("rte dev predictions ")
 
 
 def test_validate_cli_prints_valid_or_every_reason(ranked_entry, tmp_path, capsys):
@@ -436,7 +507,7 @@ def _rte_entry(run, indices, predictions, *, protocol):
     path.write_text("index\tprediction\n"
                     + "".join(f"{i}\t{p}\n" for i, p in zip(indices, predictions, strict=True)))
     return {"results_file": "eval/glue.json", "results": {
-        "suite": "glue", "protocol": protocol,
+        "format": "cram-glue/1", "suite": "glue", "protocol": protocol,
         "tasks": {"rte": {"metrics": {"accuracy": 75.0}, "predictions": [
             {"split": "dev", "file": "glue-predictions/rte-dev.tsv", "sha256": "0" * 64}]}}}}
 

@@ -339,13 +339,21 @@ def test_consistent_score_edit_is_caught_by_the_run_and_the_predictions(scored, 
     run, entry_path, glue = scored
     entry = json.loads(entry_path.read_text())
     results = entry["results"]
-    results["tasks"]["rte"]["metrics"]["accuracy"] += 7.0
-    results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
+    rte = results["tasks"]["rte"]
+    rte["metrics"]["accuracy"] += 7.0
     path = tmp_path / "edited.json"
+    path.write_text(json.dumps(entry))
+    # The task score alone: its seed's run still says otherwise.
+    _has(_problems(path), "results.tasks.rte.metrics.accuracy is ")
+    # The seed's run, its spread, the task score and the averages, all edited consistently.
+    rte["seeds"][0]["metrics"]["accuracy"] += 7.0
+    for key in ("mean", "min", "max"):
+        rte["spread"]["accuracy"][key] += 7.0
+    results.update(compute_averages({t: s["metrics"] for t, s in results["tasks"].items()}))
     path.write_text(json.dumps(entry))
     assert _problems(path) == []  # nothing in the entry alone contradicts it
     _has(_problems(path, run, glue), "results differ from ",
-         "results.tasks.rte.metrics.accuracy is ")
+         "results.tasks.rte.seeds[0].metrics.accuracy is ")
 
 
 # --- paths stay inside the run dir --------------------------------------------------------------
@@ -360,19 +368,19 @@ def test_recorded_paths_stay_inside_the_run_dir(copy_of, tmp_path):
         "results_file: '../../../../../../etc/passwd' does not match "
         "'^eval/[A-Za-z0-9_-][A-Za-z0-9._-]*\\\\.json$'"]
     # A symbolic link in the run dir leads no further than a recorded path.
-    predictions = run / "eval" / "glue-predictions" / "rte-dev.tsv"
+    predictions = run / "eval" / "glue-predictions" / "rte-dev-seed0.tsv"
     outside = tmp_path / "outside.tsv"
     shutil.copyfile(predictions, outside)
     predictions.unlink()
     predictions.symlink_to(outside)
     problems = _problems(entry_path, run, glue)
-    assert any("leads outside" in p and "rte-dev.tsv" in p for p in problems), problems
+    assert any("leads outside" in p and "rte-dev-seed0.tsv" in p for p in problems), problems
 
 
 def test_run_dir_tampering_caught(copy_of):
     run, entry_path, glue = copy_of
     assert _problems(entry_path, run, glue) == []
-    predictions = run / "eval" / "glue-predictions" / "rte-dev.tsv"
+    predictions = run / "eval" / "glue-predictions" / "rte-dev-seed0.tsv"
     lines = predictions.read_text().splitlines()
     index, value = lines[1].split("\t")
     lines[1] = f"{index}\t{1 - int(value)}"
@@ -381,7 +389,7 @@ def test_run_dir_tampering_caught(copy_of):
     shard = sorted((run.parent / "data" / "shards").glob("train-*.bin"))[0]
     shard.write_bytes(b"\0" * 256 + shard.read_bytes()[256:])
     problems = _problems(entry_path, run, glue)
-    _has(problems, "rte dev predictions ", "results.tasks.rte.metrics.accuracy is ",
+    _has(problems, "rte dev predictions ", "results.tasks.rte.seeds[0].metrics.accuracy is ",
          "hashes.model_sha256 ", "hashes.data_sha256 cannot be recomputed: ")
 
 
