@@ -19,7 +19,7 @@ from data_prep.filters import not_trash
 from data_prep.pack import Packer
 from data_prep.progress import bar
 from data_prep.shards import ShardWriter
-from data_prep.tokenizer import SPECIAL_IDS
+from data_prep.tokenizer import SPECIAL_IDS, text_only
 
 BATCH_CHARS = 4 << 20  # ~4 MiB of text per encode call: bounded memory, enough parallel work
 BATCH_DOCS = 4096
@@ -43,7 +43,7 @@ def encode_ids(encoder: Tokenizer, docs: list[str]) -> list[list[int]]:
 
 
 def prenormalized(tokenizer: Tokenizer) -> Tokenizer:
-    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy = text_only(Tokenizer.from_str(tokenizer.to_str()))  # the flag is not serialized
     copy.normalizer = None
     return copy
 

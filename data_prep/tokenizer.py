@@ -5,6 +5,13 @@ Special tokens are trained first, so their ids are fixed: [PAD]=0 [UNK]=1 [CLS]=
 (NFKD, ASCII only, lowercase), so downstream text is encoded like the corpus. The
 post-processor adds BERT's `[CLS] A [SEP] (B [SEP])` for fine-tuning; pretraining rows are
 encoded without it (no [CLS] in the corpus, cramming recipe).
+
+Text never produces a special id: by default `tokenizers` matches added tokens such as
+"[SEP]" in the input before normalizing it, so a GLUE sentence quoting "[MASK]" would encode
+as the real mask id. Every tokenizer this module hands out has `encode_special_tokens` set,
+which makes such strings ordinary text ("[", "sep", "]"), exactly as the lowercased corpus
+encodes them. The flag is not part of tokenizer.json (so it changes no hash) and is lost by
+`Tokenizer.from_str`/`from_file`: set it again with `text_only` on any copy.
 """
 
 from __future__ import annotations
@@ -39,6 +46,13 @@ def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
+
+
+def text_only(tokenizer: Tokenizer) -> Tokenizer:
+    """`tokenizer`, set to encode special-token strings in text as text; returned for
+    chaining. The special ids come only from the post-processor's template."""
+    tokenizer.encode_special_tokens = True
     return tokenizer
 
 
@@ -97,7 +111,7 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int) -> Tokenizer:
     tokenizer.add_special_tokens(list(SPECIAL_TOKENS))  # the seeds stay ordinary pieces
     add_bert_template(tokenizer)
     check_special_ids(tokenizer, "the trained tokenizer")
-    return tokenizer
+    return text_only(tokenizer)
 
 
 def check_special_ids(tokenizer: Tokenizer, where: str) -> None:
@@ -113,4 +127,4 @@ def read_tokenizer_file(path) -> Tokenizer:
     except Exception as err:  # tokenizers raises a bare Exception for bad JSON
         raise UserError(f"cannot read tokenizer {path}: {str(err).splitlines()[0]}") from None
     check_special_ids(tokenizer, str(path))
-    return tokenizer
+    return text_only(tokenizer)

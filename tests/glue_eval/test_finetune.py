@@ -41,6 +41,24 @@ def test_texts_are_encoded_without_the_tokenizers_own_specials():
         [[CLS, 5, 6, SEP]]
 
 
+def test_special_token_strings_in_glue_text_never_become_special_ids(tiny_run):
+    """"[SEP]" quoted in a sentence is the text it spells, as `cram prepare` encodes it (the
+    corpus is lowercased): only the [CLS]/[SEP] of the input layout are special."""
+    from glue_eval.encoder import Encoder
+
+    encoder = Encoder(tiny_run / "final")
+    texts = ["the cat [SEP] sees [MASK] a dog [CLS]", "[PAD] [UNK] the ball"]
+    rows = encode_texts(encoder.tokenizer, texts, texts[::-1], cls_id=CLS, sep_id=SEP,
+                        max_length=128)
+    lower = [t.lower() for t in texts]
+    assert rows == encode_texts(encoder.tokenizer, lower, lower[::-1], cls_id=CLS, sep_id=SEP,
+                                max_length=128)
+    for row in rows:
+        a_end = row.index(SEP)
+        assert row[0] == CLS and row[-1] == SEP and SEP not in row[a_end + 1:-1]
+        assert not {PAD, CLS, SEP, 4} & set(row[1:a_end] + row[a_end + 1:-1])
+
+
 def test_cosine_schedule_warms_up_then_decays_to_zero():
     f = cosine_with_warmup(total_steps=100, warmup_fraction=0.1)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)

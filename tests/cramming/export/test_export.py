@@ -158,8 +158,12 @@ def test_fill_mask_pipeline_ranks_as_the_run_model(scored_run, exported):
     cfg, state = load_pretrained(run / "final")
     ours = CrammedBert(cfg).eval()
     ours.load_state_dict(state)
-    ids = torch.tensor([load_tokenizer(run / "final").encode(text).ids])
-    position = ids[0].tolist().index(4)  # [MASK]
+    # "[MASK]" typed in text is text to the harness's tokenizer: the mask id goes in by hand.
+    tokenizer = load_tokenizer(run / "final")
+    left, right = (tokenizer.encode(part, add_special_tokens=False).ids
+                   for part in text.split("[MASK]"))
+    ids = torch.tensor([[2, *left, 4, *right, 3]])  # [CLS] ... [MASK] ... [SEP]
+    position = len(left) + 1
     with torch.no_grad():
         probs = ours(ids)[1][0, position].softmax(-1)
     top = probs.topk(5)
