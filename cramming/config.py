@@ -152,8 +152,8 @@ def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def validate(cfg: PretrainConfig) -> None:
-    m, o, t, i = cfg.model, cfg.optim, cfg.train, cfg.impl
+def validate_model(m: ModelConfig) -> None:
+    """A shape the model can be built with, else a UserError naming the field."""
     sizes = ("vocab_size", "seq_len", "hidden", "layers", "heads", "ffn_hidden", "head_hidden")
     if min(getattr(m, name) for name in sizes) < 1:
         raise UserError(f"model.{{{','.join(sizes)}}} must all be at least 1")
@@ -161,6 +161,11 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError(f"model.hidden={m.hidden} is not divisible by model.heads={m.heads}")
     if m.ffn_hidden % 2:
         raise UserError(f"model.ffn_hidden={m.ffn_hidden} must be even (GLU halves)")
+
+
+def validate(cfg: PretrainConfig) -> None:
+    o, t, i = cfg.optim, cfg.train, cfg.impl
+    validate_model(cfg.model)
     if not 0 < t.mask_prob < 1 or t.mask_token_prob + t.random_token_prob > 1:
         raise UserError("train.mask_* probabilities must lie in (0, 1) and sum to at most 1")
     if not 0 < t.lr_peak_at < 1 or not 0 < t.batch_ramp_until <= 1:

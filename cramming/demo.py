@@ -13,14 +13,12 @@ stage's library, each through its public API.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from data_prep import UserError
+from data_prep.hub import hub_unreachable
 from data_prep.progress import QUIET_HELP, progress_line
 
 DEMO_PRESET = "tiny"
@@ -167,7 +165,7 @@ def _evaluate(run: Path, glue_dir, quiet: bool, log, warn) -> tuple[str, str]:
         evaluate_glue(run, tasks=tasks, glue_dir=glue_dir, protocol="quick", force=True,
                       quiet=quiet, device="cpu")
         return "eval/glue.json", f"GLUE dev from {glue_dir}, quick protocol"
-    reason = _hub_unreachable()
+    reason = hub_unreachable()
     if reason is None:
         try:
             evaluate_glue(run, protocol="quick", force=True, quiet=quiet, device="cpu")
@@ -178,19 +176,6 @@ def _evaluate(run: Path, glue_dir, quiet: bool, log, warn) -> tuple[str, str]:
          "instead (no GLUE score)")
     evaluate_probes(run, force=True, quiet=quiet, device="cpu")
     return "eval/probe.json", "offline probe tasks (the Hub was not reachable): no GLUE score"
-
-
-def _hub_unreachable(timeout_s: float = 5.0) -> str | None:
-    """Why the Hub cannot be reached, or None. One TCP connect, so an offline machine learns
-    it at once instead of after the datasets library's retries (about 25 s)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return "HF_HUB_OFFLINE is set"
-    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError as err:
-        return f"cannot connect to {host}: {err}"
-    return None
 
 
 def _tasks_in(glue_dir: Path) -> list[str]:

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save
 
 from cramming.compress.storage import load_compact, save_compact
-from cramming.config import ModelConfig
+from cramming.config import ModelConfig, validate_model
 from cramming.model import CrammedBert, CrammedBertForSequenceClassification, count_parameters
 from data_prep import UserError
 from data_prep.files import read_contract, write_bytes_atomic, write_json_atomic
@@ -56,13 +56,59 @@ def load_pretrained_with_masks(final_dir):
         if not path.is_file():
             raise UserError(f"pretrained model incomplete: {path} is missing")
     meta = read_contract(meta_path, MODEL_FORMAT)
-    fields = {f for f in ModelConfig.__dataclass_fields__}
+    cfg = model_config_from(meta, meta_path)
     try:
-        cfg = ModelConfig(**{k: v for k, v in meta.items() if k in fields})
         state, masks, _ = load_compact(weights)
-    except (TypeError, SafetensorError, OSError, KeyError, ValueError) as err:
-        raise UserError(f"cannot load {final_dir}: {err}") from None
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise UserError(f"cannot load {weights}: {err}") from None
+    check_weights(cfg, state, config_path=meta_path, weights_path=weights)
     return cfg, state, masks
+
+
+def model_config_from(meta: dict, path) -> ModelConfig:
+    """The ModelConfig a `model_config.json` describes; a field of the wrong type or an
+    impossible shape is a UserError naming the file (not a traceback from building it)."""
+    values = {}
+    for name, spec in ModelConfig.__dataclass_fields__.items():
+        if name not in meta:
+            continue
+        value, whole = meta[name], isinstance(spec.default, int)
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+            raise UserError(f"{path}: {name} is {value!r}, expected "
+                            f"{'a whole number' if whole else 'a number'}")
+        values[name] = value
+    cfg = ModelConfig(**values)
+    try:
+        validate_model(cfg)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
+    return cfg
+
+
+def check_weights(cfg: ModelConfig, state: dict[str, torch.Tensor], *, config_path,
+                  weights_path) -> None:
+    """The weights must be exactly the tensors, of exactly the shapes, of the model the config
+    describes: the first difference is one line naming both files (built on the meta device,
+    so checking costs no memory)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in CrammedBert(cfg).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    where = f"{config_path} does not match {weights_path}"
+    wrong = [k for k in expected if k in got and got[k] != expected[k]]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else ""
+        raise UserError(f"{where}: {wrong[0]} is {list(got[wrong[0]])} in the weights but "
+                        f"{list(expected[wrong[0]])} by the config{more}")
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    what = []
+    if missing:
+        what.append(f"{len(missing)} of the config's tensors are missing (first {missing[0]})")
+    if unexpected:
+        what.append(f"{len(unexpected)} tensors have no place in the config's model (first "
+                    f"{unexpected[0]})")
+    if what:
+        raise UserError(f"{where}: {'; '.join(what)}")
 
 
 def load_classifier(final_dir, num_labels: int, dropout: float = 0.1):

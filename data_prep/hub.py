@@ -8,10 +8,42 @@ resolved, so the exact data can be fetched again.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from data_prep.errors import UserError
 from data_prep.sources import Source
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")  # the Hub libraries' own switches
+
+
+def offline_requested() -> str | None:
+    """The offline switch the user set (the Hub libraries then read only their caches)."""
+    for name in OFFLINE_VARIABLES:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
+
+
+def hub_unreachable(timeout_s: float = 5.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached, or None.
+
+    One TCP connect to the endpoint (HF_ENDPOINT, default huggingface.co), so an offline
+    machine learns it at once instead of after the Hub libraries' retries (about 25 s for a
+    `datasets.load_dataset` here). An offline switch counts as unreachable too.
+    """
+    if name := offline_requested():
+        return f"{name} is set"
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as err:
+        return f"cannot connect to {host}: {err}"
+    return None
 
 
 class HubSource(Source):

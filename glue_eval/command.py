@@ -79,8 +79,8 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
-    from data_prep.files import dir_lock, tidy
-    from glue_eval.results import default_out
+    from data_prep.files import dir_lock
+    from glue_eval.results import default_out, recover
 
     if args.run_dir is None and args.out is None:  # --model without --out: the handler says why
         return args.handler(args)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int | None:
     if not (run_dir if inside else out.parent).is_dir():
         return args.handler(args)
     with dir_lock(run_dir if inside else out, owner=f"cram eval {args.suite}"):
-        tidy(out)  # temporary files of an eval killed while writing its results
+        recover(out)  # what an eval killed while writing its results left
         return args.handler(args)
 
 
@@ -109,7 +109,7 @@ def _run_glue(args: argparse.Namespace) -> int:
                            threads=args.threads)
     out = Path(args.out or default_out(args.run_dir, "glue", args.from_scratch))
     _summary(result, out)
-    if "test_predictions" in result:
+    if "test_predictions" in result:  # where the server files went: a result too
         _test_summary(result["test_predictions"], out.parent)
     return 0
 
@@ -145,13 +145,11 @@ def _seeds(args: argparse.Namespace):
 
 def _summary(result: dict, path) -> None:
     """The deployment, the averages and where they were written: results, so printed under
-    --quiet too."""
+    --quiet too (as every command prints its result line)."""
     from cramming.compress.deployment import describe
+    from glue_eval.evaluate import print_averages
 
     if "deployment" in result:
         print(describe(result["deployment"]))
-    for name in ("avg_cramming", "avg_glue"):
-        avg = result.get(name) or {}
-        if avg.get("value") is not None:
-            print(f"{name}: {avg['value']:.2f}  [{avg['label']}]")
+    print_averages(result)
     print(f"wrote {path}")

@@ -4,19 +4,23 @@ The original GLUE TSVs are not well-formed CSV: sentences contain unbalanced quo
 (MRPC: `"The foodservice pie business ...`), so they are read with `csv.QUOTE_NONE` and split
 on tabs only. MRPC starts with a UTF-8 byte-order mark, removed by reading as `utf-8-sig`.
 A row that does not parse (wrong number of fields, a label outside the task's set, a score
-that is not a number) is counted and reported, never dropped silently.
+that is not a number) is counted and reported in one warning line, never dropped silently; a
+split with no usable row at all is an error that names the file and what its rows look like.
 """
 
 from __future__ import annotations
 
 import csv
-import warnings
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from data_prep import UserError
+from data_prep.hub import hub_unreachable, offline_requested
 from glue_eval.tasks import TASKS, TaskSpec
 
 HUB_DATASET = "nyu-mll/glue"
@@ -67,7 +71,11 @@ def read_split(glue_dir, task: str, split: str) -> Split:
 
 
 def _read_tsv(spec: TaskSpec, split: str, path: Path) -> Split:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    with handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         try:
             rows = list(reader)
@@ -97,13 +105,14 @@ def _read_tsv(spec: TaskSpec, split: str, path: Path) -> Split:
         width = None  # header-less CoLA: the sentence is the last of its 4 fields
 
     text_a, text_b, labels = [], [], []
-    malformed, first_bad = 0, ""
+    malformed, first_bad, widths = 0, "", Counter()
     need = max(c for c in (col_a, col_b, col_label) if c is not None) + 1
     width = width or need
     for offset, row in enumerate(rows):
         if not row or row == [""]:
             continue  # blank line (e.g. a trailing newline): not a row
         problem = None
+        widths[len(row)] += 1
         if len(row) != width:
             problem = f"{len(row)} fields, expected {width}"
         else:
@@ -116,9 +125,22 @@ def _read_tsv(spec: TaskSpec, split: str, path: Path) -> Split:
         if col_b is not None:
             text_b.append(row[col_b])
         labels.append(label)
+    if not text_a:  # fine-tuning on nothing or scoring nothing is never a result
+        raise UserError(_no_usable_rows(path, spec, width, malformed, widths, first_bad))
     dtype = np.float32 if spec.regression else np.int64
     return Split(spec.name, split, text_a, text_b if col_b is not None else None,
                  np.asarray(labels, dtype=dtype), malformed, first_bad and f"{path} {first_bad}")
+
+
+def _no_usable_rows(path: Path, spec: TaskSpec, width: int, malformed: int, widths: Counter,
+                    first_bad: str) -> str:
+    if not malformed:
+        return f"{path} has no rows (task {spec.name})"
+    if width not in widths:  # e.g. every row ends in an extra tab
+        counts = ", ".join(f"{n} with {w} fields" for w, n in sorted(widths.items()))
+        return (f"{path}: no usable row: its {malformed} rows are tab-separated into "
+                f"{counts}; task {spec.name} expects {width}")
+    return f"{path}: no usable row: all {malformed} rows are malformed (first: {first_bad})"
 
 
 def _parse_label(spec: TaskSpec, value: str):
@@ -132,6 +154,18 @@ def _parse_label(spec: TaskSpec, value: str):
     if value not in spec.labels:
         return None, f"label {value!r} not in {list(spec.labels)}"
     return spec.labels.index(value), None
+
+
+def check_hub() -> None:
+    """Fail at once when the Hub is out of reach (instead of after the `datasets` retries),
+    unless the user asked for the offline cache (HF_HUB_OFFLINE=1), which needs no network."""
+    if offline_requested():
+        return
+    reason = hub_unreachable()
+    if reason:
+        raise UserError(f"cannot reach the Hugging Face Hub for {HUB_DATASET} ({reason}): pass "
+                        "--glue-dir with a local GLUE folder, or set HF_HUB_OFFLINE=1 to use a "
+                        "copy in the datasets cache")
 
 
 def _read_hub(spec: TaskSpec, split: str) -> Split:
@@ -155,15 +189,17 @@ def _read_hub(spec: TaskSpec, split: str) -> Split:
     if spec.hub_text_b:
         text_b = [t for t, k in zip(ds[spec.hub_text_b], keep, strict=True) if k]
     malformed = int((~keep).sum())
+    if not text_a:
+        raise UserError(f"{HUB_DATASET}/{spec.hub_config} {hub_split} has no labelled rows")
     return Split(spec.name, split, text_a, text_b, labels[keep], malformed,
                  f"{HUB_DATASET}/{spec.hub_config} {hub_split}: rows without a label"
                  if malformed else "")
 
 
 def warn_malformed(split: Split) -> None:
+    """One warning line on stderr, printed under --quiet too: it reports a fault in the input,
+    not progress (tqdm.write keeps it clear of any progress bar)."""
     if split.malformed:
-        warnings.warn(
-            f"{split.task} {split.split}: skipped {split.malformed} malformed row(s); first: "
-            f"{split.first_malformed}",
-            stacklevel=2,
-        )
+        tqdm.write(f"cram eval: warning: {split.task} {split.split}: skipped {split.malformed} "
+                   f"of {split.malformed + len(split)} rows that do not parse; first: "
+                   f"{split.first_malformed}", file=sys.stderr)

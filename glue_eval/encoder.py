@@ -73,6 +73,10 @@ class Encoder:
         self.spec = read_spec(final)
         self.first_deployed = None  # (task, Deployed): the model whose size and speed count
         self.tokenizer = load_tokenizer(final)
+        if self.tokenizer.get_vocab_size() > self.config.vocab_size:  # ids past the embedding
+            raise UserError(f"{final}/tokenizer.json has {self.tokenizer.get_vocab_size()} "
+                            f"tokens but {final}/model_config.json a vocabulary of "
+                            f"{self.config.vocab_size}: not this model's tokenizer")
         ids = {tok: self.tokenizer.token_to_id(tok) for tok in SPECIAL_TOKENS}
         missing = [tok for tok, i in ids.items() if i is None]
         if missing:

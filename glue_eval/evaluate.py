@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import UserError
+from data_prep.files import OutOfSpace
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.finetune import cpu_threads, finetune, predict
@@ -66,7 +67,9 @@ def parse_seeds(seeds) -> list[int]:
 
 
 def check_glue_dir(glue_dir: Path, names: list[str]) -> None:
-    """Every missing folder or split, named at once, before any fine-tuning starts."""
+    """Every missing folder or split, named at once, then every split read once, so that a
+    file with no usable row stops the run before any fine-tuning (not hours later, at the
+    last task). Parsing all of GLUE takes seconds; the rows are read again task by task."""
     if not glue_dir.is_dir():
         raise UserError(f"GLUE folder {glue_dir} does not exist")
     missing = [f"{TASKS[t].folder}/{s}.tsv" for t in names for s in data.split_names(TASKS[t])
@@ -74,6 +77,9 @@ def check_glue_dir(glue_dir: Path, names: list[str]) -> None:
     if missing:
         raise UserError(f"GLUE folder {glue_dir} lacks {', '.join(missing)} "
                         "(choose tasks with --tasks)")
+    for name in names:
+        for split in data.split_names(TASKS[name]):
+            data.read_split(glue_dir, name, split)
 
 
 def subsample(n: int, cap: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +119,7 @@ def over_seeds(seeds: list[int], run_seed, *, label: str) -> tuple[dict, dict]:
         runs.append({"seed": seed, "metrics": metrics,
                      "seconds": round(time.perf_counter() - t0, 2)})
         predictions.update({(split, seed): p for split, p in preds.items()})
-        if len(seeds) > 1:  # a result: printed under --quiet and CI=true too
+        if len(seeds) > 1:  # a result, so printed under --quiet and CI=true too
             print(f"{label} seed {seed}: {_scores(metrics)} ({runs[-1]['seconds']:.1f} s)")
     per_seed = [run["metrics"] for run in runs]
     return {"metrics": median_over_seeds(per_seed), "spread": seed_spread(per_seed),
@@ -122,8 +128,7 @@ def over_seeds(seeds: list[int], run_seed, *, label: str) -> tuple[dict, dict]:
 
 def report(label: str, entry: dict, sizes: str) -> None:
     """One line per task: its score (over several seeds the median and its spread), then
-    `sizes` (e.g. "800 train rows") and the seconds it took. Scores are results, not
-    progress: printed under --quiet and CI=true too."""
+    `sizes` (e.g. "800 train rows") and the seconds it took."""
     n_seeds = len(entry["seeds"])
     if n_seeds == 1:
         scores = _scores(entry["metrics"])
@@ -133,6 +138,29 @@ def report(label: str, entry: dict, sizes: str) -> None:
                            for k, v in entry["metrics"].items())
         scores += f"; median of {n_seeds} seeds"
     print(f"{label}: {scores} ({sizes}, {entry['seconds']:.1f} s)")
+
+
+def print_averages(record: dict) -> None:
+    for name in ("avg_cramming", "avg_glue"):
+        avg = record.get(name) or {}
+        if avg.get("value") is not None:
+            print(f"{name}: {avg['value']:.2f}  [{avg['label']}]")
+
+
+def save_results(out: Path, record: dict, predictions: dict, *, force: bool,
+                 server_files: dict | None = None, deploy=None) -> dict:
+    """`results.write_results`; when the disk is full the scores are printed once more, with
+    the averages, before the one-line error, so hours of fine-tuning are not lost with the
+    file. The previous results, if any, are left as they were."""
+    try:
+        return results.write_results(out, record, predictions, force=force,
+                                     server_files=server_files, deploy=deploy)
+    except OutOfSpace:
+        print(f"not saved (disk full), the scores for {out}:")
+        for name, entry in record["tasks"].items():
+            print(f"{name}: {_scores(entry['metrics'])}")
+        print_averages(record)
+        raise
 
 
 def _scores(metrics: dict) -> str:
@@ -171,6 +199,8 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     results.check_out_path(out, force)
     if glue_dir is not None:
         check_glue_dir(Path(glue_dir), names)
+    else:
+        data.check_hub()
     if AX in task_names(tasks) and not predict_test:
         raise UserError("--tasks ax: the diagnostic set has no labels to score; it is predicted "
                         "by the MNLI model with --predict-test")
@@ -208,13 +238,11 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     if "wnli" in tests:
         server_files.update(predict_majority(glue_dir, tests["wnli"]))
     record.update(compute_averages({t: r["metrics"] for t, r in record["tasks"].items()}))
-    deployment = encoder.deployment_record(results.deployed_path(out))
-    if deployment is not None:  # an outside model (--model) has none
-        record["deployment"] = deployment
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
-    return results.write_results(out, record, all_preds, force=force,
-                                 server_files=server_files if predict_test else None)
+    return save_results(out, record, all_preds, force=force,
+                        server_files=server_files if predict_test else None,
+                        deploy=encoder.deployment_record)
 
 
 def check_model_source(run, model, out, from_scratch: bool):

@@ -27,7 +27,14 @@ from sklearn.metrics import accuracy_score
 from data_prep import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
-from glue_eval.evaluate import check_model_source, fit_and_predict, over_seeds, parse_seeds, report
+from glue_eval.evaluate import (
+    check_model_source,
+    fit_and_predict,
+    over_seeds,
+    parse_seeds,
+    report,
+    save_results,
+)
 from glue_eval.finetune import cpu_threads, join_pair
 from glue_eval.outside import OutsideEncoder
 from glue_eval.tasks import PROTOCOLS
@@ -263,12 +270,9 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seeds, out, force, 
         all_preds.update({(name, split, seed): p for (split, seed), p in predictions.items()})
         report(f"probe {name}", record["tasks"][name],
                f"{len(train_rows)} train, {len(dev_rows)} dev")
-    deployment = encoder.deployment_record(results.deployed_path(out))
-    if deployment is not None:  # an outside model (--model) has none
-        record["deployment"] = deployment
     label = "not applicable: probe tasks are not GLUE"
     for key in ("avg_cramming", "avg_glue"):
         record[key] = {"value": None, "label": label, "components": [], "complete": False}
     record["software"] = results.software()
     record["started_utc"], record["finished_utc"] = started, results.utc_now()
-    return results.write_results(out, record, all_preds, force=force)
+    return save_results(out, record, all_preds, force=force, deploy=encoder.deployment_record)

@@ -22,14 +22,27 @@ still read; `seed_runs` gives the per-seed view of either.
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import hashlib
+import json
+import os
 import platform
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from data_prep import UserError
-from data_prep.files import atomic_dir, read_json_object, sha256_file, write_json_atomic
+from data_prep.files import (
+    OutOfSpace,
+    is_out_of_space,
+    read_json_object,
+    sha256_file,
+    tidy,
+    umask,
+    write_bytes_atomic,
+)
 
 FORMAT = "cram-glue/2"
 FORMAT_V1 = "cram-glue/1"  # one seed per results file; still read, no longer written
@@ -47,22 +60,15 @@ def default_out(run, suite: str, from_scratch: bool = False) -> Path:
 
 
 def check_out_path(out: Path, force: bool) -> None:
-    """Refuse before any work is done, not after an hour of fine-tuning."""
-    _check_results_paths(out, force)
-    if deployed_path(out).exists() and not force:
-        raise UserError(f"deployed model {deployed_path(out)} exists; pass --force to "
-                        "replace it")
-
-
-def _check_results_paths(out: Path, force: bool) -> None:
+    """Refuse before any work is done, not after an hour of fine-tuning. What an interrupted
+    write left is repaired first (`recover`), so only a complete results file blocks a rerun:
+    a predictions folder or a deployed model without its results file is not a result and is
+    replaced."""
     if out.suffix != ".json":
         raise UserError(f"results path {out} must end in .json")
+    recover(out)
     if out.exists() and not force:
         raise UserError(f"results file {out} exists; pass --force to replace it")
-    folders = {"predictions": predictions_dir(out), "test predictions": test_dir(out)}
-    for what, folder in folders.items():  # the results would replace them
-        if folder.exists() and not force:
-            raise UserError(f"{what} folder {folder} exists; pass --force to replace it")
 
 
 def predictions_dir(out: Path) -> Path:
@@ -94,19 +100,25 @@ def read_predictions(path) -> tuple[np.ndarray, np.ndarray]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
-        raise UserError(f"cannot read predictions {path}: {err.strerror}") from None
+        raise UserError(f"cannot read predictions {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"cannot read predictions {path}: not UTF-8 text ({err.reason})") from None
     if not lines or lines[0] != "index\tprediction":
         raise UserError(f"{path}: expected header 'index\\tprediction'")
-    try:
-        pairs = [line.split("\t") for line in lines[1:]]
-        indices = np.array([int(i) for i, _ in pairs], dtype=np.int64)
-        raw = [v for _, v in pairs]
-        is_float = any(("." in v) or ("e" in v.lower()) for v in raw)
-        values = np.array([float(v) if is_float else int(v) for v in raw],
-                          dtype=np.float64 if is_float else np.int64)
-    except ValueError:
-        raise UserError(f"{path}: every row must be '<index>\\t<prediction>'") from None
-    return indices, values
+    pairs = [line.split("\t") for line in lines[1:]]
+    raw = [pair[-1] for pair in pairs]
+    is_float = any(("." in v) or ("e" in v.lower()) for v in raw)
+    indices, values = [], []
+    for number, pair in enumerate(pairs, start=2):
+        try:
+            index, value = pair
+            indices.append(int(index))
+            values.append(float(value) if is_float else int(value))
+        except ValueError:
+            raise UserError(f"{path} line {number}: {lines[number - 1][:60]!r} is not "
+                            "'<index>\\t<prediction>'") from None
+    return (np.array(indices, dtype=np.int64),
+            np.array(values, dtype=np.float64 if is_float else np.int64))
 
 
 def read_results(path) -> dict:
@@ -145,49 +157,131 @@ def software() -> dict:
 
 
 def write_results(out: Path, record: dict, predictions: dict[tuple[str, str, int], tuple], *,
-                  force: bool, server_files: dict[str, dict] | None = None) -> dict:
-    """Write prediction files then the JSON (which names them) atomically; returns the record.
+                  force: bool, server_files: dict[str, dict] | None = None,
+                  deploy=None) -> dict:
+    """Write the results as one set: the JSON `out`, its prediction files, the deployed model
+    and the GLUE server files; returns the record.
 
     `predictions`: (task, split, seed) -> (indices, values); each file is named in the run of
     that seed (`record["tasks"][task]["seeds"]`). `server_files`: GLUE server file name ->
-    {"text", "test_set", "rows", "predicted_by"} (None: no test predictions; an earlier
-    run's test folder is removed, as it would not match these results). The JSON is written
-    last, so a results file never names prediction files that are not there.
+    {"text", "test_set", "rows", "predicted_by"} for `<stem>-test/` (None: no test
+    predictions). `deploy(path)`: writes the deployed model to `path` and returns its
+    `deployment` record (None: the model has none, e.g. an outside model).
+
+    Everything is first written in full into a staging folder beside `out`, so a full disk
+    (OutOfSpace, naming `out` and how much was needed) or a crash there leaves earlier results
+    untouched. The set then lands by renames alone: the previous set is moved aside, the
+    staging folder becomes `<stem>-predictions/`, the server files and the model leave it for
+    their places and its JSON becomes `out`, last. A kill in between is repaired by `recover`
+    on the next start: forward to the new set once its folder is in place, else back to the
+    old one. Parts of the previous set that the new one lacks (a test folder, a deployed
+    model) are removed, as they would not match these results.
     """
-    _check_results_paths(out, force)  # the deployed model, written just before, is ours
-    if server_files is not None:
-        record["test_predictions"] = write_server_files(test_dir(out), server_files)
-    elif test_dir(out).exists():
-        shutil.rmtree(test_dir(out))
+    check_out_path(out, force)
     pred_dir = predictions_dir(out)
-    with atomic_dir(pred_dir, force=True) as tmp:
-        for (task, split, seed), (indices, values) in predictions.items():
-            name = f"{task}-{split}-seed{seed}.tsv"
-            (tmp / name).write_text(format_predictions(indices, values), encoding="utf-8")
-            run = next(r for r in record["tasks"][task]["seeds"] if r["seed"] == seed)
-            run.setdefault("predictions", []).append(
-                {"split": split, "file": f"{pred_dir.name}/{name}",
-                 "sha256": sha256_file(tmp / name)})
-    write_json_atomic(out, record)
+    files = {}
+    for (task, split, seed), (indices, values) in predictions.items():
+        name = f"{task}-{split}-seed{seed}.tsv"
+        files[name] = format_predictions(indices, values).encode()
+        run = next(r for r in record["tasks"][task]["seeds"] if r["seed"] == seed)
+        run.setdefault("predictions", []).append(
+            {"split": split, "file": f"{pred_dir.name}/{name}",
+             "sha256": hashlib.sha256(files[name]).hexdigest()})
+    staging = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{pred_dir.name}.",
+                                        suffix=".partial"))
+        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes 0700; outputs follow the umask
+        deployment = None if deploy is None else deploy(staging / STAGED_MODEL)
+        if deployment is not None:
+            deployment["file"] = deployed_path(out).name  # where it lands, beside `out`
+            record["deployment"] = deployment
+        if server_files is not None:
+            record["test_predictions"] = write_server_files(staging / STAGED_TEST, server_files,
+                                                            recorded_as=test_dir(out).name)
+        files[STAGED_RESULTS] = (json.dumps(record, indent=2) + "\n").encode()
+        for name, data in files.items():
+            write_bytes_atomic(staging / name, data)
+    except BaseException as err:
+        full = isinstance(err, OutOfSpace) or is_out_of_space(err)
+        # What the set needs: its files, and the model as written or as it would have been.
+        model_failed = isinstance(err, OutOfSpace) and err.path.name == STAGED_MODEL
+        needed = sum(map(len, files.values())) + (
+            (err.needed or err.written) if model_failed
+            else _size(staging / STAGED_MODEL) if staging is not None else 0)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if full:  # one line naming the results file, for the whole set
+            raise OutOfSpace(out, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                             needed=needed) from None
+        raise
+    for path in _result_set(out):  # the previous set waits under tidy()'s name for old copies
+        if path.exists():
+            os.replace(path, _old_copy(path))
+    os.replace(staging, pred_dir)  # from here on, recover() completes the new set
+    recover(out)
     return record
 
 
-def write_server_files(folder: Path, server_files: dict[str, dict]) -> dict:
-    """The server's TSVs and submission.zip in `folder` (replaced whole); their record, with
-    paths relative to the results JSON."""
+def write_server_files(folder: Path, server_files: dict[str, dict], *, recorded_as: str) -> dict:
+    """The server's TSVs and submission.zip in the new folder `folder` (inside the results'
+    staging folder); their record, with paths relative to the results JSON, where the folder
+    lands as `recorded_as`."""
     from glue_eval.submission import SUBMISSION, TEST_SETS, submission_zip
 
     texts = {name: spec["text"] for name, spec in server_files.items()}
-    with atomic_dir(folder, force=True) as tmp:
-        (tmp / SUBMISSION).write_bytes(submission_zip(texts))
-        files = []
-        for name in sorted(server_files):
-            (tmp / name).write_text(texts[name], encoding="utf-8")
-            files.append({key: server_files[name][key]
-                          for key in ("test_set", "rows", "predicted_by")}
-                         | {"file": f"{folder.name}/{name}", "sha256": sha256_file(tmp / name)})
-        zip_sha256 = sha256_file(tmp / SUBMISSION)
+    folder.mkdir()
+    (folder / SUBMISSION).write_bytes(submission_zip(texts))
+    files = []
+    for name in sorted(server_files):
+        (folder / name).write_text(texts[name], encoding="utf-8")
+        files.append({key: server_files[name][key]
+                      for key in ("test_set", "rows", "predicted_by")}
+                     | {"file": f"{recorded_as}/{name}", "sha256": sha256_file(folder / name)})
     written = set(server_files)
     return {"files": files,
-            "submission": {"file": f"{folder.name}/{SUBMISSION}", "sha256": zip_sha256},
+            "submission": {"file": f"{recorded_as}/{SUBMISSION}",
+                           "sha256": sha256_file(folder / SUBMISSION)},
             "missing": [t.server_file for t in TEST_SETS.values() if t.server_file not in written]}
+
+
+# Inside the staging folder until they are renamed out, the JSON last.
+STAGED_TEST, STAGED_MODEL, STAGED_RESULTS = ".test", ".model.safetensors", ".results.json"
+
+
+def _result_set(out: Path) -> tuple[Path, ...]:
+    return out, predictions_dir(out), test_dir(out), deployed_path(out)
+
+
+def recover(out: Path) -> None:
+    """Repair what a write of `out` cut short left beside it (call before writing `out`, under
+    the lock of the folder holding it): once the new predictions folder is in place, the rest
+    of its set leaves it and lands, and the previous set's old copies go; before that, `tidy`
+    puts the old set back. Staging folders and temporary files are removed."""
+    pred_dir = predictions_dir(out)
+    if (pred_dir / STAGED_RESULTS).is_file():
+        for staged, final in ((STAGED_TEST, test_dir(out)), (STAGED_MODEL, deployed_path(out)),
+                              (STAGED_RESULTS, out)):
+            if (pred_dir / staged).exists():
+                os.replace(pred_dir / staged, final)
+    if out.exists():  # a whole set is in place: whatever is left of an earlier one goes
+        for path in _result_set(out):
+            old = _old_copy(path)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
+    for path in _result_set(out):
+        tidy(path)
+
+
+def _old_copy(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")  # the name data_prep.files.tidy restores from
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

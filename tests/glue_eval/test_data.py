@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from data_prep import UserError
-from glue_eval import TASKS, read_split
-from glue_eval.data import warn_malformed
+from data_prep.hub import hub_unreachable
+from glue_eval import TASKS, evaluate_glue, read_split
+from glue_eval.data import check_hub, warn_malformed
 from glue_eval.evaluate import check_glue_dir, parse_tasks
 
 T = "\t"
@@ -99,7 +100,7 @@ def test_mnli_train_and_dev_widths_and_label_order(tmp_path):
         read_split(tmp_path, "mnli", "dev")
 
 
-def test_malformed_rows_are_counted_and_warned(tmp_path):
+def test_malformed_rows_are_counted_and_warned(tmp_path, capsys):
     _write(tmp_path, "QQP", "dev", "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
            "0\t1\t2\tGood?\tFine?\t1\n"
            "1\t3\t4\tA question split\nacross lines?\tOther?\t0\n"  # broken row: two bad lines
@@ -109,10 +110,41 @@ def test_malformed_rows_are_counted_and_warned(tmp_path):
     assert split.labels.tolist() == [1, 0]
     assert split.malformed == 3
     assert "line 3: 4 fields, expected 6" in split.first_malformed
-    with pytest.warns(UserWarning, match="skipped 3 malformed"):
-        warn_malformed(split)
+    warn_malformed(split)  # the harness's own one-line warning, not a Python UserWarning
+    assert capsys.readouterr().err == (
+        f"cram eval: warning: qqp dev: skipped 3 of 5 rows that do not parse; first: "
+        f"{tmp_path / 'QQP' / 'dev.tsv'} line 3: 4 fields, expected 6\n")
     _write(tmp_path, "STS-B", "dev", LAYOUTS["stsb"][1].replace("2.750", "n/a"))
     assert read_split(tmp_path, "stsb", "dev").malformed == 1
+
+
+@pytest.mark.parametrize("task", sorted(LAYOUTS))
+def test_a_split_where_no_row_parses_is_an_error_naming_the_file(tmp_path, task):
+    """Every row with an extra trailing tab (3 fields instead of SST-2's 2): an error that
+    names the file and the field count, for every task's layout, train or dev."""
+    folder, text, *_ = LAYOUTS[task]
+    lines = text.splitlines()
+    header = [] if task == "cola" else lines[:1]
+    rows = lines[len(header):]
+    _write(tmp_path, folder, "train", "\n".join(header + [r + "\t" for r in rows]) + "\n")
+    width = len(rows[0].split("\t"))
+    with pytest.raises(UserError) as err:
+        read_split(tmp_path, task, "train")
+    path = tmp_path / folder / "train.tsv"
+    assert str(err.value) == (f"{path}: no usable row: its {len(rows)} rows are tab-separated "
+                              f"into {len(rows)} with {width + 1} fields; task {task} expects "
+                              f"{width}")
+    _write(tmp_path, folder, "dev", "\n".join(header) + "\n")  # a header and nothing else
+    with pytest.raises(UserError, match=f"dev.tsv has no rows \\(task {task}\\)"):
+        read_split(tmp_path, task, "dev")
+
+
+def test_a_split_whose_labels_never_parse_names_the_first_bad_row(tmp_path):
+    _write(tmp_path, "RTE", "dev", "index\tsentence1\tsentence2\tlabel\n"
+           "0\tA.\tB.\tyes\n1\tC.\tD.\tno\n")
+    with pytest.raises(UserError, match=r"RTE/dev.tsv: no usable row: all 2 rows are malformed "
+                                        r"\(first: line 2: label 'yes' not in "):
+        read_split(tmp_path, "rte", "dev")
 
 
 def test_missing_files_and_unknown_tasks_are_user_errors(tmp_path):
@@ -181,6 +213,35 @@ def test_hub_rows_map_to_the_same_split(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(UserError, match="--glue-dir"):
         read_split(None, "cola", "train")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.Dataset.from_dict(
+        {"sentence": ["a"], "label": [-1], "idx": [0]}))
+    with pytest.raises(UserError, match="nyu-mll/glue/sst2 train has no labelled rows"):
+        read_split(None, "sst2", "train")
+
+
+def test_an_unreachable_hub_fails_at_once_without_trying_datasets(tiny_run, monkeypatch):
+    """Offline, `cram eval glue` without --glue-dir stops after one refused connect, before
+    the model is loaded, instead of after the datasets library's retries."""
+    datasets = pytest.importorskip("datasets")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("datasets.load_dataset was called")
+
+    monkeypatch.setattr(datasets, "load_dataset", must_not_run)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    with pytest.raises(UserError) as err:
+        evaluate_glue(tiny_run, tasks="rte", protocol="quick", out=tiny_run / "hub.json")
+    assert str(err.value).startswith("cannot reach the Hugging Face Hub for nyu-mll/glue "
+                                     "(cannot connect to 127.0.0.1: ")
+    assert str(err.value).endswith("pass --glue-dir with a local GLUE folder, or set "
+                                   "HF_HUB_OFFLINE=1 to use a copy in the datasets cache")
+    assert not (tiny_run / "hub.json").exists()
+    # With the offline switch set, the datasets cache is read (no network, so no retries).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_unreachable() == "HF_HUB_OFFLINE is set"
+    check_hub()  # the cache may hold GLUE: datasets is asked, without the network
 
 
 def test_run_dir_errors_name_what_is_wrong(tmp_path):

@@ -138,6 +138,12 @@ def test_predictions_round_trip_exactly(tmp_path):
     path.write_text("idx\tpred\n0\t1\n")
     with pytest.raises(UserError, match="header"):
         read_predictions(path)
+    path.write_text("index\tprediction\n0\t1\n1\t0\t7\n")
+    with pytest.raises(UserError, match=r"stsb-dev.tsv line 3: '1\\t0\\t7' is not "):
+        read_predictions(path)
+    path.write_bytes(b"index\tprediction\n0\t\xff\n")
+    with pytest.raises(UserError, match="stsb-dev.tsv: not UTF-8 text"):
+        read_predictions(path)
 
 
 def test_existing_results_are_refused_without_force(tmp_path):
@@ -146,10 +152,8 @@ def test_existing_results_are_refused_without_force(tmp_path):
     with pytest.raises(UserError, match="--force"):
         check_out_path(out, force=False)
     check_out_path(out, force=True)
-    (tmp_path / "other-predictions").mkdir()  # e.g. left by a run that stopped mid-write
-    with pytest.raises(UserError, match="predictions folder .*other-predictions exists; pass "
-                                        "--force"):
-        check_out_path(tmp_path / "other.json", force=False)
+    (tmp_path / "other-predictions").mkdir()  # left by a run that stopped before its JSON:
+    check_out_path(tmp_path / "other.json", force=False)  # not a result, so no --force needed
 
 
 def test_table_metric_keys_match_contract():

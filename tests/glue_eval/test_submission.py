@@ -134,7 +134,6 @@ def dev_rows_as_test_file(glue_dir, test, split, task):
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.filterwarnings("ignore:rte train. skipped 1 malformed")
 def test_predict_test_writes_the_server_files_from_the_scored_models(tiny_run, tmp_path,
                                                                       capsys):
     glue_dir = write_glue_dir(tmp_path / "glue", n_train=24, n_dev=10)
