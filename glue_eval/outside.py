@@ -114,8 +114,11 @@ class OutsideEncoder:
         if isinstance(positions, int) and positions < max_length:
             raise UserError(f"--model {self.source} has {positions} positions; the protocol "
                             f"feeds rows of up to {max_length} tokens")
+        # split_special_tokens: "[SEP]" written in a sentence is text, as on the harness's own
+        # path; only the tokenizer's template adds special ids (the classifier finds the
+        # segments by the [SEP] id, so a quoted one would also shift them).
         encoded = self.tokenizer(text_a, text_b, truncation="longest_first",
-                                 max_length=max_length)
+                                 max_length=max_length, split_special_tokens=True)
         return encoded["input_ids"]
 
     def classifier(self, num_labels: int, *, dropout: float, seed: int) -> nn.Module:

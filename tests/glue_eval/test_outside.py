@@ -131,6 +131,20 @@ def test_rows_and_segments_are_the_models_own_input_format(tiny_bert, shared_dat
         assert torch.allclose(logits, classifier.model(**expected).logits, atol=1e-6)
 
 
+def test_special_token_strings_in_text_stay_text_for_an_outside_model(tiny_bert):
+    """GLUE text quoting "[SEP]" or "[MASK]" encodes as the characters it spells with an
+    outside tokenizer too: only its template adds [CLS] and the two [SEP]."""
+    model, _ = tiny_bert
+    encoder = OutsideEncoder(model)
+    tokenizer = encoder.tokenizer
+    [row] = encoder.encode(["the man [SEP] sleeps [MASK] [CLS]"], ["[PAD] a dog"],
+                           max_length=64)
+    assert row[0] == tokenizer.cls_token_id and row[-1] == encoder.sep_id
+    assert row.count(encoder.sep_id) == 2
+    inner = [i for i in row[1:-1] if i != encoder.sep_id]
+    assert not set(tokenizer.all_special_ids) - {tokenizer.unk_token_id} & set(inner)
+
+
 def test_the_head_is_seeded_and_the_encoder_pretrained(tiny_bert):
     from safetensors.torch import load_file
 
