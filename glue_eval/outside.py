@@ -17,20 +17,21 @@ ranked.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from data_prep import UserError
-from data_prep.files import sha256_file
+from glue_eval.model_folder import (
+    WEIGHT_PATTERNS,
+    folder_sha256,
+    identity_files,
+    listing_sha256,
+    weight_files,
+)
 
 INSTALL_HINT = "pip install 'cramming-bench[hf]'"
-# Weight files transformers reads, single or sharded (with their index).
-WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin",
-                   "pytorch_model.bin.index.json")
 
 
 @contextlib.contextmanager
@@ -39,11 +40,14 @@ def quiet_transformers():
     point here, and the CLI prints its own results."""
     from transformers.utils import logging as hf_logging
 
+    from cramming.compress.quantize import quiet_torchao_logs
+
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with quiet_torchao_logs():  # transformers imports torchao as it loads a model
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -90,6 +94,7 @@ class OutsideEncoder:
         self.params = sum(p.numel() for p in probe.base_model.parameters())
         self.folder = path if self.local else self._hub_folder()
         self.weights = weight_files(self.folder)
+        self.files = identity_files(self.folder)
         if not self.weights:
             raise UserError(f"--model {source}: no weight files ({', '.join(WEIGHT_PATTERNS)}) "
                             f"in {self.folder}")
@@ -152,16 +157,17 @@ class OutsideEncoder:
             "params": self.params,
             "tokenizer": type(self.tokenizer).__name__,
             "weights": self.weights,
+            # The folder's identity (config, weights, tokenizer, shipped code), recomputed by
+            # `cram submit --results` and `cram leaderboard validate --model`.
+            "files": self.files,
+            "folder_sha256": folder_sha256(self.files),
         }
 
     @property
     def model_sha256(self) -> str:
         """The weights file's sha256; for several files, the sha256 of their sorted listing
         [{"file", "sha256"}, ...] as canonical JSON."""
-        if len(self.weights) == 1:
-            return self.weights[0]["sha256"]
-        listing = json.dumps(self.weights, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(listing.encode()).hexdigest()
+        return listing_sha256(self.weights)
 
     def _classifier(self, num_labels: int, dropout: float | None = None):
         extra = {}
@@ -213,8 +219,3 @@ class Logits(nn.Module):
             extra["token_type_ids"] = ((is_sep.cumsum(1) - is_sep) > 0).long() * attention_mask
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-
-def weight_files(folder: Path) -> list[dict]:
-    """[{"file", "sha256"}] of the weight files in `folder`, sorted by name."""
-    names = sorted({p.name for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern)})
-    return [{"file": name, "sha256": sha256_file(folder / name)} for name in names]

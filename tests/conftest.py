@@ -273,3 +273,45 @@ def check_page_in_chromium(index: Path, tmp_path: Path, artifact: str) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copyfile(shot, ARTIFACTS / artifact)
     return _chromium("--dump-dom", url, tmp_path=tmp_path).stdout
+
+
+# An outside model (`cram eval --model`): a tiny BERT saved as transformers saves one.
+TINY_BERT_TASKS = {"rte": "RTE", "stsb": "STS-B"}
+
+
+def glue_slice(shared_data: Path, root: Path, n_train: int = 48, n_dev: int = 24) -> Path:
+    """A GLUE folder with the first rows of the real RTE and STS-B train and dev files."""
+    for folder in TINY_BERT_TASKS.values():
+        for split, n in (("train", n_train), ("dev", n_dev)):
+            lines = (shared_data / "glue" / folder / f"{split}.tsv").read_text().splitlines()
+            (root / "glue" / folder).mkdir(parents=True, exist_ok=True)
+            (root / "glue" / folder / f"{split}.tsv").write_text("\n".join(lines[: n + 1]) + "\n")
+    return root / "glue"
+
+
+def save_tiny_bert(shared_data: Path, folder: Path) -> Path:
+    """A 1-layer BERT (hidden 32) with random weights and a BERT tokenizer whose WordPiece
+    vocabulary is trained on real RTE and SST-2 sentences, saved as transformers saves it."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    texts = []
+    for task in ("RTE", "SST-2"):
+        lines = (shared_data / "glue" / task / "train.tsv").read_text().splitlines()[1:400]
+        texts += [field for line in lines for field in line.split("\t")]
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    folder.mkdir(parents=True)
+    vocab = sorted(wordpiece.get_vocab(), key=wordpiece.get_vocab().get)
+    (folder / "vocab.txt").write_text("".join(token + "\n" for token in vocab))
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    (folder / "vocab.txt").unlink()  # tokenizer.json holds the vocabulary
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(folder)
+    return folder

@@ -17,6 +17,7 @@ as they are.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import cache
 
@@ -30,25 +31,33 @@ ALTERNATIVE = {4: "int8 (per-channel int8 runs wherever torchao does)",
                8: "prune:SPARSITY alone (no quantization)"}
 
 
-def _torchao():
-    # On a CPU build of torch, torchao's import logs that its CUDA-only kernels (mxfp8, sm90
-    # cutlass) do not load, and torch logs a deprecation of a call torchao makes: neither
-    # concerns weight-only quantization, so they are kept out of the command's output.
+@contextlib.contextmanager
+def quiet_torchao_logs():
+    """On a CPU build of torch, torchao's import logs that its CUDA-only kernels (mxfp8, sm90
+    cutlass) do not load, and torch logs a deprecation of a call torchao makes: neither
+    concerns weight-only quantization (nor a transformers model loading, which imports
+    torchao by itself), so they are kept out of the command's output."""
     quiet = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        import torchao
-        from torchao.quantization import IntxWeightOnlyConfig, quantize_
-        from torchao.quantization.granularity import PerAxis, PerGroup
-        from torchao.quantization.quant_primitives import MappingType
-    except ImportError as err:  # an install without the pinned torchao
-        raise UserError(f"quantization needs torchao ({err}); reinstall the project "
-                        "(pip install -e .) to get the pinned version") from None
+        yield
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
+
+
+def _torchao():
+    with quiet_torchao_logs():
+        try:
+            import torchao
+            from torchao.quantization import IntxWeightOnlyConfig, quantize_
+            from torchao.quantization.granularity import PerAxis, PerGroup
+            from torchao.quantization.quant_primitives import MappingType
+        except ImportError as err:  # an install without the pinned torchao
+            raise UserError(f"quantization needs torchao ({err}); reinstall the project "
+                            "(pip install -e .) to get the pinned version") from None
     return torchao, IntxWeightOnlyConfig, quantize_, PerAxis, PerGroup, MappingType
 
 

@@ -5,7 +5,6 @@ the benchmark's protocol on slices of the shared GLUE tasks."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,52 +12,16 @@ import torch
 
 pytest.importorskip("transformers")
 
+from conftest import glue_slice, save_tiny_bert  # noqa: E402
+
 from cramming.cli import main  # noqa: E402
 from cramming.rules import OUTSIDE_MODEL_REASON  # noqa: E402
 from data_prep import UserError, sha256_file  # noqa: E402
 from glue_eval import compute_metrics, evaluate_glue, read_predictions, read_split  # noqa: E402
+from glue_eval.model_folder import folder_sha256  # noqa: E402
 from glue_eval.outside import OutsideEncoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-TASK_FOLDERS = {"rte": "RTE", "stsb": "STS-B"}
-
-
-def glue_slice(shared_data: Path, root: Path, n_train: int = 48, n_dev: int = 24) -> Path:
-    """A GLUE folder with the first rows of the real RTE and STS-B train and dev files."""
-    for folder in TASK_FOLDERS.values():
-        for split, n in (("train", n_train), ("dev", n_dev)):
-            lines = (shared_data / "glue" / folder / f"{split}.tsv").read_text().splitlines()
-            (root / "glue" / folder).mkdir(parents=True, exist_ok=True)
-            (root / "glue" / folder / f"{split}.tsv").write_text("\n".join(lines[: n + 1]) + "\n")
-    return root / "glue"
-
-
-def save_tiny_bert(shared_data: Path, folder: Path) -> Path:
-    """A 1-layer BERT (hidden 32) with random weights and a BERT tokenizer whose WordPiece
-    vocabulary is trained on real RTE and SST-2 sentences, saved as transformers saves it."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
-
-    texts = []
-    for task in ("RTE", "SST-2"):
-        lines = (shared_data / "glue" / task / "train.tsv").read_text().splitlines()[1:400]
-        texts += [field for line in lines for field in line.split("\t")]
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    folder.mkdir(parents=True)
-    vocab = sorted(wordpiece.get_vocab(), key=wordpiece.get_vocab().get)
-    (folder / "vocab.txt").write_text("".join(token + "\n" for token in vocab))
-    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
-    (folder / "vocab.txt").unlink()  # tokenizer.json holds the vocabulary
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    BertForMaskedLM(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +47,12 @@ def test_model_scores_a_saved_tiny_bert_on_shared_tasks(tiny_bert, tmp_path, cap
     assert outside["weights"] == [{"file": "model.safetensors",
                                    "sha256": sha256_file(model / "model.safetensors")}]
     assert result["model_sha256"] == sha256_file(model / "model.safetensors")
+    # The folder's identity: its config, weight and tokenizer files, each hashed and sized.
+    assert [f["file"] for f in outside["files"]] == sorted(
+        p.name for p in model.iterdir() if p.name != "README.md")
+    assert all(f["sha256"] == sha256_file(model / f["file"])
+               and f["bytes"] == (model / f["file"]).stat().st_size for f in outside["files"])
+    assert outside["folder_sha256"] == folder_sha256(outside["files"]) != result["model_sha256"]
     assert outside["params"] == sum(  # the encoder, without the MLM head
         p.numel() for p in OutsideEncoder(model).classifier(
             2, dropout=0.1, seed=0).model.base_model.parameters())
