@@ -5,9 +5,11 @@
 elapsed time; with `--run` every field the run dir and its data dir can vouch for (summary,
 config, checkpoint train state, metrics log, model config, manifest, results) and every hash,
 and with `--glue-dir` every metric from the saved dev predictions (README, "What `cram
-leaderboard validate` checks"). `build` writes a static site (index.html, style.css, SVG
-figures), ranking only entries verified against their run dirs and predictions. `compare`
-tests whether one GLUE result beats another (paired bootstrap).
+leaderboard validate` checks"). An outside model's entry is checked with `--results FILE`
+(and `--glue-dir`) and `--model PATH` instead of `--run`. `build` writes a static site
+(index.html, style.css, SVG figures), ranking only entries verified against their run dirs and
+predictions, with outside models as unranked baselines. `compare` tests whether one GLUE
+result beats another (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("--run", dest="run_dir", default=None,
                           help="run dir to check every claim and recompute every hash against")
     validate.add_argument("--glue-dir", default=None,
-                          help="GLUE folder to rescore the saved dev predictions (needs --run)")
+                          help="GLUE folder to rescore the saved dev predictions (needs --run "
+                               "or --results)")
+    validate.add_argument("--results", default=None, metavar="FILE",
+                          help="an outside model's entry: its results file, to check the "
+                               "results, their hash and their predictions against")
+    validate.add_argument("--model", default=None, metavar="PATH",
+                          help="an outside model's entry: its model folder, to hash its files")
     validate.set_defaults(handler=_validate)
 
     build = actions.add_parser("build", help="build the static results site",
@@ -41,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "only entries verified there (and by --glue-dir) are ranked")
     build.add_argument("--glue-dir", default=None,
                        help="GLUE folder to rescore each entry's saved dev predictions")
+    build.add_argument("--outside", default=None, metavar="DIR",
+                       help="folder of outside models' results: entry NAME.json of an outside "
+                            "model is checked against DIR/NAME/ (its results file and "
+                            "predictions); shown as a baseline, never ranked")
     build.add_argument("--strict", action="store_true",
                        help="exit 1 if any entry is rejected")
     build.set_defaults(handler=_build)
@@ -70,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from leaderboard import validate_entries
 
-    verdicts = validate_entries(args.entries, run=args.run_dir, glue_dir=args.glue_dir)
+    verdicts = validate_entries(args.entries, run=args.run_dir, glue_dir=args.glue_dir,
+                                results=args.results, model=args.model)
     for path, problems in verdicts.items():
         prefix = f"{path}: " if len(verdicts) > 1 else ""
         if not problems:
@@ -91,7 +104,8 @@ def _build(args: argparse.Namespace) -> int:
         lines.append(line)
         print(line, file=sys.stderr)
 
-    index = build_site(args.entries, args.out, runs=args.runs, glue_dir=args.glue_dir, log=log)
+    index = build_site(args.entries, args.out, runs=args.runs, glue_dir=args.glue_dir,
+                       outside=args.outside, log=log)
     print(f"wrote {index}")
     rejected = [line for line in lines if ": rejected: " in line]
     return 1 if args.strict and rejected else 0

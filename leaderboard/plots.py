@@ -216,7 +216,8 @@ def score_vs_size(rows: list[dict], path: Path, unscored: list[dict] = (),
     """Score against the stored size of the model as deployed, log bytes on x.
 
     `rows`: dicts with name, bytes, score, compressed (bool), and optionally parent (the row
-    name it was compressed from), drawn as a thin line from parent to variant.
+    name it was compressed from), drawn as a thin line from parent to variant, and baseline
+    (True for an outside model, at the size of its weight files: its own marker).
     `unscored`: (name, bytes) of entries without a score: ticks on the size axis.
     """
     fig = _figure()
@@ -227,10 +228,17 @@ def score_vs_size(rows: list[dict], path: Path, unscored: list[dict] = (),
         if parent is not None:
             ax.plot([parent["bytes"], r["bytes"]], [parent["score"], r["score"]],
                     color="#b8bec6", linewidth=1, zorder=2)
-    for compressed, style, label in ((False, TRACK_STYLE["ranked"], "as trained"),
-                                     (True, {"marker": "^", "color": "#2e8540",
-                                             "facecolor": "#2e8540"}, "compressed variant")):
-        points = [r for r in rows if r["compressed"] == compressed]
+    def kind(row: dict) -> str:
+        return "baseline" if row.get("baseline") else \
+            "compressed" if row["compressed"] else "trained"
+
+    for name, style, label in (("trained", TRACK_STYLE["ranked"], "as trained"),
+                               ("compressed", {"marker": "^", "color": "#2e8540",
+                                               "facecolor": "#2e8540"}, "compressed variant"),
+                               ("baseline", {"marker": "D", "color": "#6f42c1",
+                                             "facecolor": "white"},
+                                "outside model (baseline, weight files)")):
+        points = [r for r in rows if kind(r) == name]
         if not points:
             continue
         ax.scatter([r["bytes"] for r in points], [r["score"] for r in points],

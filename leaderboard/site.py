@@ -44,14 +44,17 @@ GLUE_PLOT, LOSS_PLOT = "glue_vs_budget.svg", "loss_curves.svg"
 SIZE_PLOT = "glue_vs_size.svg"
 
 
-def build_site(entries_dir, out, *, runs=None, glue_dir=None, log=None) -> Path:
+def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=None) -> Path:
     """Write the site into `out` (replaced whole if it is an earlier build); return index.html.
 
     `runs`: a folder holding the run dir RUNS/NAME of each entry NAME.json (or a mapping
     NAME -> run dir); `glue_dir`: the GLUE folder to rescore the saved dev predictions. Only
-    entries verified against both are ranked (`leaderboard.verify`). `log(line)` receives one
-    line per entry rejected or unverified, with its reason.
+    entries verified against both are ranked (`leaderboard.verify`). `outside`: a folder
+    holding OUTSIDE/NAME/, the results folder of each outside model entry NAME.json; outside
+    models are shown as baselines in a table of their own, never ranked. `log(line)` receives
+    one line per entry rejected or unverified, with its reason.
     """
+    from leaderboard.outside import is_outside
     from leaderboard.verify import REJECTED, VERIFIED, judge_entries
 
     entries_dir, out = Path(entries_dir), Path(out)
@@ -63,10 +66,14 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, log=None) -> Path:
     if (out / "index.html").is_file() and GENERATOR not in (out / "index.html").read_text():
         raise UserError(f"{out}/index.html was not built by `cram leaderboard build`; "
                         "choose another --out")
-    judged = judge_entries(entries_dir, runs=runs, glue_dir=glue_dir)
+    judged = judge_entries(entries_dir, runs=runs, glue_dir=glue_dir, outside=outside)
     for item in judged:
         if item.status != VERIFIED and log is not None:
             log(f"{item.path.name}: {item.status}: {item.reasons[0]}")
+    # Outside models are baselines: a table and figure points of their own, never ranked.
+    baselines = [(j.entry, j.reasons[0] if j.reasons else None) for j in judged
+                 if j.status != REJECTED and is_outside(j.entry)]
+    judged = [j for j in judged if not is_outside(j.entry) or j.status == REJECTED]
     verified = [j for j in judged if j.status == VERIFIED]
     unverified = [j.entry for j in judged if j.status not in (VERIFIED, REJECTED)]
     skipped = [(j.path.name, j.reasons[0]) for j in judged if j.status == REJECTED]
@@ -93,12 +100,12 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, log=None) -> Path:
             if entry.get("extraction"):
                 plots.extraction_scatter(entry["extraction"]["search"],
                                          tmp / _extraction_plot(entry))
-        scored, unscored = size_rows(entries)
+        scored, unscored = size_rows(entries, [entry for entry, _ in baselines])
         plots.score_vs_size(scored, tmp / SIZE_PLOT, unscored)
         page = render_page([j.entry for j in verified], skipped, reported,
                            unverified=[(j.entry, j.reasons[0]) for j in judged
                                        if j.status not in (VERIFIED, REJECTED)],
-                           marks=marks)
+                           marks=marks, baselines=baselines)
         (tmp / "index.html").write_text(page)
     return out / "index.html"
 
@@ -123,11 +130,21 @@ def significance_marks(verified: list, glue_dir) -> dict[str, float]:
     return marks
 
 
-def size_rows(entries: list[dict]) -> tuple[list[dict], list[dict]]:
+def size_rows(entries: list[dict], baselines: list[dict] = ()) -> tuple[list[dict], list[dict]]:
     """(scored, unscored) points of the size figure: every entry whose results report the
-    deployed model's size; a compressed variant names the entry it was compressed from."""
+    deployed model's size; a compressed variant names the entry it was compressed from.
+    `baselines` (outside models' entries) are points at the size of their weight files."""
+    from leaderboard.outside import weights_bytes
+
     by_model = {e["hashes"]["model_sha256"]: e["name"] for e in entries}
     scored, unscored = [], []
+    for entry in baselines:
+        point = {"name": entry["name"], "bytes": weights_bytes(entry)}
+        if _has_glue_score(entry):
+            scored.append({**point, "score": entry["results"]["avg_cramming"]["value"],
+                           "compressed": False, "baseline": True})
+        else:
+            unscored.append(point)
     for entry in entries:
         deployment = entry["results"].get("deployment")
         if deployment is None:
@@ -170,11 +187,12 @@ def _rank_key(entry: dict):
 
 
 def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict, *,
-                unverified: list[tuple[dict, str]] = (), marks: dict[str, float] | None = None
-                ) -> str:
+                unverified: list[tuple[dict, str]] = (), marks: dict[str, float] | None = None,
+                baselines: list[tuple[dict, str | None]] = ()) -> str:
     """The page: `entries` are the verified ones (ranked in their track's table);
     `unverified` (entry, reason) are shown apart; `marks` name -> p of rows not significantly
-    above the next."""
+    above the next; `baselines` (entry, None when verified or why not) are outside models,
+    listed in their own table, never ranked."""
     marks = marks or {}
     # Compressed variants have a table of their own: a score there is paid for in size.
     compressed = sorted((e for e in entries if "compression" in e), key=_rank_key)
@@ -231,6 +249,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         _compressed_table(compressed) if compressed else
         "<p class=empty>No compressed entries yet.</p>",
         "</section>",
+        _baselines(baselines),
         _unverified(unverified),
         '<section class=figures><figure><h2>GLUE score against budget</h2>',
         f'<img src="{GLUE_PLOT}" alt="GLUE dev average against training budget in hours">',
@@ -240,8 +259,9 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         '<figure><h2>GLUE score against model size</h2>',
         f'<img src="{SIZE_PLOT}" alt="GLUE dev average against the stored model size in bytes">',
         "<figcaption>One point per entry at the stored size of its deployed model (log "
-        "scale); a line joins each compressed variant to the entry it came from; ticks on the "
-        "axis are entries without a GLUE score.</figcaption></figure>",
+        "scale); a line joins each compressed variant to the entry it came from; diamonds are "
+        "outside models (baselines) at the size of their weight files; ticks on the axis are "
+        "entries without a GLUE score.</figcaption></figure>",
         '<figure><h2>Pretraining loss</h2>',
         f'<img src="{LOSS_PLOT}" alt="training loss against elapsed time, one line per entry">',
         "<figcaption>MLM training loss against wall-clock time, from each entry's run "
@@ -254,12 +274,60 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         parts.append("<section class=skipped><h2>Entries not shown</h2><ul>")
         parts += [f"<li><code>{_e(name)}</code>: {_e(why)}</li>" for name, why in skipped]
         parts.append("</ul></section>")
-    shown = len(entries) + len(unverified)
+    shown = len(entries) + len(unverified) + len(baselines)
     count = f"{shown} {'entry' if shown == 1 else 'entries'}"
     parts.append(f"<footer>{count} · built {built} · validate any entry with "
                  "<code>cram leaderboard validate ENTRY --run RUN</code></footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _baselines(baselines: list[tuple[dict, str | None]]) -> str:
+    """Outside models scored with the same protocol (`cram eval --model`): for reference beside
+    the crammed runs, never ranked; each row says whether its scores were recomputed."""
+    if not baselines:
+        return ""
+    head = [("Entry", "date · model type"), ("Model", "source · params"),
+            ("Protocol", "fine-tuning · seed"), ("Weights", "stored · folder sha256"),
+            ("avg", "cram"), ("avg", "GLUE")]
+    head += [(task, metrics) for _, _, task, metrics in TASK_COLUMNS]
+    rows = ['<section class=baselines><h2>Baselines (outside models)</h2>',
+            "<p class=note>Models this harness did not train (any <code>transformers</code> "
+            "encoder, e.g. BERT or a <code>cram export</code> folder), fine-tuned and scored with "
+            "the same protocol by <code>cram eval glue --model</code>. They made no budget or "
+            "training claim and are never ranked; each is named by the sha256 of its folder's "
+            "config, weight, tokenizer and code files (<code>cram leaderboard validate ENTRY "
+            "--model PATH</code> rehashes them).</p>",
+            '<div class=scroll><table class="board baselines"><thead><tr>']
+    rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
+    rows.append("</tr></thead><tbody>")
+    from leaderboard.outside import weights_bytes
+
+    for entry, why in sorted(baselines, key=lambda item: _baseline_key(item[0])):
+        model, protocol = entry["outside_model"], entry["results"]["protocol"]
+        seeds = protocol.get("seeds") or [protocol.get("seed")]
+        cells = [
+            f"<td class=name><strong>{_e(entry['name'])}</strong><span class=sub>"
+            f"{_e(entry['date'])} · {_e(model['model_type'])}</span></td>",
+            f"<td>{_e(model['source'])}<span class=sub>{_params(model['params'])}</span></td>",
+            f"<td>{_e(protocol['name'])}<span class=sub>seed "
+            f"{_e(', '.join(map(str, seeds)))}</span></td>",
+            f"<td class=num>{format_bytes(weights_bytes(entry))}<span class=sub>"
+            f"{_e(model['folder_sha256'][:12])}</span></td>",
+            *_score_cells(entry),
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+        state = f"unverified: {why}" if why else "scores recomputed from its saved predictions"
+        rows.append(f"<tr class=why><td colspan={len(head)}>baseline, not ranked: "
+                    f"{_e(entry['track_reason'])}; {_e(state)}</td></tr>")
+    rows.append("</tbody></table></div></section>")
+    return "".join(rows)
+
+
+def _baseline_key(entry: dict):
+    # Complete GLUE averages first, best first, then partial ones, then probe-only results.
+    avg = entry["results"]["avg_cramming"]["value"] if _has_glue_score(entry) else None
+    return (_rank_group(entry), -(avg or 0.0), entry["name"])
 
 
 def _unverified(unverified: list[tuple[dict, str]]) -> str:

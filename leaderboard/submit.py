@@ -1,4 +1,5 @@
-"""Turn a scored run dir (contract 2 + contract 3) into a leaderboard entry (contract 4)."""
+"""Turn a scored run dir (contract 2 + contract 3) into a leaderboard entry (contract 4); an
+outside model's results file becomes an entry through `leaderboard.outside`."""
 
 from __future__ import annotations
 
@@ -22,12 +23,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     """Write `out` (default `entries/NAME.json`) for the scored run `run`; return the entry."""
-    if not NAME_PATTERN.match(name):
-        raise UserError(f"entry name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
-                        "starting with a letter or digit")
-    out = Path(out) if out is not None else Path("entries") / f"{name}.json"
-    if out.exists() and not force:
-        raise UserError(f"{out} already exists (use --force to replace it)")
+    out = entry_path(name, out, force)
     run = Path(run)
     entry = build_entry(run, name)
     from leaderboard.validate import record_free_problems  # validate imports this module
@@ -43,6 +39,27 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
         raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
     write_json_atomic(out, entry)
     return entry
+
+
+def submit_results(results, name: str, *, out=None, force: bool = False, model=None) -> dict:
+    """Write `out` (default `entries/NAME.json`) for an outside model's results file `results`
+    (`cram eval glue|probe --model PATH --out FILE`), hashing the model folder (`model`, or the
+    local folder the results name); return the entry (`leaderboard.outside`)."""
+    from leaderboard.outside import submit_outside
+
+    return submit_outside(results, name, out=entry_path(name, out, force), model=model)
+
+
+def entry_path(name: str, out, force: bool) -> Path:
+    """Where entry `name` goes (default `entries/NAME.json`), after checking the name and that
+    nothing is replaced without `force`."""
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"entry name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit")
+    out = Path(out) if out is not None else Path("entries") / f"{name}.json"
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists (use --force to replace it)")
+    return out
 
 
 def build_entry(run: Path, name: str) -> dict:

@@ -27,6 +27,8 @@ SUM_TOLERANCE_S = 1e-3
 
 def track_reasons(entry: dict) -> list[str]:
     """Why Rules v1 put this entry in the open track; an empty list means ranked."""
+    if entry.get("outside_model") is not None:  # an outside model's entry: a baseline
+        return [OUTSIDE_MODEL_REASON]
     reasons = []
     hardware = entry["hardware"]
     if world_size(entry) > 1:

@@ -15,6 +15,9 @@ Four layers, each listing every problem it finds as one line:
 A compressed entry's fields must also agree with each other and, with a run dir, with the
 stored files (`leaderboard.compressed`).
 Every path an entry or a record names is followed only inside its run dir or data dir.
+An outside model's entry has no run: it is checked alone, against its results file and
+predictions (`--results`, `--glue-dir`) and against its model folder (`--model`), as
+`leaderboard.outside` lists.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from pathlib import Path
 from cramming.rules import RANKED_PROTOCOL
 from data_prep import UserError
 from data_prep.files import contained_path, sha256_file
-from leaderboard import claims, compressed, tracks
+from leaderboard import claims, compressed, outside, tracks
 from leaderboard.extraction import extraction_run_problems
+from leaderboard.outside import is_outside
 from leaderboard.records import read_config, run_file
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import (
@@ -42,19 +46,27 @@ from leaderboard.submit import (
 TOLERANCE = 1e-6
 
 
-def validate_entries(paths, *, run=None, glue_dir=None) -> dict[str, list[str]]:
-    """Map each entry path to its problems (an empty list: valid)."""
+def validate_entries(paths, *, run=None, glue_dir=None, results=None,
+                     model=None) -> dict[str, list[str]]:
+    """Map each entry path to its problems (an empty list: valid). `results` and `model` are
+    an outside model's results file and model folder (`leaderboard.outside`)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise UserError("no entry to validate")
-    if run is not None and len(paths) > 1:
-        raise UserError("--run checks one entry against one run dir: give a single entry")
-    if glue_dir is not None and run is None:
-        raise UserError("--glue-dir needs --run: the saved dev predictions live in the run dir")
-    return {str(path): validate_entry(path, run=run, glue_dir=glue_dir) for path in paths}
+    for option, value in (("--run", run), ("--results", results), ("--model", model)):
+        if value is not None and len(paths) > 1:
+            raise UserError(f"{option} checks one entry: give a single entry")
+    if run is not None and (results is not None or model is not None):
+        raise UserError("--run is a trained run's; --results and --model an outside model's: "
+                        "not both")
+    if glue_dir is not None and run is None and results is None:
+        raise UserError("--glue-dir needs --run (or --results for an outside model): the saved "
+                        "dev predictions live beside the results")
+    return {str(path): validate_entry(path, run=run, glue_dir=glue_dir, results=results,
+                                      model=model) for path in paths}
 
 
-def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
+def validate_entry(path, *, run=None, glue_dir=None, results=None, model=None) -> list[str]:
     try:
         entry = read_entry(path)
     except UserError as err:
@@ -62,6 +74,11 @@ def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
     problems = schema_errors(entry)
     if problems:  # the later layers assume the schema's structure
         return problems
+    if is_outside(entry):
+        return outside_problems(entry, run=run, glue_dir=glue_dir, results=results, model=model)
+    if results is not None or model is not None:
+        return [f"--results and --model are for an outside model's entry; {path} is a trained "
+                "run's: check it with --run RUN"]
     problems = record_free_problems(entry)
     if run is not None:
         problems += run_problems(entry, Path(run))
@@ -70,8 +87,27 @@ def validate_entry(path, *, run=None, glue_dir=None) -> list[str]:
     return problems
 
 
+def outside_problems(entry: dict, *, run=None, glue_dir=None, results=None,
+                     model=None) -> list[str]:
+    """An outside model's entry: alone, against its results file and predictions (`results`,
+    with `glue_dir` the dev labels) and against its model folder (`model`)."""
+    if run is not None:
+        return [f"--run: {entry['name']} is an outside model's entry, with no run; give its "
+                "results file with --results FILE"]
+    problems = outside.record_free_problems(entry)
+    if results is not None:
+        problems += outside.results_problems(entry, Path(results))
+        if glue_dir is not None:
+            problems += metric_problems(entry, Path(results).parent, Path(glue_dir))
+    if model is not None:
+        problems += outside.folder_problems(entry, Path(model))
+    return problems
+
+
 def record_free_problems(entry: dict) -> list[str]:
     """Everything a schema-valid entry must satisfy on its own (no run dir, no GLUE files)."""
+    if is_outside(entry):
+        return outside.record_free_problems(entry)
     return (tracks.rule_violations(entry) + arithmetic_problems(entry)
             + claims.entry_time_problems(entry) + compressed.consistency_problems(entry))
 

@@ -4,7 +4,8 @@ An entry is *verified* when it validates against its run dir (`validate --run`) 
 results, its scores recompute from the saved dev predictions (`--glue-dir`); only verified
 entries are ranked. An entry that passes the record-free checks but whose run dir or GLUE
 folder was not given is *unverified*: shown apart, never ranked. An entry that fails any check
-is *rejected*: left off the site, with its first problem.
+is *rejected*: left off the site, with its first problem. An outside model's entry is judged
+the same way against its results folder instead of a run dir, and is never ranked.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def run_dir_for(path: Path, runs) -> Path | None:
     return Path(run) if run is not None and Path(run).is_dir() else None
 
 
-def judge_entries(entries_dir: Path, *, runs=None, glue_dir=None) -> list[Judged]:
+def judge_entries(entries_dir: Path, *, runs=None, glue_dir=None, outside=None) -> list[Judged]:
     """Every *.json in `entries_dir`, in name order, judged (see the module docstring)."""
-    return [judge(path, runs=runs, glue_dir=glue_dir)
+    return [judge(path, runs=runs, glue_dir=glue_dir, outside=outside)
             for path in sorted(entries_dir.glob("*.json"))]
 
 
-def judge(path: Path, *, runs=None, glue_dir=None) -> Judged:
+def judge(path: Path, *, runs=None, glue_dir=None, outside=None) -> Judged:
+    """`outside`: a folder holding OUTSIDE/NAME/, the results folder of outside model entry
+    NAME.json (or a mapping NAME -> folder), judged as run dirs are (verified then only says
+    that its scores are its saved predictions': an outside model is never ranked)."""
+    from leaderboard.outside import is_outside, results_problems
     from leaderboard.validate import metric_problems, record_free_problems, run_problems
 
     try:
@@ -54,11 +59,17 @@ def judge(path: Path, *, runs=None, glue_dir=None) -> Judged:
     problems = problems or record_free_problems(entry)
     if problems:
         return Judged(path, REJECTED, entry, problems)
-    run = run_dir_for(path, runs)
-    if run is None:
+    if is_outside(entry):
+        run, what = run_dir_for(path, outside), "results"
+        where = "no --outside folder given" if outside is None else \
+            f"no results folder for {path.name}"
+    else:
+        run, what = run_dir_for(path, runs), "run"
         where = "no --runs folder given" if runs is None else f"no run dir for {path.name}"
-        return Judged(path, UNVERIFIED, entry, [f"not checked against its run: {where}"])
-    problems = run_problems(entry, run)
+    if run is None:
+        return Judged(path, UNVERIFIED, entry, [f"not checked against its {what}: {where}"])
+    problems = (results_problems(entry, run / entry["results_file"]) if is_outside(entry)
+                else run_problems(entry, run))
     glue = entry["results"]["suite"] == "glue"
     if glue and glue_dir is not None:
         problems += metric_problems(entry, run, Path(glue_dir))

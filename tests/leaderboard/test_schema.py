@@ -70,7 +70,7 @@ def test_probe_tasks_protocol_and_software_match_their_writers():
     from glue_eval.results import software
 
     defs = entry_schema()["$defs"]
-    properties = entry_schema()["properties"]
+    properties = entry_schema()["$defs"]["crammed_entry"]["properties"]
     probe_tasks = defs["probe_results"]["properties"]["tasks"]["properties"]
     assert tuple(probe_tasks) == PROBES
     for protocol in PROTOCOLS.values():
@@ -89,5 +89,6 @@ def test_probe_tasks_protocol_and_software_match_their_writers():
 def test_model_shape_is_the_summary_shape():
     from cramming import ModelConfig
 
-    shape = entry_schema()["properties"]["model"]["properties"]["shape"]["properties"]
+    shape = entry_schema()["$defs"]["crammed_entry"]["properties"]["model"]["properties"][
+        "shape"]["properties"]
     assert set(shape) <= {field.name for field in dataclasses.fields(ModelConfig)}
