@@ -1,7 +1,8 @@
 """Shared fixtures. `../shared/data` (real GLUE files and corpus text) sits beside the repo.
 
 Also the small things several test modules build alike: one torch thread per test, a tiny
-encoder shape, and a tiny run dir (data dir + random 1-layer encoder in final/).
+encoder shape, a tiny run dir (data dir + random 1-layer encoder in final/), and a tiny
+outside model (a random BERT saved by transformers, for `cram eval --model`).
 """
 
 from __future__ import annotations
@@ -166,6 +167,33 @@ class TickingClock:
 
     def stall(self, seconds):
         self.now += seconds
+
+
+def pretrain_small_run(root: Path) -> Path:
+    """ROOT/run: a finished run of a 1-layer, hidden-32 model, pretrained for 6 fake seconds
+    (TickingClock) on a small grammar corpus prepared into ROOT/data (rows of 32 tokens)."""
+    import torch
+
+    from cramming.train.pretrain import pretrain
+    from data_prep import open_data_dir, prepare
+
+    rng = random.Random(0)
+    words = ["the cat", "a dog", "sees", "likes", "a red ball", "the boat", "in the garden",
+             "near the river", "my neighbour", "carries", "the letter", "follows"]
+    docs = [" ".join(" ".join(rng.choice(words) for _ in range(6)) + "." for _ in range(6))
+            for _ in range(300)]
+    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, seq_len=32,
+            val_fraction=0.1, quiet=True)
+    vocab = open_data_dir(root / "data").vocab_size
+    threads = torch.get_num_threads()
+    small = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
+             "model.head_hidden=32", "impl.threads=1"]
+    pretrain(root / "data", root / "run", budget="6s", preset="tiny", quiet=True,
+             overrides=[*small, f"model.vocab_size={vocab}", "model.seq_len=32"],
+             clock=TickingClock(0.05))
+    torch.set_num_threads(threads)
+    return root / "run"
 
 
 @pytest.fixture

@@ -17,9 +17,12 @@ GLUE_ROWS = (("mnli", "MNLI"), ("qqp", "QQP"), ("qnli", "QNLI"), ("sst2", "SST-2
 
 
 def model_card(*, out: Path, summary: dict, results: dict, cfg, model_sha256: str,
-               tokenizer_sha256: str, manifest: dict) -> str:
+               tokenizer_sha256: str, manifest: dict, weights: dict | None = None) -> str:
     """Markdown with Hub metadata (YAML front matter) for `transformers` users; `out` is the
-    folder as the user named it (the examples load it by that path)."""
+    folder as the user named it (the examples load it by that path). `weights`: how the
+    folder holds the run's weights (`cramming.export.export.weights_record`); None or kind
+    "as trained": the run's file itself."""
+    weights = weights or {"kind": "as trained", "sha256": model_sha256}
     name = out.resolve().name
     parts = [
         "---",
@@ -72,13 +75,15 @@ def model_card(*, out: Path, summary: dict, results: dict, cfg, model_sha256: st
         "|---|---|",
         f"| data (`data_sha256`) | `{summary.get('data_sha256') or UNKNOWN}` |",
         f"| recipe (`config_sha256`) | `{summary.get('config_sha256') or UNKNOWN}` |",
-        f"| weights (`model.safetensors`, the run's `final/model.safetensors`) | "
-        f"`{model_sha256}` |",
+        *_weight_hashes(weights, model_sha256),
         f"| tokenizer (the run's `final/tokenizer.json`) | `{tokenizer_sha256}` |",
         "",
     ]
+    parts += _weights(weights, model_sha256)
     if summary.get("lineage"):
         parts += _lineage(summary["lineage"])
+    if summary.get("compression"):
+        parts += _compression(summary["compression"])
     parts += _evaluation(results)
     parts += ["cramming-bench is the benchmark harness that trained and scored this model; "
               "`cram_run.json` holds the run's summary and results files as it recorded them.",
@@ -120,6 +125,80 @@ def _training_fields(summary: dict, cfg, manifest: dict) -> list[tuple[str, str]
         ("code version", _value(summary.get("code_version"))),
         ("finished", _value(summary.get("finished_utc"))),
     ]
+
+
+def _weight_hashes(weights: dict, model_sha256: str) -> list[str]:
+    if weights["kind"] == "as trained":
+        return [f"| weights (`model.safetensors`, the run's `final/model.safetensors`) | "
+                f"`{model_sha256}` |"]
+    return [f"| weights in this folder (`model.safetensors`, {weights['kind']}) | "
+            f"`{weights['sha256']}` |",
+            f"| the run's weights (`final/model.safetensors`, `model_sha256`) | "
+            f"`{model_sha256}` |"]
+
+
+def _weights(weights: dict, model_sha256: str) -> list[str]:
+    """How this folder holds a compressed run's weights, which transformers could not read as
+    the run stores them."""
+    if weights["kind"] == "as trained":
+        return []
+    spec = weights.get("spec") or {}
+    parts = ["## Weights in this folder", ""]
+    run_file = (f"the run's `final/model.safetensors` ({weights['run_file_bytes']:,} bytes, "
+                f"sha256 `{model_sha256[:12]}...`)")
+    sparsity = weights.get("sparsity") or {}
+    if sparsity:
+        zeros, entries = sparsity["zeros"], sparsity["entries"]
+        parts.append(
+            f"The run is pruned (`{spec.get('method', '?')}`) and stores its encoder sparsely, "
+            f"in cramming-bench's compact form (`cram-compact/1`: masks and kept values), which "
+            f"transformers does not read. `model.safetensors` here holds the same weights as "
+            f"dense fp32 tensors with the pruned entries as zeros: {zeros:,} of the {entries:,} "
+            f"entries of the pruned weights (the encoder's linear layers) are zero, sparsity "
+            f"{zeros / entries:.4f}. The zeros are not enforced by the architecture: "
+            f"fine-tuning this folder with transformers moves them unless you mask them.")
+        parts.append("")
+    quantization = spec.get("quantization")
+    if weights["kind"] == "dequantized" and quantization:
+        parts.append(
+            f"The run is quantized to {quantization['bits']} bits "
+            f"(`{spec.get('method', '?')}`: {quantization['library']} "
+            f"`{quantization['config']}`, {quantization['mapping']}, "
+            f"{quantization['granularity']}), applied to {quantization['applies_to']}. "
+            "`model.safetensors` here holds the pretrained encoder quantized the same way and "
+            "dequantized to fp32 (each value is its integer code times its scale): every "
+            "nn.Linear and nn.Embedding weight of the encoder, the token embedding (and so the "
+            "tied MLM decoder) included; the MLM head's own dense layer, which no task model "
+            "has, stays fp32. transformers computes in fp32 with these values; the benchmark "
+            "fine-tunes the fp32 weights of "
+            f"{run_file} and quantizes each task model afterwards.")
+        parts.append("")
+    parts += [f"Built from {run_file}; the folder was loaded back with transformers and its "
+              "MLM logits matched the run's model "
+              + ("with its encoder quantized by torchao " if weights["kind"] == "dequantized"
+                 else "") + "before it was written.", ""]
+    return parts
+
+
+def _compression(record: dict) -> list[str]:
+    """The run's compression record (summary.json), as `cram compress` wrote it."""
+    quantization = record.get("quantization") or {}
+    fields = [
+        ("method", f"`{record.get('method')}`"),
+        ("bits", _value(record.get("bits"))),
+        ("quantization", ", ".join(f"{k} {v}" for k, v in quantization.items()) or "none"),
+        ("sparsity (target / reached)", f"{_value(record.get('sparsity_target'))} / "
+                                        f"{_value(record.get('sparsity'))}"),
+        ("prunable parameters", _count(record.get("prunable_params"))),
+        ("parameters / kept", f"{_count(record.get('params'))} / "
+                              f"{_count(record.get('nonzero_params'))}"),
+        ("stored size of final/", f"{_count(record.get('stored_bytes'))} bytes"),
+        ("recovery training", f"{_duration(record.get('train_elapsed_s'))} of "
+                              f"{_duration(record.get('budget_s'))}, "
+                              f"{len(record.get('rounds') or [])} rounds"),
+    ]
+    return ["## Compression", "", "What `cram compress` did to the parent run (the run's "
+            "`compression` record).", "", "| | |", "|---|---|", *_rows(fields), ""]
 
 
 def _lineage(lineage: dict) -> list[str]:

@@ -22,15 +22,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cramming.export import export_run
+    from cramming.export.weights import AS_TRAINED, DEQUANTIZED
     from data_prep.files import dir_lock
 
     with dir_lock(args.out, owner="cram export"):
         report = export_run(args.run_dir, args.out, force=args.force)
     diff = report["max_abs_diff"]
     check = "identical to" if diff == 0 else f"within {diff:.1e} of"
+    reference = "the run's model" + (" with its encoder quantized"
+                                     if report["weights"] == DEQUANTIZED else "")
     print(f"wrote {report['out']}: transformers folder, {report['params']:,} parameters, "
           f"vocab {report['vocab_size']}, model_sha256 {report['model_sha256'][:12]}...; "
-          f"loaded back with transformers: MLM logits {check} the run's model")
+          f"loaded back with transformers: MLM logits {check} {reference}")
+    if report["weights"] != AS_TRAINED:
+        sparsity = report["sparsity"]
+        zeros = (f", {sparsity['zeros']:,} of {sparsity['entries']:,} pruned-weight entries "
+                 f"zero (sparsity {sparsity['zeros'] / sparsity['entries']:.4f})"
+                 if sparsity else "")
+        what = ("dequantized to fp32" if report["weights"] == DEQUANTIZED
+                else "dense fp32 from the run's compact sparse file")
+        print(f"weights: {what}{zeros}; sha256 {report['weights_sha256'][:12]}... (see the "
+              "model card)")
     print(f'use: AutoModelForMaskedLM.from_pretrained("{report["out"]}", '
           "trust_remote_code=True)")
     return 0

@@ -4,7 +4,9 @@
     OUT/configuration_crammed_bert.py  the config class
     OUT/modeling_crammed_bert.py       AutoModel, ...ForMaskedLM, ...ForSequenceClassification
     OUT/cramming_model.py              cramming/model.py, generated from its source at export
-    OUT/model.safetensors              the run's final/model.safetensors, byte for byte
+    OUT/model.safetensors              the run's final/model.safetensors, byte for byte; for a
+                                       compressed run, its weights as dense tensors (pruned
+                                       entries as zeros, quantized ones dequantized)
     OUT/tokenizer.json, tokenizer_config.json   a fast BERT-style tokenizer (the run's WordPiece)
     OUT/README.md                      the model card: budget, hardware, data, hashes, results
     OUT/cram_run.json                  the run's summary and results files, as recorded
@@ -22,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from cramming.export.card import model_card
+from cramming.export.weights import exported_weights
 from data_prep import UserError
 from data_prep.files import (
     atomic_dir,
@@ -55,7 +58,9 @@ INSTALL_HINT = "pip install 'cramming-bench[hf]'"
 
 def export_run(run, out, *, force: bool = False) -> dict:
     """Write the transformers folder `out` for run dir `run`; return what the CLI reports:
-    {"out", "params", "vocab_size", "model_sha256", "max_abs_diff"}.
+    {"out", "params", "vocab_size", "model_sha256" (the run's), "weights" (how the folder holds
+    them: `cramming.export.weights`), "weights_sha256" (the folder's model.safetensors),
+    "sparsity" ({"zeros", "entries"} of the pruned weights, {} if none), "max_abs_diff"}.
 
     Raises UserError when the run has no final model (or one that does not fit its config),
     when `out` exists without `force`, or when transformers is not installed. Nothing is left
@@ -68,24 +73,41 @@ def export_run(run, out, *, force: bool = False) -> dict:
     if summary["model_sha256"] != model_sha256:
         raise UserError(f"{final}/model.safetensors does not match the model_sha256 in "
                         f"{run}/summary.json: the run dir was changed after training")
-    model, cfg = _load_run_model(final)
+    weights = exported_weights(final)
+    model, cfg = weights.model, weights.cfg
     _require_transformers()
     results = {name: read_json_object(run / name) for name in RESULTS_FILES
                if (run / name).is_file()}
     with atomic_dir(out, force=force) as tmp:
         write_remote_code(tmp)
         write_config(tmp, cfg)
-        shutil.copyfile(final / "model.safetensors", tmp / "model.safetensors")
+        if weights.state is None:
+            shutil.copyfile(final / "model.safetensors", tmp / "model.safetensors")
+        else:
+            from safetensors.torch import save
+
+            (tmp / "model.safetensors").write_bytes(save(weights.state,
+                                                         metadata={"format": "pt"}))
+        weights_sha256 = sha256_file(tmp / "model.safetensors")
         write_tokenizer(tmp, final / "tokenizer.json", cfg.seq_len)
         write_json_atomic(tmp / "cram_run.json", {"summary": summary, "results": results})
         (tmp / "README.md").write_text(model_card(
             out=out, summary=summary, results=results, cfg=cfg, model_sha256=model_sha256,
             tokenizer_sha256=sha256_file(final / "tokenizer.json"),
-            manifest=_data_manifest(summary)))
-        max_abs_diff = check_export(tmp, model)
+            manifest=_data_manifest(summary),
+            weights=weights_record(weights, weights_sha256, final)))
+        max_abs_diff = check_export(tmp, weights.reference)
     return {"out": out, "params": sum(p.numel() for p in model.parameters()),
             "vocab_size": cfg.vocab_size, "model_sha256": model_sha256,
-            "max_abs_diff": max_abs_diff}
+            "weights": weights.kind, "weights_sha256": weights_sha256,
+            "sparsity": weights.sparsity, "max_abs_diff": max_abs_diff}
+
+
+def weights_record(weights, sha256: str, final: Path) -> dict:
+    """What the model card says of the folder's weights and the run's file they come from."""
+    return {"kind": weights.kind, "sha256": sha256, "spec": weights.spec,
+            "sparsity": weights.sparsity,
+            "run_file_bytes": (final / "model.safetensors").stat().st_size}
 
 
 def final_model_dir(run: Path) -> Path:
@@ -185,10 +207,14 @@ def check_export(folder: Path, model) -> float:
     from transformers import AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
+    from cramming.compress.quantize import quiet_torchao_logs
+
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar for a check the CLI reports
     try:
-        exported = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()
+        with quiet_torchao_logs():  # transformers imports torchao as it loads a model
+            exported = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
+        exported.eval()
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -202,18 +228,6 @@ def check_export(folder: Path, model) -> float:
         raise RuntimeError(f"exported model's logits differ from the run's by {diff:.3g} "
                            f"(tolerance {CHECK_TOLERANCE:g})")
     return diff
-
-
-def _load_run_model(final: Path):
-    from cramming import CrammedBert, load_pretrained
-
-    cfg, state = load_pretrained(final)
-    model = CrammedBert(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(f"{final}/model.safetensors does not fit {final}/model_config.json "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]}); cannot export")
-    return model.eval(), cfg
 
 
 def _require_transformers() -> None:

@@ -2,43 +2,23 @@
 deterministic): the compressed run dir, the recovery budget, and every refusal."""
 
 import json
-import random
 import shutil
 
 import pytest
 import torch
-from conftest import TickingClock
+from conftest import TickingClock, pretrain_small_run
 
 from cramming.cli import main
 from cramming.compress import compress, prune, recovery, stored_stats
 from cramming.config import config_sha256
-from cramming.train.pretrain import pretrain
 from cramming.weights import load_pretrained_with_masks
-from data_prep import UserError, open_data_dir, prepare
-
-SMALL = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
-         "model.head_hidden=32", "impl.threads=1"]
+from data_prep import UserError
 
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):
     """A finished tiny run (6 fake seconds) on a small grammar corpus."""
-    root = tmp_path_factory.mktemp("compress")
-    rng = random.Random(0)
-    words = ["the cat", "a dog", "sees", "likes", "a red ball", "the boat", "in the garden",
-             "near the river", "my neighbour", "carries", "the letter", "follows"]
-    docs = [" ".join(" ".join(rng.choice(words) for _ in range(6)) + "." for _ in range(6))
-            for _ in range(300)]
-    (root / "corpus.txt").write_text("\n\n".join(docs) + "\n")
-    prepare([str(root / "corpus.txt")], root / "data", vocab_size=256, seq_len=32,
-            val_fraction=0.1, quiet=True)
-    vocab = open_data_dir(root / "data").vocab_size
-    threads = torch.get_num_threads()
-    pretrain(root / "data", root / "run", budget="6s", preset="tiny", quiet=True,
-             overrides=[*SMALL, f"model.vocab_size={vocab}", "model.seq_len=32"],
-             clock=TickingClock(0.05))
-    torch.set_num_threads(threads)
-    return root / "run"
+    return pretrain_small_run(tmp_path_factory.mktemp("compress"))
 
 
 @pytest.fixture(scope="module")
