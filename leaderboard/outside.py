@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cramming.rules import OUTSIDE_MODEL_REASON, RULES_VERSION
 from data_prep import UserError
-from data_prep.files import read_contract, sha256_file
+from data_prep.files import sha256_file
 from glue_eval.model_folder import (
     folder_sha256,
     identity_files,
@@ -45,11 +45,11 @@ def is_outside(entry) -> bool:
 
 def read_outside_results(path: Path) -> dict:
     """The results file at `path`, which must be an outside model's (UserError otherwise)."""
-    from glue_eval import RESULTS_FORMAT  # contract 3, carried whole inside an entry
+    from glue_eval import read_results  # contract 3, carried whole inside an entry
 
     if not path.is_file():
         raise UserError(f"results file {path} not found ({SCORE_HINT})")
-    results = read_contract(path, RESULTS_FORMAT)
+    results = read_results(path)
     if not isinstance(results.get("outside_model"), dict):
         raise UserError(f"{path} is not an outside model's results (it has no outside_model "
                         "record): submit a run's results with `cram submit --run RUN`")

@@ -114,8 +114,13 @@ def test_validate_rejects_scores_its_predictions_do_not_give(scored, entry_file,
     entry = json.loads(entry_file.read_text())
     stated = entry["results"]["tasks"]["stsb"]["metrics"]["pearson"]
 
-    def forge(e):  # a score and both averages moved together: consistent on its own
-        e["results"]["tasks"]["stsb"]["metrics"]["pearson"] = stated + 10
+    def forge(e):  # a score, its seed, spread and both averages moved together
+        task = e["results"]["tasks"]["stsb"]
+        task["metrics"]["pearson"] = stated + 10
+        (run,) = task["seeds"]
+        run["metrics"]["pearson"] += 10
+        for key in ("mean", "min", "max"):
+            task["spread"]["pearson"][key] += 10
         e["results"].update(compute_averages(
             {t: s["metrics"] for t, s in e["results"]["tasks"].items()}))
 
@@ -124,8 +129,8 @@ def test_validate_rejects_scores_its_predictions_do_not_give(scored, entry_file,
     (problems,) = validate_entries([forged], results=results, glue_dir=glue).values()
     assert any(p.startswith(f"results differ from {results} at tasks.stsb.metrics.pearson")
                for p in problems), problems
-    assert any(p.startswith("results.tasks.stsb.metrics.pearson is") and "saved predictions "
-               "score" in p for p in problems), problems
+    assert any(p.startswith("results.tasks.stsb.seeds[0].metrics.pearson is") and "saved "
+               "predictions score" in p for p in problems), problems
 
 
 def test_validate_with_the_folder_names_the_changed_file(scored, entry_file, tmp_path):
@@ -153,18 +158,19 @@ def test_submit_refuses_bad_results_in_one_line_and_writes_nothing(scored, tmp_p
         (folder / "glue.json").write_text(json.dumps(record))
         return folder / "glue.json"
 
-    # A tampered score: its average no longer adds up.
+    # A tampered score: it is not what its seeds give, and the averages no longer add up.
     path = edited_results("score", lambda r: r["tasks"]["rte"]["metrics"].update(accuracy=99))
     err = _cli_error([*base, "--results", str(path)], capsys)
     assert err.startswith(f"cram submit: error: {path} does not make a valid entry: "
-                          "results.avg_cramming.value is ") and "average to" in err
+                          "results.tasks.rte.metrics.accuracy is 99")
     # A tampered model hash.
     path = edited_results("hash", lambda r: r.update(model_sha256="1" * 64))
     err = _cli_error([*base, "--results", str(path)], capsys)
     assert f"{path} does not make a valid entry: results.model_sha256 111111111111..." in err
     # A prediction file that is not the one scored.
     path = edited_results("preds", lambda r: None)
-    predictions = path.parent / "glue-predictions" / "rte-dev.tsv"
+    (item,) = json.loads(path.read_text())["tasks"]["rte"]["seeds"][0]["predictions"]
+    predictions = path.parent / item["file"]
     predictions.write_text(predictions.read_text() + "\n")
     err = _cli_error([*base, "--results", str(path)], capsys)
     assert f"rte dev predictions {predictions} do not match their sha256" in err
