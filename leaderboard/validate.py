@@ -338,6 +338,17 @@ def _prediction_problems(entry: dict, results_dir: Path) -> list[str]:
             elif sha256_file(path) != item["sha256"]:
                 problems.append(f"{task} {item['split']} predictions {path} do not match "
                                 "their sha256")
+    tests = entry["results"].get("test_predictions")
+    for item in [*tests["files"], tests["submission"]] if tests else []:
+        try:
+            path = contained_path(results_dir, item["file"], what="test_predictions file")
+        except UserError as err:
+            problems.append(str(err))
+            continue
+        if not path.is_file():
+            problems.append(f"test_predictions: {path} not found")
+        elif sha256_file(path) != item["sha256"]:
+            problems.append(f"test_predictions: {path} does not match its sha256")
     return problems
 
 

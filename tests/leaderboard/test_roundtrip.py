@@ -432,3 +432,26 @@ def test_an_unreadable_config_is_a_problem_not_a_crash(copy_of):
     (run / "config.yaml").write_text("train: [unclosed\n")
     problems = _problems(entry_path, run, glue)
     assert any(p.startswith("config.yaml cannot be read: ") for p in problems), problems
+
+
+def test_results_with_glue_server_files_submit_and_validate(copy_of, tmp_path):
+    # `cram eval glue --predict-test` writes the server's files beside the results; the entry
+    # carries their record, and validate --run checks each file against its sha256.
+    run, _, glue = copy_of
+    with_test = tmp_path / "glue"
+    shutil.copytree(glue / "RTE", with_test / "RTE")
+    dev = (with_test / "RTE" / "dev.tsv").read_text().splitlines()
+    # As GLUE ships test.tsv: index and the two sentences, no label.
+    (with_test / "RTE" / "test.tsv").write_text("".join(
+        "\t".join(line.split("\t")[:3]) + "\n" for line in dev[:21]))
+    evaluate_glue(run, tasks="rte", glue_dir=with_test, protocol="quick", predict_test=True,
+                  force=True, quiet=True, device="cpu")
+    entry = tmp_path / "entries" / "with-test.json"
+    submit(run, "with-test", out=entry)
+    recorded = json.loads(entry.read_text())["results"]["test_predictions"]
+    assert [f["file"] for f in recorded["files"]] == ["glue-test/RTE.tsv"]
+    assert recorded["files"][0]["rows"] == 20
+    assert _problems(entry, run=run, glue=with_test) == []
+    served = run / "eval" / "glue-test" / "RTE.tsv"
+    served.write_text(served.read_text().replace("not_entailment", "entailment"))
+    _has(_problems(entry, run=run), f"test_predictions: {served} does not match its sha256")
