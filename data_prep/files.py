@@ -235,6 +235,22 @@ def umask() -> int:
     return current
 
 
+def refuse_output_over_inputs(out: str | os.PathLike, option: str = "--out", **inputs) -> None:
+    """UserError when the output folder `out` is one of the command's inputs or a folder
+    above one: building it (and `--force`, which replaces it) would delete what the command
+    reads. `inputs` name each input by its option, e.g. `run=RUN` for --run; None is skipped.
+    """
+    target = Path(out).resolve()
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if source == target or source.is_relative_to(target):
+            relation = "is" if source == target else "holds"
+            raise UserError(f"{option} {out} {relation} --{name.replace('_', '-')} {path}: "
+                            "writing it would delete its own input; name another folder")
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Build a directory under a temporary sibling name; rename it to `final` on success.

@@ -22,6 +22,7 @@ from data_prep.errors import UserError
 from data_prep.files import (
     atomic_dir,
     dir_lock,
+    refuse_output_over_inputs,
     sha256_file,
     tidy,
     write_json_atomic,
@@ -62,6 +63,9 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     """Build the data dir `out` from `sources`; return its manifest."""
     check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
     out = Path(out)
+    for source in sources:  # local files and folders (others are Hub names or "demo")
+        if Path(source).exists():
+            refuse_output_over_inputs(out, source=source)
     try:  # fail now, not after the tokenizer is trained
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no permission

@@ -20,7 +20,12 @@ from pathlib import Path
 from cramming.compress.method import SPEC_FILE, SPEC_FORMAT, Method, compose, parse_method
 from cramming.lineage import lineage_record, lineage_totals, read_parent
 from data_prep import UserError
-from data_prep.files import atomic_dir, sha256_file, write_json_atomic
+from data_prep.files import (
+    atomic_dir,
+    refuse_output_over_inputs,
+    sha256_file,
+    write_json_atomic,
+)
 
 PARENT_FILES = ("config.yaml", "metrics.jsonl")
 
@@ -43,8 +48,7 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
         raise UserError(f"--budget does not apply to --method {stage}: quantization trains "
                         "nothing and costs no budget")
     budget_s = parse_budget(budget) if stage.trains else 0.0
-    if out.resolve() == run.resolve():
-        raise UserError(f"--out {out} is the run being compressed; name a new run dir")
+    refuse_output_over_inputs(out, run=run)
     if out.exists() and not force:
         raise UserError(f"{out} already exists; use --force to replace it")
     if total.bits is not None:

@@ -30,6 +30,7 @@ from data_prep.files import (
     atomic_dir,
     read_contract,
     read_json_object,
+    refuse_output_over_inputs,
     sha256_file,
     write_json_atomic,
 )
@@ -68,6 +69,7 @@ def export_run(run, out, *, force: bool = False) -> dict:
     run, out = Path(run), Path(out)
     final = final_model_dir(run)
     check_out(out, force)
+    refuse_output_over_inputs(out, run=run)
     summary = read_summary(run)
     model_sha256 = sha256_file(final / "model.safetensors")
     if summary["model_sha256"] != model_sha256:

@@ -56,7 +56,9 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
     from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
     from cramming.weights import load_pretrained
     from data_prep import open_data_dir
+    from data_prep.files import refuse_output_over_inputs
 
+    refuse_output_over_inputs(out, teacher=teacher, data=data)
     stage_budget_s = parse_budget(budget)
     search_s = (parse_budget(search_budget) if search_budget is not None
                 else stage_budget_s * SEARCH_SHARE)

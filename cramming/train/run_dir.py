@@ -18,6 +18,7 @@ from data_prep.files import (
     dir_lock,
     is_out_of_space,
     read_json_object,
+    refuse_output_over_inputs,
     tidy,
     write_json_atomic,
     write_text_atomic,
@@ -225,6 +226,7 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
             raise UserError("--data and --budget are required for a new run (--resume RUN "
                             "alone takes the run's own)")
         data_dir = open_data_dir(data)
+        refuse_output_over_inputs(out, data=data)
         cfg = _load_preset(preset, overrides, budget_s, data_dir, device, quiet)
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder

@@ -164,3 +164,20 @@ def test_a_full_disk_is_one_line_and_leaves_earlier_outputs(tmp_path, monkeypatc
     assert json.loads((tmp_path / "summary.json").read_text()) == {"old": True}
     assert (tmp_path / "checkpoint" / "weights").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "summary.json"]
+
+
+def test_an_output_may_not_be_or_hold_an_input(tmp_path):
+    from data_prep.files import refuse_output_over_inputs
+
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    refuse_output_over_inputs(tmp_path / "runs" / "tiny-int8", run=run)  # a sibling: fine
+    refuse_output_over_inputs(run / "sub", run=run, data=None)  # inside the input: not deleted
+    for out, relation in ((run, "is"), (tmp_path / "runs", "holds"), (tmp_path, "holds")):
+        with pytest.raises(UserError, match=f"--out {out} {relation} --run {run}: writing it "
+                                            "would delete its own input"):
+            refuse_output_over_inputs(out, run=run)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "runs")  # the same folder by another name
+    with pytest.raises(UserError, match="holds --teacher"):
+        refuse_output_over_inputs(link, teacher=run)

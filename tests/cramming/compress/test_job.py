@@ -117,7 +117,7 @@ def test_bad_arguments_are_one_line_errors(parent, tmp_path, capsys, method, bud
 
 
 def test_refusals_about_the_runs(parent, pruned, tmp_path):
-    with pytest.raises(UserError, match="is the run being compressed"):
+    with pytest.raises(UserError, match="is --run .*: writing it would delete its own input"):
         compress(parent, "int8", parent)
     (tmp_path / "taken").mkdir()
     with pytest.raises(UserError, match="already exists; use --force"):
@@ -171,3 +171,19 @@ def test_a_budget_too_short_for_one_step_is_an_error(parent, tmp_path):
         compress(parent, "prune:0.5", tmp_path / "out", budget="0.2s", quiet=True,
                  clock=TickingClock(0.05))
     _no_run_left(tmp_path / "out")
+
+
+def test_force_never_replaces_a_folder_holding_the_inputs(parent, tmp_path, capsys):
+    # `--out` one folder above the run, with --force: replacing it would delete the run being
+    # compressed (and anything beside it). Refused in one line; both are still there.
+    tree = tmp_path / "tree"
+    shutil.copytree(parent, tree / "run")
+    (tree / "other-file").write_text("keep")
+    argv = ["compress", "--run", str(tree / "run"), "--method", "int8", "--out", str(tree),
+            "--force"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"cram compress: error: --out {tree} holds --run {tree / 'run'}: "
+                           "writing it would delete its own input; name another folder")
+    assert (tree / "run" / "final" / "model.safetensors").is_file()
+    assert (tree / "other-file").read_text() == "keep"
