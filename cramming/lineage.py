@@ -3,7 +3,8 @@ training time of every stage, so the one-day budget covers all training (Rules v
 
 A derived run's `summary.json` holds one `lineage` record:
 
-    {"stage": "compress" | "extract", "method": str, "parent_run": str (path as given),
+    {"stage": "compress" | "extract", "method": str,
+     "parent_run": str (the parent's path relative to the derived run dir, e.g. "../tiny"),
      "parent_model_sha256": str, "parent_summary_sha256": str,
      "parent_train_elapsed_s": float, "parent_budget_s": float,
      "stage_train_elapsed_s": float, "stage_budget_s": float (0 when the stage trains nothing)}
@@ -15,6 +16,7 @@ already include its ancestors. Torch-free: the validator checks the same record.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cramming.rules import DERIVED_STAGES
@@ -44,9 +46,11 @@ def read_parent(parent_run) -> dict:
     return summary
 
 
-def lineage_record(parent_run, *, stage: str, method: str, stage_train_elapsed_s: float,
+def lineage_record(parent_run, *, out, stage: str, method: str, stage_train_elapsed_s: float,
                    stage_budget_s: float) -> dict:
-    """The `lineage` record of a run derived from `parent_run` (a finished run dir)."""
+    """The `lineage` record of the run `out` derived from `parent_run` (a finished run dir).
+    The parent is named relative to `out`, so the validator finds it from any working
+    directory, and after the two runs move together."""
     if stage not in DERIVED_STAGES:
         raise ValueError(f"unknown stage {stage!r}; known: {', '.join(DERIVED_STAGES)}")
     parent = Path(parent_run)
@@ -54,7 +58,7 @@ def lineage_record(parent_run, *, stage: str, method: str, stage_train_elapsed_s
     return {
         "stage": stage,
         "method": method,
-        "parent_run": str(parent_run),
+        "parent_run": os.path.relpath(Path(parent_run).resolve(), Path(out).resolve()),
         "parent_model_sha256": summary["model_sha256"],
         "parent_summary_sha256": sha256_file(parent / "summary.json"),
         "parent_train_elapsed_s": float(summary["train_elapsed_s"]),

@@ -283,10 +283,10 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
 
 
 def parent_dir(lineage: dict, run: Path) -> Path | None:
-    """The parent run of a derived run: its path as recorded, tried from here and then from the
-    derived run dir; None when neither exists."""
+    """The parent run of a derived run: its path as recorded, relative to the derived run dir
+    (then, as older runs recorded it, from here); None when neither exists."""
     recorded = Path(lineage["parent_run"])
-    for candidate in (recorded, run / recorded):
+    for candidate in (run / recorded, recorded):
         if candidate.is_dir():
             return candidate
     return None
@@ -300,8 +300,8 @@ def lineage_problems(entry: dict, run: Path) -> list[str]:
         return []
     parent = parent_dir(lineage, run)
     if parent is None:
-        return [f"lineage.parent_run {lineage['parent_run']} not found (from here or from "
-                f"{run}): the parent's hashes cannot be checked"]
+        return [f"lineage.parent_run {lineage['parent_run']} not found (from {run} or from "
+                "here): the parent's hashes cannot be checked"]
     problems = []
     for key, path in (("parent_summary_sha256", parent / "summary.json"),
                       ("parent_model_sha256", parent / "final" / "model.safetensors")):

@@ -62,7 +62,7 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
                              overrides=overrides, quiet=quiet, clock=clock)
         else:
             trained = _copy_parent(run, parent, tmp)
-        summary = _summary(run, parent, tmp, stage, total, budget_s, trained, started)
+        summary = _summary(run, out, parent, tmp, stage, total, budget_s, trained, started)
         from cramming.train.run_dir import write_summary
 
         write_summary(tmp, summary)
@@ -148,8 +148,8 @@ def _prune(run: Path, parent: dict, tmp: Path, total: Method, budget_s: float, *
     return trained
 
 
-def _summary(run: Path, parent: dict, tmp: Path, stage: Method, total: Method, budget_s: float,
-             trained: dict, started: str) -> dict:
+def _summary(run: Path, out: Path, parent: dict, tmp: Path, stage: Method, total: Method,
+             budget_s: float, trained: dict, started: str) -> dict:
     from cramming.compress.storage import stored_stats
     from cramming.config import config_sha256
     from cramming.train.hardware import software_info
@@ -159,7 +159,7 @@ def _summary(run: Path, parent: dict, tmp: Path, stage: Method, total: Method, b
     stats = stored_stats(final / "model.safetensors")
     spec = deployment_spec(total)
     write_json_atomic(final / SPEC_FILE, spec)
-    lineage = lineage_record(run, stage="compress", method=str(stage),
+    lineage = lineage_record(run, out=out, stage="compress", method=str(stage),
                              stage_train_elapsed_s=trained["train_elapsed_s"],
                              stage_budget_s=budget_s)
     compression = {

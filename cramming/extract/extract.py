@@ -100,7 +100,7 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
     # the clock, so it does not count as the cost of every candidate in the budget check.
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
     job = Extraction(
-        teacher_run=teacher, parent=parent, teacher_cfg=teacher_cfg, base=base,
+        teacher_run=teacher, out=Path(out), parent=parent, teacher_cfg=teacher_cfg, base=base,
         data_dir=data_dir, shapes=shapes, stage_budget_s=stage_budget_s, search_s=search_s,
         tradeoff=tradeoff, temperature=temperature, alpha=alpha, dev=dev, hardware=hardware,
         precision=precision, quiet=quiet, clock=clock)
@@ -137,6 +137,7 @@ class Extraction:
     """One extraction's settings and what it measured; `run` does the work into a folder."""
 
     teacher_run: Path
+    out: Path  # where the run lands (it is built under a temporary name)
     parent: dict
     teacher_cfg: object
     base: object  # PretrainConfig: the teacher's recipe, this budget, data and device
@@ -356,7 +357,7 @@ class Extraction:
             raise RunFailed(f"extraction failed, nothing written: {failure}")
         write_text_atomic(tmp / "config.yaml", to_yaml(self.final_cfg))
         write_json_atomic(tmp / SEARCH_FILE, search)
-        lineage = lineage_record(self.teacher_run, stage="extract",
+        lineage = lineage_record(self.teacher_run, out=self.out, stage="extract",
                                  method=f"distill:{search['chosen']}",
                                  stage_train_elapsed_s=stage_elapsed,
                                  stage_budget_s=self.stage_budget_s)

@@ -35,7 +35,7 @@ def _derive(parent, out, *, stage="compress", method="prune:0.5", stage_elapsed=
     weights = b"derived weights of " + out.name.encode()
     (out / "final" / "model.safetensors").write_bytes(weights)
     summary = json.loads((parent / "summary.json").read_text())
-    lineage = lineage_record(parent, stage=stage, method=method,
+    lineage = lineage_record(parent, out=out, stage=stage, method=method,
                              stage_train_elapsed_s=stage_elapsed, stage_budget_s=stage_budget)
     from cramming import config_sha256
 
@@ -68,7 +68,7 @@ def test_derived_entry_carries_lineage_and_summed_totals(derived):
     parent, run, entry_path, entry = derived
     lineage = entry["lineage"]
     assert lineage["stage"] == "compress" and lineage["method"] == "prune:0.5"
-    assert lineage["parent_run"] == str(parent)
+    assert lineage["parent_run"] == "../run"  # relative to the derived run dir
     parent_summary = json.loads((parent / "summary.json").read_text())
     assert lineage["parent_model_sha256"] == parent_summary["model_sha256"]
     assert entry["train_elapsed_s"] == 79990.5 + 250.0 and entry["budget_s"] == 80300.0
@@ -129,7 +129,8 @@ def test_changed_parent_is_caught(derived, tmp_path):
     assert any(p.startswith("lineage.parent_model_sha256 ") for p in problems), problems
     shutil.rmtree(parent)
     problems = validate_entries([entry_path], run=run)[str(entry_path)]
-    assert any(p.startswith(f"lineage.parent_run {parent} not found") for p in problems)
+    assert any(p.startswith(f"lineage.parent_run ../run not found (from {run} or from here)")
+               for p in problems), problems
 
 
 def test_read_parent_refuses_a_run_without_final_model(tmp_path):
@@ -150,3 +151,16 @@ def test_site_names_the_parent_of_a_derived_entry(derived, tmp_path):
     page = build_site(entry_path.parent, tmp_path / "site").read_text()
     parent_hash = entry["lineage"]["parent_model_sha256"][:12]
     assert f"derived by compress prune:0.5 from model {parent_hash}" in page
+
+
+def test_the_parent_is_found_from_any_working_directory(derived, tmp_path, monkeypatch):
+    # The parent is named relative to the derived run: validating from elsewhere, or after
+    # moving both runs together, still finds it.
+    parent, run, entry_path, _ = derived
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(parent, moved / "run")
+    shutil.move(run, moved / "derived")
+    monkeypatch.chdir(tmp_path / "entries")
+    problems = validate_entries([entry_path], run=moved / "derived")[str(entry_path)]
+    assert not any(p.startswith("lineage.") for p in problems), problems

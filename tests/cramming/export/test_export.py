@@ -236,7 +236,7 @@ def test_a_derived_run_exports_with_its_lineage(scored_run, tmp_path):
     derived = tmp_path / "derived"
     shutil.copytree(run, derived)
     summary = json.loads((derived / "summary.json").read_text())
-    summary["lineage"] = lineage_record(run, stage="compress", method="quantize-int8",
+    summary["lineage"] = lineage_record(run, out=derived, stage="compress", method="quantize-int8",
                                         stage_train_elapsed_s=0.0, stage_budget_s=0.0)
     (derived / "summary.json").write_text(json.dumps(summary))
     export_run(derived, tmp_path / "out")

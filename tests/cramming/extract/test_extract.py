@@ -69,7 +69,7 @@ def test_the_extracted_run_is_a_run_with_its_lineage(teacher, extracted):
     run, summary = extracted
     parent = json.loads((teacher / "teacher" / "summary.json").read_text())
     lineage = summary["lineage"]
-    assert lineage["stage"] == "extract" and lineage["parent_run"] == str(teacher / "teacher")
+    assert lineage["stage"] == "extract" and lineage["parent_run"] == "../teacher"
     assert lineage["parent_model_sha256"] == parent["model_sha256"]
     assert lineage["parent_summary_sha256"] == sha256_file(teacher / "teacher" / "summary.json")
     assert lineage["parent_train_elapsed_s"] == parent["train_elapsed_s"]
