@@ -47,6 +47,9 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
     if not stage.trains and budget is not None:
         raise UserError(f"--budget does not apply to --method {stage}: quantization trains "
                         "nothing and costs no budget")
+    if not stage.trains and overrides:
+        raise UserError(f"{overrides[0]!r}: key=value overrides change pruning's recovery "
+                        f"training, and --method {stage} trains nothing")
     budget_s = parse_budget(budget) if stage.trains else 0.0
     refuse_output_over_inputs(out, run=run)
     if out.exists() and not force:

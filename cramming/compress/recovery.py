@@ -48,7 +48,12 @@ def prune_with_recovery(model, cfg, data_dir, *, run, sparsity: float, budget: B
     `budget` (already running). Returns the compression record's training part."""
     layers = prune.prunable(model)
     total = sum(module.weight.numel() for _, module in layers)
-    targets = prune.round_targets(total, prune.pruned_count(model), sparsity)
+    already = prune.pruned_count(model)
+    targets = prune.round_targets(total, already, sparsity)
+    if not targets:  # a sparsity so small that it rounds to no more weights than are pruned
+        raise UserError(f"prune:{sparsity:g} prunes no weight: round({sparsity:g} x {total:,} "
+                        f"prunable weights) = {round(sparsity * total):,}, and {already:,} are "
+                        "pruned already; ask for a larger sparsity")
     durations = tuple(DurationEstimate() for _ in range(3))
     position = int(parent.get("rows_seen") or 0)  # where pretraining left the data
     done = {"step": 0, "tokens": 0, "nonfinite_skips": 0}

@@ -105,10 +105,13 @@ def _no_run_left(out):
     ("int2", None, "unknown step 'int2'"),
     ("prune:0.5", None, "give --budget"),
     ("int8", "4s", "--budget does not apply to --method int8"),
+    ("int8 optim.lr=5e-4", None, "'optim.lr=5e-4': key=value overrides change pruning's "
+                                 "recovery training, and --method int8 trains nothing"),
 ])
 def test_bad_arguments_are_one_line_errors(parent, tmp_path, capsys, method, budget, reason):
     out = tmp_path / "out"
-    argv = ["compress", "--run", str(parent), "--method", method, "--out", str(out)]
+    method, *overrides = method.split()
+    argv = ["compress", "--run", str(parent), "--method", method, "--out", str(out), *overrides]
     assert main(argv + (["--budget", budget] if budget else [])) == 2
     err = capsys.readouterr().err
     assert err.startswith("cram compress: error: ") and reason in err
@@ -187,3 +190,9 @@ def test_force_never_replaces_a_folder_holding_the_inputs(parent, tmp_path, caps
                            "writing it would delete its own input; name another folder")
     assert (tree / "run" / "final" / "model.safetensors").is_file()
     assert (tree / "other-file").read_text() == "keep"
+
+
+def test_a_sparsity_that_rounds_to_no_weight_says_so(parent, tmp_path):
+    with pytest.raises(UserError, match=r"prune:1e-07 prunes no weight: round\(1e-07 x "):
+        compress(parent, "prune:1e-7", tmp_path / "none", budget="5s", device="cpu", quiet=True)
+    assert not (tmp_path / "none").exists()
