@@ -67,6 +67,24 @@ def entry_time_problems(entry: dict) -> list[str]:
     return problems
 
 
+def first_difference(field: str, stated, recorded) -> tuple[str, object, object]:
+    """Where two different records first differ, as (dotted field, stated, recorded): a
+    problem line names `compression.rounds.0.elapsed_s`, not the whole record twice."""
+    if isinstance(stated, dict) and isinstance(recorded, dict):
+        for key in sorted(stated.keys() | recorded.keys(), key=str):
+            if stated.get(key, _ABSENT) != recorded.get(key, _ABSENT):
+                return first_difference(f"{field}.{key}", stated.get(key), recorded.get(key))
+    if (isinstance(stated, list) and isinstance(recorded, list)
+            and len(stated) == len(recorded)):
+        for i, (a, b) in enumerate(zip(stated, recorded, strict=True)):
+            if a != b:
+                return first_difference(f"{field}.{i}", a, b)
+    return field, stated, recorded
+
+
+_ABSENT = object()
+
+
 def summary_problems(entry: dict, summary: dict, run: Path) -> list[str]:
     """Every entry field that copies summary.json, compared with it."""
     problems = []
@@ -77,7 +95,8 @@ def summary_problems(entry: dict, summary: dict, run: Path) -> list[str]:
         if field == "hardware.gpu_count" and recorded is None:
             recorded = 0  # a CPU run records no GPU count; its entry says 0
         if stated != recorded:
-            problems.append(f"{field} is {stated!r} but {run}/summary.json says {recorded!r}")
+            where, stated, recorded = first_difference(field, stated, recorded)
+            problems.append(f"{where} is {stated!r} but {run}/summary.json says {recorded!r}")
     finished = summary.get("finished_utc")
     if entry["date"] != str(finished)[:10]:
         problems.append(f"date is {entry['date']!r} but {run}/summary.json says training "
