@@ -74,7 +74,7 @@ class BudgetProgress:
         elif self.lines and budget.fraction() >= self.next_line:
             self.next_line = (int(budget.fraction() / self.LINE_EVERY) + 1) * self.LINE_EVERY
             progress_line(f"{self.command}: {budget.fraction():.0%} of "
-                          f"{budget.budget_s - self.start:g}s, {status}", quiet=False)
+                          f"{round(budget.budget_s - self.start, 1):g}s, {status}", quiet=False)
 
     def close(self) -> None:
         self.bar.close()
