@@ -319,7 +319,7 @@ def test_final_model_config_must_match_the_hashed_config(copy_of):
     (("training", "val_loss"), 1.5, "training.val_loss is 1.5 but "),
     (("training", "train_loss"), 1.5, "training.train_loss is 1.5 but "),
     (("date",), "2020-01-01", "date is '2020-01-01' but "),
-    (("software", "torch"), "2.0.0", "software is "),
+    (("software", "torch"), "2.0.0", "software.torch is '2.0.0' but "),
     (("code_version",), "0.0.1", "code_version is '0.0.1' but "),
     (("model", "shape", "unknown_field"), 1, "model.shape: Additional properties are not "),
 ])

@@ -158,7 +158,7 @@ def _choose_another(entry):
 @pytest.mark.parametrize("change, reason", [
     (lambda e: e.update(train_elapsed_s=e["train_elapsed_s"] - 5), "train_elapsed_s "),
     (lambda e: e["lineage"].update(stage_train_elapsed_s=0.5), "train_elapsed_s "),
-    (_claim_less_time, "lineage is "),
+    (_claim_less_time, "lineage.stage_train_elapsed_s is 1.0 but "),
     (lambda e: e["lineage"].update(parent_train_elapsed_s=1.0,
                                    stage_train_elapsed_s=e["train_elapsed_s"] - 1.0),
      "lineage"),
