@@ -236,9 +236,11 @@ def umask() -> int:
 
 
 def refuse_output_over_inputs(out: str | os.PathLike, option: str = "--out", **inputs) -> None:
-    """UserError when the output folder `out` is one of the command's inputs or a folder
-    above one: building it (and `--force`, which replaces it) would delete what the command
-    reads. `inputs` name each input by its option, e.g. `run=RUN` for --run; None is skipped.
+    """UserError when the output folder `out` is one of the command's inputs, a folder above
+    one, or an existing folder inside one: building it (and `--force`, which replaces it)
+    would delete what the command reads. A new folder inside an input is allowed
+    (`--out runs/tiny/hf`). `inputs` name each input by its option, e.g. `run=RUN` for --run;
+    None is skipped.
     """
     target = Path(out).resolve()
     for name, path in inputs.items():
@@ -247,8 +249,12 @@ def refuse_output_over_inputs(out: str | os.PathLike, option: str = "--out", **i
         source = Path(path).resolve()
         if source == target or source.is_relative_to(target):
             relation = "is" if source == target else "holds"
-            raise UserError(f"{option} {out} {relation} --{name.replace('_', '-')} {path}: "
-                            "writing it would delete its own input; name another folder")
+        elif target.is_relative_to(source) and target.exists():
+            relation = "is inside"
+        else:
+            continue
+        raise UserError(f"{option} {out} {relation} --{name.replace('_', '-')} {path}: "
+                        "writing it would delete its own input; name another folder")
 
 
 @contextlib.contextmanager

@@ -66,6 +66,8 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     for source in sources:  # local files and folders (others are Hub names or "demo")
         if Path(source).exists():
             refuse_output_over_inputs(out, source=source)
+    if tokenizer is not None and Path(tokenizer).exists():  # a data dir or its tokenizer.json
+        refuse_output_over_inputs(out, tokenizer=tokenizer)
     try:  # fail now, not after the tokenizer is trained
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file in the way, no permission

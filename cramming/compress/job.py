@@ -51,7 +51,8 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
         raise UserError(f"{overrides[0]!r}: key=value overrides change pruning's recovery "
                         f"training, and --method {stage} trains nothing")
     budget_s = parse_budget(budget) if stage.trains else 0.0
-    refuse_output_over_inputs(out, run=run)
+    # The run, and the data dir its recovery training reads.
+    refuse_output_over_inputs(out, run=run, data=parent.get("data_path"))
     if out.exists() and not force:
         raise UserError(f"{out} already exists; use --force to replace it")
     if total.bits is not None:

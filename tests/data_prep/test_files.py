@@ -172,7 +172,10 @@ def test_an_output_may_not_be_or_hold_an_input(tmp_path):
     run = tmp_path / "runs" / "tiny"
     run.mkdir(parents=True)
     refuse_output_over_inputs(tmp_path / "runs" / "tiny-int8", run=run)  # a sibling: fine
-    refuse_output_over_inputs(run / "sub", run=run, data=None)  # inside the input: not deleted
+    refuse_output_over_inputs(run / "hf", run=run, data=None)  # a new folder inside: fine
+    (run / "final").mkdir()
+    with pytest.raises(UserError, match=f"--out {run / 'final'} is inside --run {run}: "):
+        refuse_output_over_inputs(run / "final", run=run)  # --force would replace a part
     for out, relation in ((run, "is"), (tmp_path / "runs", "holds"), (tmp_path, "holds")):
         with pytest.raises(UserError, match=f"--out {out} {relation} --run {run}: writing it "
                                             "would delete its own input"):

@@ -2,6 +2,7 @@
 deterministic): the compressed run dir, the recovery budget, and every refusal."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -196,3 +197,10 @@ def test_a_sparsity_that_rounds_to_no_weight_says_so(parent, tmp_path):
     with pytest.raises(UserError, match=r"prune:1e-07 prunes no weight: round\(1e-07 x "):
         compress(parent, "prune:1e-7", tmp_path / "none", budget="5s", device="cpu", quiet=True)
     assert not (tmp_path / "none").exists()
+
+
+def test_force_never_replaces_the_data_dir_recovery_reads(parent, tmp_path):
+    data = json.loads((parent / "summary.json").read_text())["data_path"]
+    with pytest.raises(UserError, match=f"--out {data} is --data {data}: writing it would "):
+        compress(parent, "prune:0.5", data, budget="5s", force=True, quiet=True)
+    assert os.path.isfile(os.path.join(data, "manifest.json"))
