@@ -50,7 +50,7 @@ def main() -> None:
 
 def run_bench(args, work: Path) -> None:
     from cramming import pretrain
-    from cramming.extract.extract import extract
+    from cramming.extract.job import extract
     from data_prep import prepare
 
     started = time.perf_counter()

@@ -148,7 +148,7 @@ def compile_seconds() -> float | None:
 
 def finetune_seconds(run: Path, args, protocol: str) -> dict:
     """Fine-tune and score one GLUE task on the run's model; its seconds and score."""
-    from data_prep import UserError
+    from crambench.errors import UserError
     from glue_eval import evaluate_glue
 
     started = time.perf_counter()

@@ -80,8 +80,8 @@ def _model_config(summary: dict):
 
 def fit_and_write(records: list[dict], meta: dict, out: Path) -> None:
     """Fit the free and the prior-anchored law; ship the anchored one with both recorded."""
+    from crambench.files import write_json_atomic
     from cramming.plan.scaling_law import CHINCHILLA, fit_loss_law
-    from data_prep import write_json_atomic
 
     columns = ([r["block_params"] for r in records], [r["tokens"] for r in records],
                [r["val_loss"] for r in records])

@@ -6,7 +6,7 @@
     cramming.rules      Rules v1 (torch-free; the validator reads it too)
     cramming.train      `cram pretrain`: a BERT trained to a wall-clock budget (contract 2)
     cramming.plan       `cram plan`: size a model to a budget and a GPU
-    cramming.cli        `cram`, the command line of every stage; cramming.demo runs them all
+    cramming.compress, .extract, .export   `cram compress`, `cram extract`, `cram export`
 
 Names resolve lazily (PEP 562) so that `cram --help`, which imports this package, does not pay
 for importing torch.
@@ -14,7 +14,7 @@ for importing torch.
 
 from __future__ import annotations
 
-from data_prep.lazy import lazy_exports
+from crambench.lazy import lazy_exports
 
 _EXPORTS = {
     "ModelConfig": "cramming.config",

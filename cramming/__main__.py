@@ -1,5 +1,5 @@
 import sys
 
-from cramming.cli import main
+from crambench.shell.cli import main
 
 sys.exit(main())

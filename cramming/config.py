@@ -17,8 +17,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from data_prep import UserError
-from data_prep.files import canonical_json
+from crambench.contracts import canonical_json
+from crambench.errors import UserError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = ("crammed-bert", "tiny", "mini", "small")

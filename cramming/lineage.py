@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from crambench.contracts import read_json_object, sha256_file
+from crambench.errors import UserError
 from cramming.rules import DERIVED_STAGES
-from data_prep import UserError
-from data_prep.files import read_json_object, sha256_file
 
 
 def read_parent(parent_run) -> dict:

@@ -12,11 +12,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save
 
+from crambench.contracts import read_contract
+from crambench.errors import UserError
+from crambench.files import write_bytes_atomic, write_json_atomic
 from cramming.compress.storage import load_compact, save_compact
 from cramming.config import ModelConfig, validate_model
 from cramming.model import CrammedBert, CrammedBertForSequenceClassification, count_parameters
-from data_prep import UserError
-from data_prep.files import read_contract, write_bytes_atomic, write_json_atomic
 
 MODEL_FORMAT = "cram-model/1"
 

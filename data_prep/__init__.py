@@ -4,27 +4,28 @@
     open_data_dir(path)          read one back: rows, batches, manifest (data_prep.reader)
     load_tokenizer(path)         the WordPiece tokenizer of a data dir or run
 
-Names other than UserError are imported on first use, so that importing the package (the
-`cram` CLI does, for UserError) does not load numpy and tokenizers.
+Names are imported on first use, so that importing the package does not load numpy and
+tokenizers. The shared plumbing that once lived here (UserError, the atomic writers, the
+contract readers and hashes) is `crambench`'s; the names stay importable from here.
 """
 
-from data_prep.errors import UserError
-from data_prep.lazy import lazy_exports
+from crambench.lazy import lazy_exports
 
 _LAZY = {
+    "UserError": "crambench.errors",
     "DATA_FORMAT": "data_prep.manifest",
     "DataDir": "data_prep.reader",
-    "atomic_dir": "data_prep.files",
-    "canonical_json": "data_prep.files",
+    "atomic_dir": "crambench.files",
+    "canonical_json": "crambench.contracts",
     "load_tokenizer": "data_prep.reader",
     "open_data_dir": "data_prep.reader",
     "prepare": "data_prep.prepare",
-    "read_contract": "data_prep.files",
-    "read_json_object": "data_prep.files",
-    "sha256_file": "data_prep.files",
-    "write_json_atomic": "data_prep.files",
+    "read_contract": "crambench.contracts",
+    "read_json_object": "crambench.contracts",
+    "sha256_file": "crambench.contracts",
+    "write_json_atomic": "crambench.files",
 }
 
-__all__ = ["UserError", *_LAZY]
+__all__ = list(_LAZY)
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -16,7 +16,7 @@ from data_prep.dedup import Deduplicator, digest
 from data_prep.filters import MIN_CHARS, long_enough
 from data_prep.normalize import normalize_counting
 from data_prep.segment import cut_document
-from data_prep.sources import Source, replaced_bytes
+from data_prep.stream import Source, replaced_bytes
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from data_prep.progress import QUIET_HELP
+from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep import UserError
+    from crambench.errors import UserError
 
     if args.verify:
         from data_prep.verify import verify_data_dir

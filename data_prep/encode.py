@@ -14,10 +14,10 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from crambench.progress import bar
 from data_prep.dedup import is_validation
 from data_prep.filters import not_trash
 from data_prep.pack import Packer
-from data_prep.progress import bar
 from data_prep.shards import ShardWriter
 from data_prep.tokenizer import SPECIAL_IDS, text_only
 

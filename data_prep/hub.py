@@ -13,8 +13,8 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from data_prep.errors import UserError
-from data_prep.sources import Source
+from crambench.errors import UserError
+from data_prep.stream import Source
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")  # the Hub libraries' own switches
 

@@ -32,9 +32,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.errors import UserError
-from data_prep.files import sha256_file
-from data_prep.sources import Source, decode
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from data_prep.stream import Source, decode
 
 MAX_BLOCK_CHARS = 1 << 20  # a block longer than this is yielded in pieces (bounded memory)
 UTF8_BOM = b"\xef\xbb\xbf"

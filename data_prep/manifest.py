@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from data_prep.errors import UserError
+from crambench.errors import UserError
 
 DATA_FORMAT = "cram-data/1"
 MANIFEST = "manifest.json"

@@ -7,7 +7,7 @@ Passes over the sources (each re-reads them; nothing holds the corpus in memory)
    (data_prep.filters): clean -> train the reference WordPiece;
 3. clean -> encode in batches -> trash filter -> split by document digest -> pack -> shards.
 The dir is built under a temporary name and renamed into place when complete. Each pass ends
-with a progress line on stderr (data_prep.progress), so a log shows where the time went.
+with a progress line on stderr (crambench.progress), so a log shows where the time went.
 """
 
 from __future__ import annotations
@@ -16,22 +16,22 @@ import platform
 import time
 from pathlib import Path
 
-from data_prep.clean import CleanCounts, clean_documents, texts
-from data_prep.encode import encode_corpus
-from data_prep.errors import UserError
-from data_prep.files import (
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.files import (
     atomic_dir,
-    dir_lock,
     refuse_output_over_inputs,
-    sha256_file,
     tidy,
     write_json_atomic,
     write_text_atomic,
 )
+from crambench.locks import dir_lock
+from crambench.progress import bar, progress_line
+from data_prep.clean import CleanCounts, clean_documents, texts
+from data_prep.encode import encode_corpus
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
 from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
 from data_prep.normalize import MAX_WORD_CHARS
-from data_prep.progress import bar, progress_line
 from data_prep.segment import MAX_DOC_CHARS
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.errors import UserError
-from data_prep.files import contained_path, dir_lock, interrupted_swap, sha256_file, tidy
+from crambench.contracts import contained_path, sha256_file
+from crambench.errors import UserError
+from crambench.files import interrupted_swap, tidy
+from crambench.locks import dir_lock
 from data_prep.manifest import MANIFEST, SPLITS, TOKENIZER, read_manifest
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.shards import data_sha256

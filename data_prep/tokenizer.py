@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import WordPieceTrainer
 
-from data_prep.errors import UserError
+from crambench.errors import UserError
 from data_prep.manifest import SPECIAL_IDS, SPECIAL_TOKENS
 from data_prep.normalize import ASCII_PUNCTUATION, MAX_WORD_CHARS
 

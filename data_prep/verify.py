@@ -18,8 +18,8 @@ import hashlib
 
 import numpy as np
 
-from data_prep.errors import UserError
-from data_prep.files import sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
 from data_prep.manifest import MANIFEST, SPECIAL_TOKENS
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.reader import DataDir, open_data_dir

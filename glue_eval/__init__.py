@@ -8,7 +8,7 @@ load lazily, so `cram --help` does not import torch or sklearn.
 
 from __future__ import annotations
 
-from data_prep.lazy import lazy_exports
+from crambench.lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate_glue": "glue_eval.evaluate",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.progress import QUIET_HELP
+from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     # `--run` is stored as `run_dir`: the CLI keeps this module's `run` under `args.run`.
-    from data_prep.files import dir_lock
+    from crambench.locks import dir_lock
     from glue_eval.results import default_out, recover
 
     if args.run_dir is None and args.out is None:  # --model without --out: the handler says why

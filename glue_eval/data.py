@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data_prep import UserError
+from crambench.errors import UserError
 from data_prep.hub import hub_unreachable, offline_requested
 from glue_eval.tasks import TASKS, TaskSpec
 

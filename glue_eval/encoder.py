@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from data_prep import UserError
-from data_prep.files import read_json_object, sha256_file
+from crambench.contracts import read_json_object, sha256_file
+from crambench.errors import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]")
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import UserError
-from data_prep.files import OutOfSpace
+from crambench.errors import OutOfSpace, UserError
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.finetune import cpu_threads, finetune, predict
 from glue_eval.metrics import compute_averages, compute_metrics, median_over_seeds, seed_spread
-from glue_eval.outside import OutsideEncoder
+from glue_eval.outside_model import OutsideEncoder
 from glue_eval.submission import AX, TestRows, majority_label, read_test_sets, server_file
 from glue_eval.tasks import PROTOCOL_TASKS, PROTOCOLS, TASKS, Protocol
 

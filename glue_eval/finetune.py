@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from data_prep.progress import progress_disabled
+from crambench.progress import progress_disabled
 from glue_eval.tasks import Protocol
 
 EVAL_BATCH = 64  # rows per forward pass when predicting; does not change any result

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-from data_prep import UserError
+from crambench.errors import UserError
 from glue_eval.tasks import PROTOCOL_TASKS, TASKS
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from data_prep.files import sha256_file
+from crambench.contracts import sha256_file
 
 # Weight files transformers reads, single or sharded (with their index).
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin",

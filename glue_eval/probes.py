@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score
 
-from data_prep import UserError
+from crambench.errors import UserError
 from glue_eval import results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.evaluate import (
@@ -36,7 +36,7 @@ from glue_eval.evaluate import (
     save_results,
 )
 from glue_eval.finetune import cpu_threads, join_pair
-from glue_eval.outside import OutsideEncoder
+from glue_eval.outside_model import OutsideEncoder
 from glue_eval.tasks import PROTOCOLS
 
 SEGMENT = 32  # tokens per segment: short enough that most paragraphs hold two

@@ -33,16 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import UserError
-from data_prep.files import (
-    OutOfSpace,
-    is_out_of_space,
-    read_json_object,
-    sha256_file,
-    tidy,
-    umask,
-    write_bytes_atomic,
-)
+from crambench.contracts import read_json_object, sha256_file
+from crambench.errors import OutOfSpace, UserError, is_out_of_space
+from crambench.files import tidy, umask, write_bytes_atomic
 
 FORMAT = "cram-glue/2"
 FORMAT_V1 = "cram-glue/1"  # one seed per results file; still read, no longer written
@@ -277,7 +270,7 @@ def recover(out: Path) -> None:
 
 
 def _old_copy(path: Path) -> Path:
-    return path.with_name(f".{path.name}.old")  # the name data_prep.files.tidy restores from
+    return path.with_name(f".{path.name}.old")  # the name crambench.files.tidy restores from
 
 
 def _size(path: Path) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import UserError
+from crambench.errors import UserError
 from glue_eval.tasks import TASKS
 
 AX = "ax"  # GLUE's diagnostic set: in --tasks, it stands for MNLI, whose model predicts it

@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-from data_prep import UserError
+from crambench.errors import UserError
 from leaderboard.records import read_metrics, read_model_config, read_train_state
 
 # metrics.jsonl and train_elapsed_s are rounded to the millisecond, the loss curve too.

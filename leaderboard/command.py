@@ -112,7 +112,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from data_prep.files import write_json_atomic
+    from crambench.files import write_json_atomic
     from leaderboard.compare import compare_results, format_report
 
     record = compare_results(args.a, args.b, glue_dir=args.glue_dir,

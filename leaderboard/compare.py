@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import UserError
-from data_prep.files import contained_path, sha256_file
+from crambench.contracts import contained_path, sha256_file
+from crambench.errors import UserError
 from leaderboard import bootstrap
 from leaderboard.command import MIN_REPLICATES, REPLICATES
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
 from cramming.compress import parse_method
-from data_prep import UserError
-from data_prep.files import sha256_file
 
 
 def consistency_problems(entry: dict) -> list[str]:

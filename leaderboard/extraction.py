@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_prep import UserError
-from data_prep.files import read_json_object, sha256_file
+from crambench.contracts import read_json_object, sha256_file
+from crambench.errors import UserError
 
 from .records import run_file
 

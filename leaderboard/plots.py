@@ -263,7 +263,7 @@ def score_vs_size(rows: list[dict], path: Path, unscored: list[dict] = (),
         ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
     from matplotlib.ticker import FuncFormatter
 
-    from data_prep.files import format_bytes
+    from crambench.units import format_bytes
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda b, _pos: format_bytes(b)))
     ax.set_xlabel("stored size of the deployed model (log scale)")

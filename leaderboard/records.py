@@ -11,8 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from data_prep import UserError
-from data_prep.files import contained_path, read_json_object
+from crambench.contracts import contained_path, read_json_object
+from crambench.errors import UserError
 
 
 def run_file(run: Path, relative: str, what: str | None = None) -> Path:

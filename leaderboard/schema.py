@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 ENTRY_FORMAT = "cram-entry/1"
 RUN_FORMAT = "cram-run/1"  # contract 2, what `cram submit` reads

@@ -17,6 +17,10 @@ import math
 from importlib import resources
 from pathlib import Path
 
+from crambench.errors import UserError
+from crambench.files import atomic_dir
+from crambench.locks import dir_lock
+from crambench.units import format_bytes, format_duration
 from cramming.rules import (
     MULTI_GPU_CATEGORY,
     MULTI_GPU_REFERENCE_BUDGET_S,
@@ -24,8 +28,6 @@ from cramming.rules import (
     RANKED_GPUS,
     RULES_VERSION,
 )
-from data_prep import UserError
-from data_prep.files import atomic_dir, dir_lock, format_bytes
 from leaderboard import plots
 
 GENERATOR = "cramming-bench leaderboard"  # marks a folder as a site this module may replace
@@ -49,13 +51,13 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=
 
     `runs`: a folder holding the run dir RUNS/NAME of each entry NAME.json (or a mapping
     NAME -> run dir); `glue_dir`: the GLUE folder to rescore the saved dev predictions. Only
-    entries verified against both are ranked (`leaderboard.verify`). `outside`: a folder
+    entries verified against both are ranked (`leaderboard.admission`). `outside`: a folder
     holding OUTSIDE/NAME/, the results folder of each outside model entry NAME.json; outside
     models are shown as baselines in a table of their own, never ranked. `log(line)` receives
     one line per entry rejected or unverified, with its reason.
     """
-    from leaderboard.outside import is_outside
-    from leaderboard.verify import REJECTED, VERIFIED, judge_entries
+    from leaderboard.admission import REJECTED, VERIFIED, judge_entries
+    from leaderboard.outside_entry import is_outside
 
     entries_dir, out = Path(entries_dir), Path(out)
     if not entries_dir.is_dir():
@@ -134,7 +136,7 @@ def size_rows(entries: list[dict], baselines: list[dict] = ()) -> tuple[list[dic
     """(scored, unscored) points of the size figure: every entry whose results report the
     deployed model's size; a compressed variant names the entry it was compressed from.
     `baselines` (outside models' entries) are points at the size of their weight files."""
-    from leaderboard.outside import weights_bytes
+    from leaderboard.outside_entry import weights_bytes
 
     by_model = {e["hashes"]["model_sha256"]: e["name"] for e in entries}
     scored, unscored = [], []
@@ -301,7 +303,7 @@ def _baselines(baselines: list[tuple[dict, str | None]]) -> str:
             '<div class=scroll><table class="board baselines"><thead><tr>']
     rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
     rows.append("</tr></thead><tbody>")
-    from leaderboard.outside import weights_bytes
+    from leaderboard.outside_entry import weights_bytes
 
     for entry, why in sorted(baselines, key=lambda item: _baseline_key(item[0])):
         model, protocol = entry["outside_model"], entry["results"]["protocol"]
@@ -412,9 +414,9 @@ def _compressed_table(entries: list[dict]) -> str:
                 f"{_params(deployment['nonzero_params'])}</span>" if deployment else "–")
         speed = (f"{latency['batch_1_ms']:.3g} · {latency['batch_64_ms']:.3g}"
                  if latency else "–")
-        time = (f"{_duration(lineage['parent_train_elapsed_s'])} + "
-                f"{_duration(lineage['stage_train_elapsed_s'])}<span class=sub>of "
-                f"{_duration(entry['budget_s'])}</span>")
+        time = (f"{format_duration(lineage['parent_train_elapsed_s'])} + "
+                f"{format_duration(lineage['stage_train_elapsed_s'])}<span class=sub>of "
+                f"{format_duration(entry['budget_s'])}</span>")
         cells = [
             f"<td class=num>{rank}</td>",
             f"<td class=name><strong>{_e(entry['name'])}</strong><span class=sub>"
@@ -439,8 +441,8 @@ def _lineage_text(lineage: dict) -> str:
     """"derived by compress prune:0.5 from model 1a2b3c4d5e6f: 23.9 h + 20 min of 24 h"."""
     return (f"derived by {lineage['stage']} {lineage['method']} from model "
             f"{lineage['parent_model_sha256'][:12]}: training "
-            f"{_duration(lineage['parent_train_elapsed_s'])} + "
-            f"{_duration(lineage['stage_train_elapsed_s'])} ({lineage['stage']})")
+            f"{format_duration(lineage['parent_train_elapsed_s'])} + "
+            f"{format_duration(lineage['stage_train_elapsed_s'])} ({lineage['stage']})")
 
 
 def _score_cells(entry: dict) -> list[str]:
@@ -490,10 +492,11 @@ def _extractions(entries: list[dict]) -> str:
             f'<img src="{_e(_extraction_plot(entry))}" alt="candidates of the extraction: '
             f'parameters against val loss, Pareto front filled">'
             f"<figcaption>{len(search['candidates'])} candidates on {_e(search['device'])}, "
-            f"{_duration(search['budget']['train_window_s'])} of training each; extraction "
-            f"{_duration(lineage['stage_train_elapsed_s'])} of "
-            f"{_duration(lineage['stage_budget_s'])} after "
-            f"{_duration(lineage['parent_train_elapsed_s'])} of teacher training; W trade-off "
+            f"{format_duration(search['budget']['train_window_s'])} of training each; extraction "
+            f"{format_duration(lineage['stage_train_elapsed_s'])} of "
+            f"{format_duration(lineage['stage_budget_s'])} after "
+            f"{format_duration(lineage['parent_train_elapsed_s'])} of teacher training; "
+            "W trade-off "
             f"{search['ranking']['tradeoff']:g} nats per e-fold of size and latency."
             "</figcaption></figure>")
         parts.append(_search_table(search))
@@ -533,20 +536,12 @@ def _reported(reported: dict) -> str:
             "<table><thead><tr><th>Model</th><th>Hardware</th><th>Budget</th>"
             "<th>avg (cram)</th><th>Source</th></tr></thead><tbody>"]
     for row in reported["rows"]:
-        budget = _duration(row["budget_s"]) if row["budget_s"] else "–"
+        budget = format_duration(row["budget_s"]) if row["budget_s"] else "–"
         rows.append(f"<tr><td>{_e(row['name'])}</td><td>{_e(row['hardware'])}</td>"
                     f"<td class=num>{budget}</td><td class=num>{row['avg_cramming']:.1f}</td>"
                     f'<td><a href="{_e(row["url"])}">{_e(row["source"])}</a></td></tr>')
     rows.append("</tbody></table></section>")
     return "".join(rows)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"
 
 
 def _clock(seconds: float, rounding) -> str:
@@ -569,4 +564,3 @@ def _e(text) -> str:
 
 def _asset(name: str) -> str:
     return resources.files("leaderboard").joinpath("assets", name).read_text()
-

@@ -1,14 +1,15 @@
 """Turn a scored run dir (contract 2 + contract 3) into a leaderboard entry (contract 4); an
-outside model's results file becomes an entry through `leaderboard.outside`."""
+outside model's results file becomes an entry through `leaderboard.outside_entry`."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from crambench.contracts import read_contract, read_json_object, sha256_file
+from crambench.errors import UserError
+from crambench.files import write_json_atomic
 from cramming.rules import RULES_VERSION
-from data_prep import UserError
-from data_prep.files import read_contract, read_json_object, sha256_file, write_json_atomic
 from leaderboard import claims, tracks
 from leaderboard.extraction import read_extraction
 from leaderboard.records import read_config, read_metrics, run_file
@@ -44,8 +45,8 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
 def submit_results(results, name: str, *, out=None, force: bool = False, model=None) -> dict:
     """Write `out` (default `entries/NAME.json`) for an outside model's results file `results`
     (`cram eval glue|probe --model PATH --out FILE`), hashing the model folder (`model`, or the
-    local folder the results name); return the entry (`leaderboard.outside`)."""
-    from leaderboard.outside import submit_outside
+    local folder the results name); return the entry (`leaderboard.outside_entry`)."""
+    from leaderboard.outside_entry import submit_outside
 
     return submit_outside(results, name, out=entry_path(name, out, force), model=model)
 

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from data_prep import UserError
+    from crambench.errors import UserError
     from leaderboard import submit, submit_results
 
     out = Path(args.out) if args.out else Path("entries") / f"{args.name}.json"

@@ -17,7 +17,7 @@ stored files (`leaderboard.compressed`).
 Every path an entry or a record names is followed only inside its run dir or data dir.
 An outside model's entry has no run: it is checked alone, against its results file and
 predictions (`--results`, `--glue-dir`) and against its model folder (`--model`), as
-`leaderboard.outside` lists.
+`leaderboard.outside_entry` lists.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from crambench.contracts import contained_path, sha256_file
+from crambench.errors import UserError
 from cramming.rules import RANKED_PROTOCOL
-from data_prep import UserError
-from data_prep.files import contained_path, sha256_file
-from leaderboard import claims, compressed, outside, tracks
+from leaderboard import claims, compressed, outside_entry, tracks
 from leaderboard.extraction import extraction_run_problems
-from leaderboard.outside import is_outside
+from leaderboard.outside_entry import is_outside
 from leaderboard.records import read_config, run_file
 from leaderboard.schema import read_entry, schema_errors
 from leaderboard.submit import (
@@ -49,7 +49,7 @@ TOLERANCE = 1e-6
 def validate_entries(paths, *, run=None, glue_dir=None, results=None,
                      model=None) -> dict[str, list[str]]:
     """Map each entry path to its problems (an empty list: valid). `results` and `model` are
-    an outside model's results file and model folder (`leaderboard.outside`)."""
+    an outside model's results file and model folder (`leaderboard.outside_entry`)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise UserError("no entry to validate")
@@ -94,20 +94,20 @@ def outside_problems(entry: dict, *, run=None, glue_dir=None, results=None,
     if run is not None:
         return [f"--run: {entry['name']} is an outside model's entry, with no run; give its "
                 "results file with --results FILE"]
-    problems = outside.record_free_problems(entry)
+    problems = outside_entry.record_free_problems(entry)
     if results is not None:
-        problems += outside.results_problems(entry, Path(results))
+        problems += outside_entry.results_problems(entry, Path(results))
         if glue_dir is not None:
             problems += metric_problems(entry, Path(results).parent, Path(glue_dir))
     if model is not None:
-        problems += outside.folder_problems(entry, Path(model))
+        problems += outside_entry.folder_problems(entry, Path(model))
     return problems
 
 
 def record_free_problems(entry: dict) -> list[str]:
     """Everything a schema-valid entry must satisfy on its own (no run dir, no GLUE files)."""
     if is_outside(entry):
-        return outside.record_free_problems(entry)
+        return outside_entry.record_free_problems(entry)
     return (tracks.rule_violations(entry) + arithmetic_problems(entry)
             + claims.entry_time_problems(entry) + compressed.consistency_problems(entry))
 

@@ -94,8 +94,9 @@ def make_tiny_run(root: Path) -> Path:
     with the hashes of final/ (what `cram eval` checks before it scores a model)."""
     import torch
 
+    from crambench.contracts import sha256_file
     from cramming import CrammedBert, save_pretrained
-    from data_prep import open_data_dir, sha256_file
+    from data_prep import open_data_dir
 
     data = open_data_dir(make_grammar_data(root, val_fraction=0.3))
     final = root / "run" / "final"
@@ -235,7 +236,7 @@ def replace(src, dst, *args, **kwargs):
     return real(src, dst, *args, **kwargs)
 
 os.replace = replace
-from cramming.cli import main
+from crambench.shell.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -254,7 +255,7 @@ def cram_killed_at(kill: str, argv: list[str]) -> subprocess.CompletedProcess:
 
 HOLD_LOCK = """
 import sys, time
-from data_prep.files import dir_lock
+from crambench.locks import dir_lock
 with dir_lock(sys.argv[1], owner=sys.argv[2]):
     print("locked", flush=True)
     time.sleep(120)

@@ -15,7 +15,7 @@ leaderboard validator can use them.
 
 from __future__ import annotations
 
-from data_prep.lazy import lazy_exports
+from crambench.lazy import lazy_exports
 
 _EXPORTS = {
     "compress": "cramming.compress.job",

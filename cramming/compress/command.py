@@ -11,7 +11,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from data_prep.progress import QUIET_HELP
+    from crambench.progress import QUIET_HELP
 
     parser.add_argument("--run", dest="run_dir", metavar="RUN", required=True,
                         help="finished run dir to compress (its final/ model)")

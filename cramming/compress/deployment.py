@@ -29,7 +29,7 @@ LATENCY_MIN_RUN_S = 0.5  # torch.utils.benchmark repeats each batch for at least
 
 def read_spec(final) -> dict | None:
     """final/compression.json of a compressed run (None for an uncompressed one)."""
-    from data_prep.files import read_contract
+    from crambench.contracts import read_contract
 
     path = Path(final) / SPEC_FILE
     return read_contract(path, SPEC_FORMAT) if path.is_file() else None
@@ -66,7 +66,7 @@ def deployment_record(deployed: Deployed, path, *, task: str, results_dir) -> di
     save_compact(path, state, masks=deployed.masks, quantized=deployed.codes)
     stats = stored_stats(path)
     vocab_size = model.encoder.embedding.word.num_embeddings
-    from data_prep.files import sha256_file
+    from crambench.contracts import sha256_file
 
     return {
         "method": deployed.method,
@@ -92,7 +92,7 @@ def cpu_latency(model: nn.Module, *, vocab_size: int, seq_len: int = LATENCY_SEQ
     random full-length rows (no padding). The model is moved to the CPU for this."""
     from torch.utils.benchmark import Timer
 
-    from cramming.train.hardware import _cpu_name
+    from cramming.train.hardware import cpu_name
 
     model = model.to("cpu").eval()
     generator = torch.Generator().manual_seed(0)
@@ -104,7 +104,7 @@ def cpu_latency(model: nn.Module, *, vocab_size: int, seq_len: int = LATENCY_SEQ
                       num_threads=threads)
         median_s = timer.blocked_autorange(min_run_time=min_run_s).median
         per_example[f"batch_{batch}_ms"] = round(1000 * median_s / batch, 4)
-    return {**per_example, "seq_len": seq_len, "threads": threads, "cpu": _cpu_name(),
+    return {**per_example, "seq_len": seq_len, "threads": threads, "cpu": cpu_name(),
             "torch": torch.__version__}
 
 

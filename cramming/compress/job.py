@@ -17,15 +17,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.files import atomic_dir, refuse_output_over_inputs, write_json_atomic
 from cramming.compress.method import SPEC_FILE, SPEC_FORMAT, Method, compose, parse_method
 from cramming.lineage import lineage_record, lineage_totals, read_parent
-from data_prep import UserError
-from data_prep.files import (
-    atomic_dir,
-    refuse_output_over_inputs,
-    sha256_file,
-    write_json_atomic,
-)
 
 PARENT_FILES = ("config.yaml", "metrics.jsonl")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 SPEC_FORMAT = "cram-compression/1"
 SPEC_FILE = "compression.json"  # in a compressed run's final/: what evaluation does to a model

@@ -24,7 +24,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 INT4_GROUP_SIZE = 32
 ALTERNATIVE = {4: "int8 (per-channel int8 runs wherever torchao does)",

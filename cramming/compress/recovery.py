@@ -19,10 +19,10 @@ import json
 
 import torch
 
+from crambench.errors import UserError
 from cramming.compress import prune
 from cramming.train.budget import Budget, DurationEstimate
 from cramming.train.pretrain import RowStream, StopSignal, build_optimizer, train_loop
-from data_prep import UserError
 
 
 class ContinuedMetrics:

@@ -72,7 +72,7 @@ def save_compact(path, state: dict, *, masks=None, quantized=None) -> int:
     """Write the compact file atomically; returns its size in bytes."""
     from safetensors.torch import save
 
-    from data_prep.files import write_bytes_atomic
+    from crambench.files import write_bytes_atomic
 
     tensors, metadata = encode(state, masks=masks, quantized=quantized)
     data = save(tensors, metadata=metadata)

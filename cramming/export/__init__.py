@@ -1,6 +1,6 @@
 """`cram export`: a run's final model as a Hugging Face `transformers` folder.
 
-    export_run(run, out)   write the folder (cramming.export.export)
+    export_run(run, out)   write the folder (cramming.export.job)
 
 The folder's modeling code (`remote_code/`) ships beside the weights; the architecture itself
 is generated from `cramming/model.py` at export time. Names load lazily: importing the package
@@ -9,11 +9,11 @@ does not import torch or transformers.
 
 from __future__ import annotations
 
-from data_prep.lazy import lazy_exports
+from crambench.lazy import lazy_exports
 
 _EXPORTS = {
-    "export_run": "cramming.export.export",
-    "shipped_model_source": "cramming.export.export",
+    "export_run": "cramming.export.job",
+    "shipped_model_source": "cramming.export.job",
 }
 
 __all__ = list(_EXPORTS)

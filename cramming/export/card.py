@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crambench.units import format_duration
+
 UNKNOWN = "not recorded"
 # GLUE tasks in the cramming paper's table order, with the metrics each reports.
 GLUE_ROWS = (("mnli", "MNLI"), ("qqp", "QQP"), ("qnli", "QNLI"), ("sst2", "SST-2"),
@@ -20,7 +22,7 @@ def model_card(*, out: Path, summary: dict, results: dict, cfg, model_sha256: st
                tokenizer_sha256: str, manifest: dict, weights: dict | None = None) -> str:
     """Markdown with Hub metadata (YAML front matter) for `transformers` users; `out` is the
     folder as the user named it (the examples load it by that path). `weights`: how the
-    folder holds the run's weights (`cramming.export.export.weights_record`); None or kind
+    folder holds the run's weights (`cramming.export.job.weights_record`); None or kind
     "as trained": the run's file itself."""
     weights = weights or {"kind": "as trained", "sha256": model_sha256}
     name = out.resolve().name
@@ -246,19 +248,13 @@ def _rows(fields: list[tuple[str, str]]) -> list[str]:
     return [f"| {key} | {value} |" for key, value in fields]
 
 
+def _duration(seconds) -> str:
+    return format_duration(seconds, unknown=UNKNOWN)
+
+
 def _value(value) -> str:
     return UNKNOWN if value is None else str(value)
 
 
 def _count(value) -> str:
     return UNKNOWN if value is None else f"{value:,}"
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return UNKNOWN
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"

@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crambench.locks import dir_lock
     from cramming.export import export_run
-    from cramming.export.weights import AS_TRAINED, DEQUANTIZED
-    from data_prep.files import dir_lock
+    from cramming.export.tensors import AS_TRAINED, DEQUANTIZED
 
     with dir_lock(args.out, owner="cram export"):
         report = export_run(args.run_dir, args.out, force=args.force)

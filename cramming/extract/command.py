@@ -12,9 +12,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cramming.extract.extract import ALPHA, TEMPERATURE
+    from crambench.progress import QUIET_HELP
+    from cramming.extract.job import ALPHA, TEMPERATURE
     from cramming.extract.ranking import TRADEOFF
-    from data_prep.progress import QUIET_HELP
 
     parser.add_argument("--teacher", required=True, metavar="RUN",
                         help="a finished run dir (cram pretrain, or a derived run)")
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from cramming.extract.extract import SEARCH_FILE, extract, ranking_table
-    from data_prep.files import dir_lock
+    from crambench.locks import dir_lock
+    from cramming.extract.job import SEARCH_FILE, extract, ranking_table
 
     with dir_lock(args.out, owner="cram extract"):  # refused now, not after the search
         summary = extract(

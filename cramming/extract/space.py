@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 SPACE_KEYS = ("layers", "heads", "hidden", "ffn")
 # ModelConfig field of each dimension.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from data_prep.progress import QUIET_HELP
+from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,14 +23,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crambench.errors import UserError
+from crambench.files import write_text_atomic
+from crambench.progress import progress_line
 from cramming.config import ModelConfig, load_config, to_yaml
 from cramming.plan.gpus import GIB, GPUS, derived_law, find_gpu
 from cramming.plan.memory import MICRO_BATCHES, largest_fitting_micro_batch, training_memory
 from cramming.plan.scaling_law import load_loss_law
 from cramming.plan.speed_law import SpeedLaw, fit_speed_law, param_counts, time_shape
-from data_prep import UserError
-from data_prep.files import write_text_atomic
-from data_prep.progress import progress_line
 
 PLAN_FORMAT = "cram-plan/1"
 REFERENCE = "crammed-bert"
@@ -368,7 +368,7 @@ def preset_for_budget(budget_s: float, *, data=None, device: str = "auto",
 
     device: auto, cpu or cuda time that device here and fit its speed law (as `--gpu auto`);
     a GPUS key (a6000, ...) uses the stored constants instead. Says what it does and what it
-    chose in progress lines (data_prep.progress), unless `quiet`.
+    chose in progress lines (crambench.progress), unless `quiet`.
     """
     local = device in ("auto", "cpu", "cuda")
     progress_line("cram pretrain: --preset auto: planning the model for the budget (cram plan; "

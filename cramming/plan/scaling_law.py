@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.files import read_contract
+from crambench.contracts import read_contract
 
 LAW_FILE = Path(__file__).with_name("scaling_law.json")
 LAW_FORMAT = "cram-loss-law/1"

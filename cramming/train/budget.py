@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _BUDGET = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")

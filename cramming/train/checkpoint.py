@@ -22,16 +22,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from data_prep import UserError
-from data_prep.files import (
-    atomic_dir,
-    atomic_file,
-    format_bytes,
-    read_contract,
-    sha256_file,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from crambench.contracts import read_contract, sha256_file
+from crambench.errors import UserError
+from crambench.files import atomic_dir, atomic_file, write_bytes_atomic, write_json_atomic
+from crambench.units import format_bytes
 
 CHECKPOINT_FORMAT = "cram-checkpoint/2"
 STOPPED_BY = (None, "budget", "steps", "interrupt")  # null: saved while training ran

@@ -13,7 +13,7 @@ import argparse
 import shlex
 import sys
 
-from data_prep.progress import QUIET_HELP
+from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crambench.errors import UserError
     from cramming.train.distributed import launch
-    from data_prep import UserError
 
     if args.resume and args.preset:
         raise UserError("--preset does not apply with --resume: the run keeps its own config")
@@ -71,9 +71,9 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
 
 def train(args: argparse.Namespace) -> int:
     """One process, or one rank of a job torchrun (or --nproc) started."""
+    from crambench.errors import UserError
     from cramming.train.distributed import LOST_CONTACT, AgreedError, lost_contact, short_error
     from cramming.train.pretrain import pretrain
-    from data_prep import UserError
 
     try:
         summary = pretrain(

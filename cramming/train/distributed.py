@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 # A collective that waits longer than this fails instead of hanging: a dead or stuck rank ends
 # the job with an error. Long enough for rank 0 to write a checkpoint of a large model while

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 
 import torch
 
+from crambench.errors import UserError
 from cramming.rules import (
     MULTI_GPU_CATEGORY,
     RANKED_BUDGET_S,
@@ -15,7 +16,6 @@ from cramming.rules import (
     is_ranked_gpu,
     multi_gpu_reason,
 )
-from data_prep import UserError
 
 
 def resolve_device(device: str) -> torch.device:
@@ -28,7 +28,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -49,9 +49,9 @@ def detect_hardware(device: str | torch.device) -> dict:
             "gpu_name": None,
             "gpu_count": 0,
             "gpu_memory_gb": None,
-            "cpu_name": _cpu_name(),
+            "cpu_name": cpu_name(),
             "track": "open",
-            "track_reason": f"CPU run ({_cpu_name()}): the ranked track needs one of the GPUs "
+            "track_reason": f"CPU run ({cpu_name()}): the ranked track needs one of the GPUs "
             f"{', '.join(RANKED_GPUS)}",
         }
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -67,7 +67,7 @@ def detect_hardware(device: str | torch.device) -> dict:
         "gpu_name": props.name,
         "gpu_count": 1,  # the one this process trains on, however many the machine has
         "gpu_memory_gb": round(props.total_memory / 2**30, 2),
-        "cpu_name": _cpu_name(),
+        "cpu_name": cpu_name(),
         "track": "ranked" if ranked else "open",
         "track_reason": reason,
     }

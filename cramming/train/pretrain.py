@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 import torch
 
+from crambench.errors import OutOfSpace
+from crambench.progress import progress_line
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.train.budget import Budget
@@ -36,16 +38,14 @@ from cramming.train.hardware import (
     resolve_device,
     resolve_precision,
 )
+from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
-from cramming.train.progress import LogWindow, progress_bar, show, warn
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import FINISHED, MetricsLog, locked_run, resolve_run, write_run
 from cramming.train.schedules import batch_size_at, lr_factor
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
 from data_prep import open_data_dir
-from data_prep.files import OutOfSpace
-from data_prep.progress import progress_line
 
 
 def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrides=(),

@@ -9,20 +9,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from crambench.contracts import read_json_object
+from crambench.errors import OutOfSpace, UserError, is_out_of_space
+from crambench.files import refuse_output_over_inputs, tidy, write_json_atomic, write_text_atomic
+from crambench.locks import dir_lock
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
 from cramming.train.budget import parse_budget
 from cramming.train.checkpoint import check_train_state, read_train_state
-from data_prep import UserError, open_data_dir
-from data_prep.files import (
-    OutOfSpace,
-    dir_lock,
-    is_out_of_space,
-    read_json_object,
-    refuse_output_over_inputs,
-    tidy,
-    write_json_atomic,
-    write_text_atomic,
-)
+from data_prep import open_data_dir
 
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval")

@@ -20,7 +20,7 @@ import signal
 from dataclasses import dataclass
 
 from cramming.train.budget import DurationEstimate
-from cramming.train.progress import warn
+from cramming.train.metrics_log import warn
 
 # Margin on duration estimates at the deadline: the run gives up at most half a micro-batch
 # of time so that timing noise does not carry it past the budget.

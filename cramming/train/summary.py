@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.files import atomic_dir
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
 from cramming.train.hardware import autocast, software_info
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.run_dir import code_version, write_summary
 from cramming.weights import save_pretrained
-from data_prep import UserError
-from data_prep.files import atomic_dir, sha256_file
 
 
 class RunFailed(UserError):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from crambench.errors import UserError
 from cramming.config import (
     PRESETS,
     PretrainConfig,
@@ -10,7 +11,6 @@ from cramming.config import (
     load_config,
     to_yaml,
 )
-from data_prep import UserError
 
 
 @pytest.mark.parametrize("preset", PRESETS)

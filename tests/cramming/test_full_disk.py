@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from cramming.cli import main
+from crambench.shell.cli import main
 from data_prep import open_data_dir
 
 

@@ -4,6 +4,7 @@ the training step's parameter groups and gradient accumulation."""
 import pytest
 import torch
 
+from crambench.errors import UserError
 from cramming.config import ModelConfig, load_config
 from cramming.model import (
     IGNORE_INDEX,
@@ -14,7 +15,6 @@ from cramming.model import (
 from cramming.train.checkpoint import load_checkpoint, save_checkpoint
 from cramming.train.objective import pad_rows
 from cramming.weights import load_classifier, load_pretrained, save_pretrained
-from data_prep import UserError
 
 CFG = ModelConfig(vocab_size=512, seq_len=32, hidden=64, layers=2, heads=4, ffn_hidden=256,
                   head_hidden=48)

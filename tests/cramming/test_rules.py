@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 
 def test_rules_module_imports_nothing_heavy():

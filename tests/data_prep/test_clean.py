@@ -7,7 +7,7 @@ from pydoc_data.topics import topics
 
 import pytest
 
-from data_prep import UserError
+from crambench.errors import UserError
 from data_prep.clean import CleanCounts, clean_documents
 from data_prep.dedup import Deduplicator, digest, is_validation
 from data_prep.filters import MIN_CHARS, long_enough, not_trash

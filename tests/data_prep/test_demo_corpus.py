@@ -8,7 +8,7 @@ import platform
 import pytest
 
 from data_prep import open_data_dir, prepare
-from data_prep.demo import PART_COUNT, DemoSource, demo_part
+from data_prep.demo_corpus import PART_COUNT, DemoSource, demo_part
 
 
 def test_demo_parts_are_recorded_with_versions_and_hashes():

@@ -8,7 +8,8 @@ from pydoc_data.topics import topics
 
 import pytest
 
-from data_prep import UserError, prepare
+from crambench.errors import UserError
+from data_prep import prepare
 from data_prep.hub import HubSource
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"

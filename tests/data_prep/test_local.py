@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from data_prep import UserError, prepare
+from crambench.errors import UserError
+from data_prep import prepare
 from data_prep.local import UTF8_BOM, LocalSource
 from data_prep.sources import parse_source
 

@@ -8,7 +8,7 @@ from pydoc_data.topics import topics
 import numpy as np
 import pytest
 
-from data_prep.files import sha256_file
+from crambench.contracts import sha256_file
 from data_prep.normalize import normalize
 from data_prep.pack import Packer
 from data_prep.shards import ShardWriter, data_sha256

@@ -12,7 +12,8 @@ from pydoc_data.topics import topics
 import numpy as np
 import pytest
 
-from data_prep import DATA_FORMAT, UserError, load_tokenizer, open_data_dir, prepare
+from crambench.errors import UserError
+from data_prep import DATA_FORMAT, load_tokenizer, open_data_dir, prepare
 from data_prep.encode import prenormalized
 from data_prep.normalize import normalize
 from data_prep.tokenizer import SPECIAL_TOKENS
@@ -109,7 +110,7 @@ def test_same_inputs_same_data_across_processes_and_thread_counts(corpus, prepar
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
         subprocess.run(
-            [sys.executable, "-m", "cramming.cli", "prepare", "--source", str(corpus), "--out",
+            [sys.executable, "-m", "crambench", "prepare", "--source", str(corpus), "--out",
              str(out), "--vocab-size", "2000", "--val-fraction", "0.1", "--quiet",
              "--workers", str(workers)],
             check=True, env={**os.environ, "PYTHONHASHSEED": str(workers)}, capture_output=True)
@@ -179,7 +180,7 @@ def bad_inputs(tmp_path: Path, corpus: Path):
 
 
 def test_bad_inputs_fail_with_one_line_and_leave_nothing(corpus, tmp_path, capsys):
-    from cramming.cli import main
+    from crambench.shell.cli import main
 
     for args, message in bad_inputs(tmp_path, corpus):
         out = tmp_path / "out"
@@ -192,7 +193,7 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(corpus, tmp_path, capsy
 
 
 def test_out_below_a_file_fails_with_one_line(corpus, tmp_path, capsys):
-    from cramming.cli import main
+    from crambench.shell.cli import main
 
     (tmp_path / "afile").write_text("")
     assert main(["prepare", "--source", str(corpus), "--out", str(tmp_path / "afile" / "data"),
@@ -202,7 +203,7 @@ def test_out_below_a_file_fails_with_one_line(corpus, tmp_path, capsys):
 
 
 def test_cli_prepare_and_verify(corpus, tmp_path, capsys):
-    from cramming.cli import main
+    from crambench.shell.cli import main
 
     out = tmp_path / "data"
     assert main(["prepare", "--source", str(corpus), "--out", str(out), "--vocab-size",

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import data_prep.shards
-from data_prep import UserError, load_tokenizer, open_data_dir, prepare
+from crambench.errors import UserError
+from data_prep import load_tokenizer, open_data_dir, prepare
 
 ROWS_PER_SHARD = 50  # small shards, so reads cross shard boundaries
 

@@ -80,7 +80,7 @@ def test_a_hard_wrapped_novel_without_blank_lines_is_many_documents(shared_data,
 
 
 def test_the_summary_counts_the_documents_packed(shared_data, tmp_path, capsys):
-    from cramming.cli import main
+    from crambench.shell.cli import main
 
     novel = shared_data / "corpus" / "british_fiction" / "ABronte_Agnes.txt"
     corpus = tmp_path / "corpus"

@@ -11,8 +11,10 @@ from pydoc_data.topics import topics
 import numpy as np
 import pytest
 
-from cramming.cli import main
-from data_prep import UserError, prepare, sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
+from data_prep import prepare
 from data_prep.shards import data_sha256
 from data_prep.verify import verify_data_dir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_prep import UserError
+from crambench.errors import UserError
 from data_prep.hub import hub_unreachable
 from glue_eval import TASKS, evaluate_glue, read_split
 from glue_eval.data import check_hub, warn_malformed

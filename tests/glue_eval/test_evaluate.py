@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import grammar_sentence as sentence
 
-from cramming.cli import main
-from data_prep import UserError, sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from glue_eval import (
     PROTOCOLS,
     TASKS,
@@ -292,7 +293,7 @@ def test_a_broken_final_dir_is_one_line_naming_the_file(tiny_run, tmp_path, caps
                                                        message):
     import shutil
 
-    from data_prep import sha256_file
+    from crambench.contracts import sha256_file
     from glue_eval.encoder import RECORDED_HASHES
 
     run = tmp_path / "run"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from data_prep import UserError
+from crambench.errors import UserError
 from glue_eval import (
     TASKS,
     compute_averages,

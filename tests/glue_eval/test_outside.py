@@ -14,12 +14,13 @@ pytest.importorskip("transformers")
 
 from conftest import glue_slice, save_tiny_bert  # noqa: E402
 
-from cramming.cli import main  # noqa: E402
+from crambench.contracts import sha256_file  # noqa: E402
+from crambench.errors import UserError
+from crambench.shell.cli import main  # noqa: E402
 from cramming.rules import OUTSIDE_MODEL_REASON  # noqa: E402
-from data_prep import UserError, sha256_file  # noqa: E402
 from glue_eval import compute_metrics, evaluate_glue, read_predictions, read_split  # noqa: E402
 from glue_eval.model_folder import folder_sha256  # noqa: E402
-from glue_eval.outside import OutsideEncoder  # noqa: E402
+from glue_eval.outside_model import OutsideEncoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from cramming.cli import main
-from data_prep import UserError, load_tokenizer, open_data_dir
+from crambench.errors import UserError
+from crambench.shell.cli import main
+from data_prep import load_tokenizer, open_data_dir
 from glue_eval import evaluate_probes
 from glue_eval.probes import (
     SEGMENT,

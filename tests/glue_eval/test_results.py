@@ -12,8 +12,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from cramming.cli import main
-from data_prep import UserError, sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from glue_eval import results
 from glue_eval.results import check_out_path, predictions_dir, recover, write_results
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from test_evaluate import write_glue_dir
 
-from cramming.cli import main
-from data_prep import UserError, sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from glue_eval import evaluate_glue, read_predictions, read_split
 from glue_eval.submission import (
     TEST_SETS,

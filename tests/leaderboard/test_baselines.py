@@ -16,9 +16,9 @@ pytest.importorskip("transformers")
 from conftest import edited_entry, glue_slice, save_tiny_bert  # noqa: E402
 from test_entries import make_run  # noqa: E402
 
-from cramming.cli import main  # noqa: E402
+from crambench.contracts import sha256_file  # noqa: E402
+from crambench.shell.cli import main  # noqa: E402
 from cramming.rules import OUTSIDE_MODEL_REASON  # noqa: E402
-from data_prep import sha256_file  # noqa: E402
 from glue_eval import compute_averages  # noqa: E402
 from glue_eval.model_folder import folder_sha256, identity_files  # noqa: E402
 from leaderboard import submit, validate_entries  # noqa: E402

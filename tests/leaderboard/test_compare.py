@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cramming.cli import main
-from data_prep import UserError
-from data_prep.files import sha256_file
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from glue_eval import compute_metrics, read_split
 from glue_eval.results import format_predictions
 from leaderboard import bootstrap
@@ -202,8 +202,8 @@ def test_compare_refuses_changed_or_unrelated_inputs(two_results, tmp_path, caps
 
 
 def test_site_marks_rank_differences_that_are_not_significant(tmp_path, shared_data):
+    from leaderboard.admission import VERIFIED, Judged
     from leaderboard.site import significance_marks
-    from leaderboard.verify import VERIFIED, Judged
 
     glue = shared_data / "glue"
     judged = []

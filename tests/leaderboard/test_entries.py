@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from cramming import config_sha256, load_config
-from cramming.cli import main
-from data_prep import UserError
 from glue_eval import PROTOCOLS, compute_averages, compute_metrics, median_over_seeds, seed_spread
 from leaderboard import submit, validate_entries
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
 from cramming.extract.ranking import rank_candidates
-from data_prep import UserError
-from data_prep.files import sha256_file
 from leaderboard.extraction import extraction_run_problems, extraction_violations, read_extraction
 
 TEACHER = {"name": "L2-A2-H128-F512", "layers": 2, "heads": 2, "hidden": 128, "ffn": 512,

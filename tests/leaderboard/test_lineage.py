@@ -15,8 +15,8 @@ import shutil
 import pytest
 from test_entries import write_results
 
+from crambench.errors import UserError
 from cramming.lineage import lineage_record, lineage_totals, read_parent
-from data_prep import UserError
 from leaderboard import submit, validate_entries
 
 

@@ -16,9 +16,10 @@ import shutil
 import pytest
 import torch
 
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from cramming import pretrain
-from cramming.cli import main
-from data_prep import UserError, prepare
+from data_prep import prepare
 from glue_eval import compute_averages, evaluate_glue
 from leaderboard import submit, validate_entries
 from leaderboard.tracks import decide_track

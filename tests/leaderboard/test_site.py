@@ -16,9 +16,9 @@ import pytest
 from conftest import check_page_in_chromium
 from test_entries import CPU, make_run
 
-from cramming.cli import main
-from data_prep import UserError
-from leaderboard import build_site, submit, verify
+from crambench.errors import UserError
+from crambench.shell.cli import main
+from leaderboard import admission, build_site, submit
 
 
 @pytest.fixture
@@ -40,16 +40,16 @@ def entries(tmp_path):
 @pytest.fixture
 def as_verified(monkeypatch):
     """Every entry that passes the record-free checks counts as verified against its run."""
-    judge_entries = verify.judge_entries
+    judge_entries = admission.judge_entries
 
     def judged_verified(entries_dir, **kwargs):
         judged = judge_entries(entries_dir, **kwargs)
         for item in judged:
-            if item.status == verify.UNVERIFIED:
-                item.status, item.reasons = verify.VERIFIED, []
+            if item.status == admission.UNVERIFIED:
+                item.status, item.reasons = admission.VERIFIED, []
         return judged
 
-    monkeypatch.setattr(verify, "judge_entries", judged_verified)
+    monkeypatch.setattr(admission, "judge_entries", judged_verified)
 
 
 def test_site_has_track_tables_figures_and_reported_rows(entries, tmp_path, as_verified):

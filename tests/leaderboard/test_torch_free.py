@@ -20,7 +20,7 @@ FORBIDDEN = ("torch", "tokenizers", "safetensors", "cramming.train", "cramming.p
 def _imported_by(argv: list[str]) -> list[str]:
     code = (
         "import json, sys\n"
-        "from cramming.cli import main\n"
+        "from crambench.shell.cli import main\n"
         f"status = main({argv!r})\n"
         f"forbidden = {FORBIDDEN!r}\n"
         "print(json.dumps([m for m in sorted(sys.modules) if any(\n"

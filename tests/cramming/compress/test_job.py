@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import TickingClock, pretrain_small_run
 
-from cramming.cli import main
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from cramming.compress import compress, prune, recovery, stored_stats
 from cramming.config import config_sha256
 from cramming.weights import load_pretrained_with_masks
-from data_prep import UserError
 
 
 @pytest.fixture(scope="module")

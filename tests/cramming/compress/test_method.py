@@ -2,8 +2,8 @@
 
 import pytest
 
+from crambench.errors import UserError
 from cramming.compress.method import Method, compose, parse_method
-from data_prep import UserError
 
 
 @pytest.mark.parametrize("text, method", [

@@ -7,12 +7,13 @@ import copy
 import pytest
 import torch
 
+from crambench.errors import UserError
 from cramming import CrammedBert, load_pretrained
 from cramming.compress import deploy, deployment_record, load_compact
 from cramming.compress import quantize as quantize_module
 from cramming.compress.quantize import check_supported, quantize_model
 from cramming.compress.storage import read_header
-from data_prep import UserError, load_tokenizer
+from data_prep import load_tokenizer
 from glue_eval.finetune import encode_texts
 
 # The bound this project states (README): the largest change of any MLM logit, relative to the

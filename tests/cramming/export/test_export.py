@@ -23,11 +23,13 @@ from transformers import (  # noqa: E402
     pipeline,
 )
 
+from crambench.contracts import sha256_file  # noqa: E402
+from crambench.errors import UserError
+from crambench.shell.cli import main  # noqa: E402
 from cramming import CrammedBert, ModelConfig, load_classifier, load_pretrained  # noqa: E402
-from cramming.cli import main  # noqa: E402
 from cramming.export import export_run  # noqa: E402
 from cramming.lineage import lineage_record  # noqa: E402
-from data_prep import UserError, load_tokenizer, prepare, sha256_file  # noqa: E402
+from data_prep import load_tokenizer, prepare
 from glue_eval import evaluate_glue, read_split  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,12 +17,12 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForMaskedLM  # noqa: E402
 
+from crambench.contracts import sha256_file  # noqa: E402
+from crambench.shell.cli import main  # noqa: E402
 from cramming import CrammedBert  # noqa: E402
-from cramming.cli import main  # noqa: E402
 from cramming.compress import compress  # noqa: E402
 from cramming.compress.quantize import quantize_model  # noqa: E402
 from cramming.weights import load_pretrained_with_masks  # noqa: E402
-from data_prep import sha256_file  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,13 +11,14 @@ import pytest
 import torch
 from conftest import edited_entry, grammar_sentence
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from cramming import pretrain
-from cramming.cli import main
 from cramming.config import config_sha256
-from cramming.extract.extract import extract, ranking_table
+from cramming.extract.job import extract, ranking_table
 from cramming.weights import load_pretrained
-from data_prep import UserError, prepare
-from data_prep.files import sha256_file
+from data_prep import prepare
 from glue_eval import evaluate_probes
 from leaderboard import submit, validate_entries
 
@@ -299,7 +300,7 @@ def test_site_shows_the_search_and_validate_needs_no_torch(extracted, entry, tmp
     svg = (tmp_path / "site" / "extraction-x.svg").read_text()
     assert "Pareto front" in svg and search["chosen"] in svg
     # The validator checks the table with the torch-free ranking code.
-    code = ("import sys\nfrom cramming.cli import main\n"
+    code = ("import sys\nfrom crambench.shell.cli import main\n"
             f"status = main(['leaderboard', 'validate', {str(entry)!r}, '--run', {str(run)!r}])\n"
             "print(status, 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

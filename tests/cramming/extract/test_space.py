@@ -2,9 +2,9 @@
 
 import pytest
 
+from crambench.errors import UserError
 from cramming.config import ModelConfig
 from cramming.extract.space import Shape, candidate_space, parse_space
-from data_prep import UserError
 
 REFERENCE = ModelConfig()  # crammed-bert: 16 layers, 12 heads, hidden 768, ffn 3072
 TINY = ModelConfig(vocab_size=256, hidden=128, layers=2, heads=2, ffn_hidden=512)

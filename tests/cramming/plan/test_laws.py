@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from crambench.errors import UserError
 from cramming.config import ModelConfig
 from cramming.model import CrammedBert, count_parameters
 from cramming.plan.gpus import GPUS, V100, V100_LAW, derived_law, find_gpu
 from cramming.plan.scaling_law import LossLaw, fit_loss_law, load_loss_law
 from cramming.plan.speed_law import SpeedLaw, fit_speed_law, flops_per_token, param_counts
 from cramming.rules import RANKED_GPUS
-from data_prep import UserError
 
 PROBES = [(128, 2, 16), (128, 4, 16), (256, 2, 16), (256, 4, 8), (64, 2, 32), (192, 3, 32),
           (128, 8, 16), (128, 2, 4)]

@@ -7,7 +7,8 @@ import tempfile
 
 import pytest
 
-from cramming.cli import main
+from crambench.errors import UserError
+from crambench.shell.cli import main
 from cramming.config import load_config
 from cramming.plan.gpus import GIB, GPUS
 from cramming.plan.memory import training_memory
@@ -19,7 +20,6 @@ from cramming.plan.planner import (
     plan,
     write_preset,
 )
-from data_prep import UserError
 
 DAY = 24 * 3600.0
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from crambench.errors import UserError
 from cramming.train.budget import Budget, DurationEstimate, parse_budget
-from data_prep import UserError
 
 
 class FakeClock:

@@ -19,11 +19,12 @@ from conftest import make_grammar_data
 from ranks import run_ranks
 from safetensors.torch import load_file
 
+from crambench.errors import UserError
 from cramming.train.objective import mask_tokens, step_generator
 from cramming.train.pretrain import pretrain
 from cramming.train.rows import RowStream
 from cramming.train.stop import StopCheck, StopSignal
-from data_prep import UserError, open_data_dir
+from data_prep import open_data_dir
 from leaderboard.submit import build_entry
 
 # A frozen clock (ranks.frozen_clock) keeps f = 0: constant batch and learning rate, so a run

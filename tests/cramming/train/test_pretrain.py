@@ -14,11 +14,12 @@ import pytest
 import torch
 from conftest import TickingClock
 
+from crambench.errors import UserError
 from cramming.config import config_sha256
 from cramming.model import CrammedBert
 from cramming.train.pretrain import pretrain
 from cramming.weights import load_classifier
-from data_prep import UserError, load_tokenizer, open_data_dir, prepare
+from data_prep import load_tokenizer, open_data_dir, prepare
 
 SUMMARY_KEYS = {"format", "budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
                 "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
@@ -172,7 +173,7 @@ def test_a_step_that_would_end_past_the_deadline_is_dropped(data, overrides, tmp
 
 def test_a_run_with_no_step_or_over_budget_fails(data, overrides, tmp_path, at_micro_batch,
                                                  monkeypatch, capsys):
-    from cramming.cli import main
+    from crambench.shell.cli import main
     from cramming.train import pretrain as module
     from cramming.train.summary import RunFailed
 

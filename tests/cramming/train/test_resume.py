@@ -13,10 +13,10 @@ import torch
 from conftest import TickingClock
 from safetensors.torch import load_file
 
+from crambench.errors import UserError
 from cramming.train import pretrain as pretrain_module
 from cramming.train import summary as summary_module
 from cramming.train.pretrain import pretrain
-from data_prep import UserError
 
 BUDGET = "6s"  # on a fake clock ticking 0.05 s per reading: about 20 steps
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cramming.train.budget import Budget
-from cramming.train.progress import BudgetProgress
+from cramming.train.metrics_log import BudgetProgress
 
 
 def test_a_log_gets_a_line_per_tenth_of_the_budget(capsys):

@@ -23,17 +23,11 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from crambench.contracts import read_contract, read_json_object, sha256_file
+from crambench.errors import UserError
+from crambench.files import atomic_dir, refuse_output_over_inputs, write_json_atomic
 from cramming.export.card import model_card
-from cramming.export.weights import exported_weights
-from data_prep import UserError
-from data_prep.files import (
-    atomic_dir,
-    read_contract,
-    read_json_object,
-    refuse_output_over_inputs,
-    sha256_file,
-    write_json_atomic,
-)
+from cramming.export.tensors import exported_weights
 
 REMOTE_CODE = Path(__file__).parent / "remote_code"
 CONFIG_MODULE, MODELING_MODULE = "configuration_crammed_bert", "modeling_crammed_bert"
@@ -60,7 +54,7 @@ INSTALL_HINT = "pip install 'cramming-bench[hf]'"
 def export_run(run, out, *, force: bool = False) -> dict:
     """Write the transformers folder `out` for run dir `run`; return what the CLI reports:
     {"out", "params", "vocab_size", "model_sha256" (the run's), "weights" (how the folder holds
-    them: `cramming.export.weights`), "weights_sha256" (the folder's model.safetensors),
+    them: `cramming.export.tensors`), "weights_sha256" (the folder's model.safetensors),
     "sparsity" ({"zeros", "entries"} of the pruned weights, {} if none), "max_abs_diff"}.
 
     Raises UserError when the run has no final model (or one that does not fit its config),

@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from data_prep.progress import progress_disabled, progress_line
+from crambench.progress import progress_disabled, progress_line
 
 
 class LogWindow:
@@ -37,7 +37,7 @@ class LogWindow:
 
 
 class BudgetProgress:
-    """Progress through the budget, by the rule of data_prep.progress: a live bar on a
+    """Progress through the budget, by the rule of crambench.progress: a live bar on a
     terminal (seconds of the budget spent; the postfix shows loss, tokens/s and time left);
     elsewhere a progress line at each tenth of the budget; nothing under --quiet.
 

@@ -21,7 +21,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep import UserError
+from crambench.errors import UserError
 
 AS_TRAINED, DENSE, DEQUANTIZED = "as trained", "dense", "dequantized"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep import UserError
+from crambench.errors import UserError
 from leaderboard.schema import read_entry, schema_errors
 
 VERIFIED, UNVERIFIED, REJECTED = "verified", "unverified", "rejected"
@@ -48,7 +48,7 @@ def judge(path: Path, *, runs=None, glue_dir=None, outside=None) -> Judged:
     """`outside`: a folder holding OUTSIDE/NAME/, the results folder of outside model entry
     NAME.json (or a mapping NAME -> folder), judged as run dirs are (verified then only says
     that its scores are its saved predictions': an outside model is never ranked)."""
-    from leaderboard.outside import is_outside, results_problems
+    from leaderboard.outside_entry import is_outside, results_problems
     from leaderboard.validate import metric_problems, record_free_problems, run_problems
 
     try:

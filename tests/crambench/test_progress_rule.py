@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pydoc_data.topics import topics
 
-from data_prep.progress import bars_enabled, progress_disabled
+from crambench.progress import bars_enabled, progress_disabled
 
 
 def test_bars_only_on_a_terminal_outside_ci(monkeypatch):
@@ -31,7 +31,7 @@ def run_cram(args, tmp_path) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     log = tmp_path / "log"
     with open(log, "w") as handle:
-        done = subprocess.run([sys.executable, "-m", "cramming.cli", *args], env=env,
+        done = subprocess.run([sys.executable, "-m", "crambench", *args], env=env,
                               stdout=subprocess.PIPE, stderr=handle, text=True, check=True)
     return done.stdout, log.read_text()
 

@@ -1,4 +1,4 @@
-"""Crash-safe file writing, locks and content hashes, shared by every stage.
+"""Crash-safe file writing, shared by every stage.
 
 A contract file is either whole or absent: writers put bytes under a temporary name in the
 same directory and `os.replace` them into place, which is atomic on POSIX filesystems.
@@ -11,135 +11,18 @@ safely by the next (`tidy`). Outputs follow the umask; a full disk is one line (
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.errors import UserError
-
-_CHUNK = 1 << 20  # 1 MiB reads keep hashing of multi-GB shards at constant memory
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def contained_path(root: str | os.PathLike, relative: str, *, what: str) -> Path:
-    """`root / relative`, refusing a recorded path that leaves `root`.
-
-    Records (manifests, results, entries) name their files by paths relative to their folder;
-    an absolute path, a `..` part or a symbolic link that resolves outside `root` would make a
-    reader open (and a validator hash) any file on the machine. `what` names the record field
-    in the error, e.g. "shard file in data/manifest.json". Raises UserError.
-    """
-    root = Path(root)
-    text = str(relative)
-    parts = Path(text).parts
-    if not text or Path(text).is_absolute() or ".." in parts:
-        raise UserError(f"{what} {text!r} is not a path inside {root}")
-    path = root / text
-    if not path.resolve().is_relative_to(root.resolve()):
-        raise UserError(f"{what} {text!r} leads outside {root} (through a symbolic link)")
-    return path
-
-
-def canonical_json(obj) -> bytes:
-    """The byte form that hashes are taken over: sorted keys, no whitespace."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def read_json_object(path: str | os.PathLike) -> dict:
-    """A JSON object from `path`, or a one-line UserError naming the file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"cannot read {path}: not UTF-8 text ({err.reason})") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"cannot read {path}: not valid JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path} holds a JSON {type(obj).__name__}, not an object")
-    return obj
-
-
-def read_contract(path: str | os.PathLike, expected_format: str) -> dict:
-    """A contract file: a JSON object whose `format` this version reads, else a UserError."""
-    obj = read_json_object(path)
-    if obj.get("format") != expected_format:
-        raise UserError(f"{path} has format {obj.get('format')!r}, expected {expected_format!r}")
-    return obj
-
-
-class OutOfSpace(UserError):
-    """A write that ran out of disk space (ENOSPC) or quota (EDQUOT): one line naming the output
-    and how much it needed; the partial output is removed and earlier outputs stay intact."""
-
-    def __init__(self, path, err: OSError, *, needed: int | None = None, written: int = 0,
-                 hint: str = "free some space and run again"):
-        self.path, self.needed, self.written = Path(path), needed, written
-        self.strerror = err.strerror or os.strerror(errno.ENOSPC)
-        self.hint = hint
-        try:
-            free = f", {format_bytes(shutil.disk_usage(_existing_parent(self.path)).free)} free"
-        except OSError:
-            free = ""
-        if needed is not None:
-            need = f"it needs {format_bytes(needed)}"
-        elif written:
-            need = f"it needs more than the {format_bytes(written)} written when space ran out"
-        else:
-            need = "not even its first bytes fit"
-        super().__init__(f"{self.strerror.lower()} writing {self.path}: {need}{free}; {hint}")
-
-    def moved(self, old: Path, new: Path) -> OutOfSpace:
-        """The same error for a path under `old` reported as under `new` (a temporary dir)."""
-        path = new / self.path.relative_to(old) if self.path.is_relative_to(old) else new
-        return self.again(path=path)
-
-    def again(self, *, path=None, hint: str | None = None) -> OutOfSpace:
-        return OutOfSpace(path or self.path, OSError(errno.ENOSPC, self.strerror),
-                          needed=self.needed, written=self.written, hint=hint or self.hint)
-
-
-OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-def is_out_of_space(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in OUT_OF_SPACE
-
-
-def format_bytes(n: float) -> str:
-    """1234567 -> '1.2 MB' (decimal units, as df -H and disk vendors count)."""
-    if n < 1000:
-        return f"{n:.0f} B"
-    for unit in ("KB", "MB", "GB", "TB"):
-        n /= 1000
-        if n < 1000 or unit == "TB":
-            break
-    return f"{n:.1f} {unit}"
-
-
-def _existing_parent(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
+from crambench.errors import OutOfSpace, UserError, is_out_of_space
+from crambench.locks import dir_lock, holds_lock, this_command
 
 
 class HashingWriter:
@@ -274,7 +157,7 @@ def atomic_dir(final: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
     final.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as held:
         if not holds_lock(final):
-            held.enter_context(dir_lock(final, owner=_this_command()))
+            held.enter_context(dir_lock(final, owner=this_command()))
         yield from _build_dir(final, force)
 
 
@@ -365,93 +248,3 @@ def _tree_size(folder: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
     return total
-
-
-_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
-
-
-def _lock_file(target: Path) -> Path:
-    return target.with_name(f".{target.name}.lock")
-
-
-def holds_lock(path: str | os.PathLike) -> bool:
-    """Does this process hold the lock of `path` or of a folder above it?"""
-    path = Path(os.path.abspath(path))
-    return any(_lock_file(p) in _HELD for p in (path, *path.parents) if p.name)
-
-
-def _this_command() -> str:
-    """'cram extract' for a lock's owner line, from this process's command line."""
-    argv = sys.argv or [""]
-    return " ".join([Path(argv[0]).name, *argv[1:2]]) if argv[0] else "python"
-
-
-@contextlib.contextmanager
-def dir_lock(target: str | os.PathLike, *, owner: str) -> Iterator[None]:
-    """Hold the exclusive lock on the output folder `target` while writing it.
-
-    The lock is `flock` on `.NAME.lock` beside the folder (so it can be taken before the
-    folder exists, and a data dir built under a temporary name is covered), released when the
-    process ends however it ends. Another process holding it is a UserError naming its PID and
-    `owner` (e.g. "cram pretrain"); the same process may take it again (nested). The lock file
-    is removed on release.
-    """
-    target = Path(os.path.abspath(target))
-    path = _lock_file(target)
-    if path in _HELD:
-        _HELD[path] += 1
-        try:
-            yield
-        finally:
-            _HELD[path] -= 1
-        return
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(path, target)
-    except OSError as err:
-        if is_out_of_space(err):
-            raise OutOfSpace(path, err, needed=None) from None
-        raise UserError(f"cannot lock {target}: {err.filename or path}: "
-                        f"{err.strerror or err}") from None
-    try:
-        with contextlib.suppress(OSError):  # who holds it, for the refusal; a full disk
-            os.ftruncate(fd, 0)             # must not stop the command here
-            os.write(fd, f"{os.getpid()}\n{owner}\n".encode())
-        _HELD[path] = 1
-        yield
-    finally:
-        _HELD.pop(path, None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # while still held, so no one can lock the file being removed
-        os.close(fd)
-
-
-def _acquire(path: Path, target: Path) -> int:
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise UserError(f"{target} is in use by {holder}; wait for it to finish (or stop "
-                            "it) and run again") from None
-        # The previous holder may have removed the file between our open and flock: then this
-        # lock is on a file no one else will find; take the one at `path` instead.
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _holder(fd: int) -> str:
-    """'PID 1234 (cram pretrain)' from a held lock file; its holder writes it just after
-    locking, so give it a moment."""
-    for _ in range(20):
-        text = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
-        if len(text) >= 2 and text[0].isdigit():
-            return f"PID {text[0]} ({text[1]})" if text[1] else f"PID {text[0]}"
-        time.sleep(0.025)
-    return "another process"

@@ -5,7 +5,7 @@ reads, trains or writes anything, and the other's output is left as it was."""
 import pytest
 from conftest import lock_held_elsewhere
 
-from cramming.cli import main
+from crambench.shell.cli import main
 
 
 def _refused(capsys, command: str, target, holder, owner: str) -> None:

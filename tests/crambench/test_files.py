@@ -1,5 +1,5 @@
-"""data_prep.files: the JSON contract readers, atomic writers, locks and swap repair every
-stage shares; umask and full-disk behaviour."""
+"""crambench.files, .contracts and .locks: the JSON contract readers, atomic writers, locks
+and swap repair every stage shares; umask and full-disk behaviour."""
 
 import errno
 import json
@@ -9,8 +9,8 @@ import stat
 import pytest
 from conftest import lock_held_elsewhere
 
-from data_prep import UserError
-from data_prep.files import read_contract, read_json_object
+from crambench.contracts import read_contract, read_json_object
+from crambench.errors import UserError
 
 
 def test_contract_file_round_trip_and_each_bad_file(tmp_path):
@@ -34,7 +34,7 @@ def test_contract_file_round_trip_and_each_bad_file(tmp_path):
 
 
 def test_atomic_dir_leaves_nothing_half_built(tmp_path):
-    from data_prep.files import atomic_dir
+    from crambench.files import atomic_dir
 
     final = tmp_path / "out"
     with pytest.raises(RuntimeError), atomic_dir(final) as building:
@@ -55,7 +55,7 @@ def test_atomic_dir_leaves_nothing_half_built(tmp_path):
 
 
 def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
-    from data_prep.files import dir_lock
+    from crambench.locks import dir_lock
 
     target = tmp_path / "data"
     with lock_held_elsewhere(target, "cram prepare") as holder:
@@ -70,7 +70,8 @@ def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
 
 
 def test_atomic_dir_takes_its_outputs_lock_unless_one_above_is_held(tmp_path):
-    from data_prep.files import atomic_dir, dir_lock, holds_lock
+    from crambench.files import atomic_dir
+    from crambench.locks import dir_lock, holds_lock
 
     final = tmp_path / "out"
     with lock_held_elsewhere(final, "cram export") as holder:
@@ -90,7 +91,7 @@ def test_atomic_dir_takes_its_outputs_lock_unless_one_above_is_held(tmp_path):
 
 
 def test_tidy_undoes_a_swap_cut_between_its_renames_and_removes_leftovers(tmp_path):
-    from data_prep.files import atomic_dir, interrupted_swap, tidy
+    from crambench.files import atomic_dir, interrupted_swap, tidy
 
     final = tmp_path / "out"
     with atomic_dir(final) as building:
@@ -116,7 +117,7 @@ def test_tidy_undoes_a_swap_cut_between_its_renames_and_removes_leftovers(tmp_pa
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_outputs_follow_the_umask(tmp_path, mask):
-    from data_prep.files import atomic_dir, write_json_atomic
+    from crambench.files import atomic_dir, write_json_atomic
 
     previous = os.umask(mask)
     try:
@@ -135,7 +136,7 @@ def test_outputs_follow_the_umask(tmp_path, mask):
 def test_a_full_disk_is_one_line_and_leaves_earlier_outputs(tmp_path, monkeypatch):
     """ENOSPC simulated at the last moment a write can hit it (fsync); the real thing on a
     small tmpfs is in test_full_tmpfs_for_every_command."""
-    from data_prep import files
+    from crambench import files
 
     files.write_json_atomic(tmp_path / "summary.json", {"old": True})
     with files.atomic_dir(tmp_path / "checkpoint") as building:
@@ -167,7 +168,7 @@ def test_a_full_disk_is_one_line_and_leaves_earlier_outputs(tmp_path, monkeypatc
 
 
 def test_an_output_may_not_be_or_hold_an_input(tmp_path):
-    from data_prep.files import refuse_output_over_inputs
+    from crambench.files import refuse_output_over_inputs
 
     run = tmp_path / "runs" / "tiny"
     run.mkdir(parents=True)

@@ -25,10 +25,10 @@ import shutil
 import time
 from pathlib import Path
 
+from crambench.errors import UserError
+from crambench.progress import progress_line
 from cramming.extract.ranking import FRONT_AXES, TRADEOFF
 from cramming.extract.space import Shape, candidate_space, teacher_shape
-from data_prep import UserError
-from data_prep.progress import progress_line
 
 SEARCH_FORMAT = "cram-extract-search/1"
 SEARCH_FILE = "search.json"
@@ -50,13 +50,13 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
     step per candidate (the message says how much is needed)."""
     import torch
 
+    from crambench.files import refuse_output_over_inputs
     from cramming.config import load_config
     from cramming.lineage import read_parent
     from cramming.train.budget import parse_budget
     from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
     from cramming.weights import load_pretrained
     from data_prep import open_data_dir
-    from data_prep.files import refuse_output_over_inputs
 
     refuse_output_over_inputs(out, teacher=teacher, data=data)
     stage_budget_s = parse_budget(budget)
@@ -104,7 +104,7 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
         data_dir=data_dir, shapes=shapes, stage_budget_s=stage_budget_s, search_s=search_s,
         tradeoff=tradeoff, temperature=temperature, alpha=alpha, dev=dev, hardware=hardware,
         precision=precision, quiet=quiet, clock=clock)
-    from data_prep.files import atomic_dir
+    from crambench.files import atomic_dir
 
     with atomic_dir(out, force=force) as tmp:
         summary = job.run(tmp, teacher_state)
@@ -346,10 +346,11 @@ class Extraction:
         }
 
     def write(self, tmp: Path, model, state: dict, search: dict) -> dict:
+        from crambench.contracts import sha256_file
+        from crambench.files import write_json_atomic, write_text_atomic
         from cramming.config import to_yaml
         from cramming.lineage import lineage_record, lineage_totals
         from cramming.train.summary import RunFailed, finish_run, run_failure
-        from data_prep.files import sha256_file, write_json_atomic, write_text_atomic
 
         stage_elapsed = state["elapsed_s"]
         failure = run_failure(state, self.stage_budget_s)

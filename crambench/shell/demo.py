@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from data_prep import UserError
+from crambench.errors import UserError
+from crambench.progress import QUIET_HELP, progress_line
 from data_prep.hub import hub_unreachable
-from data_prep.progress import QUIET_HELP, progress_line
 
 DEMO_PRESET = "tiny"
 DEMO_NAME = "demo"

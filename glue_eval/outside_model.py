@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from data_prep import UserError
+from crambench.errors import UserError
 from glue_eval.model_folder import (
     WEIGHT_PATTERNS,
     folder_sha256,

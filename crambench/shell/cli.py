@@ -19,8 +19,8 @@ import errno
 import importlib
 import sys
 
-from data_prep.errors import UserError
-from data_prep.progress import library_bars
+from crambench.errors import UserError
+from crambench.progress import library_bars
 
 # name -> (module, one-line help). Order is pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("cramming.export.command", "write a run as a Hugging Face transformers folder"),
     "extract": ("cramming.extract.command", "extract and distill a smaller model from a run"),
     "plan": ("cramming.plan.command", "size a model to a budget and a GPU"),
-    "demo": ("cramming.demo", "the whole pipeline on the embedded demo corpus"),
+    "demo": ("crambench.shell.demo", "the whole pipeline on the embedded demo corpus"),
 }
 
 

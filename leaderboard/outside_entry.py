@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crambench.contracts import sha256_file
+from crambench.errors import UserError
 from cramming.rules import OUTSIDE_MODEL_REASON, RULES_VERSION
-from data_prep import UserError
-from data_prep.files import sha256_file
 from glue_eval.model_folder import (
     folder_sha256,
     identity_files,
@@ -102,7 +102,7 @@ def model_folder(entry: dict, model, results_path: Path) -> Path:
 def submit_outside(results_path, name: str, *, out: Path, model=None) -> dict:
     """Write the entry `out` for an outside model's results file; return the entry. Every
     problem is a UserError naming the results file and the field; nothing is written then."""
-    from data_prep.files import write_json_atomic
+    from crambench.files import write_json_atomic
     from leaderboard.schema import schema_errors
     from leaderboard.validate import _prediction_problems
 

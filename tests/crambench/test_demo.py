@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import check_page_in_chromium
 
-from cramming.cli import main
+from crambench.shell.cli import main
 from leaderboard import validate_entries
 
 

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from data_prep.sources import Source
+from data_prep.stream import Source
 
 SKIP_DIRS = {
     "test", "tests", "testing", "idlelib", "site-packages", "dist-packages", "__pycache__",

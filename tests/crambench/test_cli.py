@@ -5,7 +5,7 @@ import argparse
 import subprocess
 import sys
 
-from cramming.cli import COMMANDS, build_parser
+from crambench.shell.cli import COMMANDS, build_parser
 
 
 def test_help_lists_every_command():
@@ -17,7 +17,7 @@ def test_help_lists_every_command():
 def test_help_and_package_names_load_lazily():
     code = (
         "import sys, cramming, glue_eval, data_prep, leaderboard\n"
-        "from cramming.cli import build_parser\n"
+        "from crambench.shell.cli import build_parser\n"
         "build_parser()\n"
         "heavy = ('torch', 'numpy', 'tokenizers', 'sklearn')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
@@ -45,7 +45,7 @@ def test_every_option_of_every_command_has_a_help_line():
 
 
 def test_quiet_reads_the_same_on_every_command_that_has_it():
-    from data_prep.progress import QUIET_HELP
+    from crambench.progress import QUIET_HELP
 
     quiet = {cmd: text for cmd, names, text in _options(build_parser()) if "--quiet" in names}
     assert {"cram prepare", "cram pretrain", "cram plan", "cram demo"} <= set(quiet)
