@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     runs = {}
     for preset, budget in ((SMALL, args.budget), (LARGE, args.budget - recovery_s)):
         run = work / preset
-        pretrain(data, run, budget=budget, preset=preset, device="cpu", force=True, quiet=True)
+        pretrain(data, run, budget_s=budget, preset=preset, device="cpu", force=True, quiet=True)
         runs[(preset, "none")] = run
         for method in VARIANTS[preset]:
             out = work / f"{preset}-{method.replace(':', '').replace('+', '-')}"

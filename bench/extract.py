@@ -49,7 +49,7 @@ def main() -> None:
 
 
 def run_bench(args, work: Path) -> None:
-    from cramming import pretrain
+    from cramming import parse_budget, pretrain
     from cramming.extract.job import extract
     from data_prep import prepare
 
@@ -57,14 +57,16 @@ def run_bench(args, work: Path) -> None:
     data = work / "data"
     prepare([str(args.corpus)], data, vocab_size=8192, val_fraction=0.05, quiet=True,
             force=True)
-    teacher = pretrain(data, work / "teacher", budget=args.teacher_budget, preset="tiny",
+    teacher = pretrain(data, work / "teacher", budget_s=parse_budget(args.teacher_budget),
+                       preset="tiny",
                        device="cpu", force=True, quiet=True)
     extracted = extract(work / "teacher", data, work / "extracted", budget=args.extract_budget,
                         space=args.space, device="cpu", force=True, quiet=True)
     shape = extracted["model"]
     overrides = [f"model.{key}={shape[key]}" for key in ("layers", "heads", "hidden",
                                                          "ffn_hidden")]
-    scratch = pretrain(data, work / "scratch", budget=args.extract_budget, preset="tiny",
+    scratch = pretrain(data, work / "scratch", budget_s=parse_budget(args.extract_budget),
+                       preset="tiny",
                        overrides=overrides, device="cpu", force=True, quiet=True)
     runs = {"teacher": teacher, "extracted": extracted, "scratch": scratch}
     result = {

@@ -66,6 +66,7 @@ def main() -> None:
     import torch
 
     from cramming.config import load_config
+    from cramming.train.budget import parse_budget
     from cramming.train.pretrain import pretrain
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -91,7 +92,8 @@ def main() -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     run = work / "run"
-    summary = pretrain(data, run, budget=budget, preset=args.preset, overrides=overrides,
+    summary = pretrain(data, run, budget_s=parse_budget(budget), preset=args.preset,
+                       overrides=overrides,
                        device=args.device, force=True, quiet=True)
     records = metrics(run)
     tokens_per_s = steady_tokens_per_s(records)

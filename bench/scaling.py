@@ -53,7 +53,7 @@ def run_grid(data, work: Path, runs: list[tuple[int, int, float]]) -> list[dict]
                      f"model.ffn_hidden={4 * width}", f"model.head_hidden={width}",
                      "impl.threads=1", "impl.checkpoint_every_min=60"]
         started = time.perf_counter()
-        summary = pretrain(data, work / f"w{width}-d{depth}-{budget_s:g}s", budget=budget_s,
+        summary = pretrain(data, work / f"w{width}-d{depth}-{budget_s:g}s", budget_s=budget_s,
                            preset="tiny", overrides=overrides, device="cpu", force=True,
                            quiet=True)
         cfg_counts = param_counts(_model_config(summary))

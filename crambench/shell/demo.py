@@ -76,7 +76,7 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
     from cramming import load_config, parse_budget, pretrain
 
     out = Path(out)
-    parse_budget(budget)  # a bad budget fails now, not after data preparation
+    budget_s = parse_budget(budget)  # a bad budget fails now, not after data preparation
     _check_out(out)
     started = time.perf_counter()
     data, run = out / "data", out / "run"
@@ -98,7 +98,7 @@ def run_demo(out, *, budget: str = "3m", glue_dir=None, max_docs: int | None = N
     # the tokenizer the data dir actually has.
     overrides = [] if manifest["vocab_size"] == settings.vocab_size else [
         f"model.vocab_size={manifest['vocab_size']}"]
-    summary = pretrain(data, run, budget=budget, preset=DEMO_PRESET, overrides=overrides,
+    summary = pretrain(data, run, budget_s=budget_s, preset=DEMO_PRESET, overrides=overrides,
                        device="cpu", force=True, quiet=quiet)
 
     log("[3/5] scoring the run")

@@ -23,12 +23,20 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crambench.errors import UserError
 from crambench.progress import progress_line
 from cramming.extract.ranking import FRONT_AXES, TRADEOFF
 from cramming.extract.space import Shape, candidate_space, teacher_shape
+
+if TYPE_CHECKING:  # torch and the trainer load inside extract(), not on import
+    import torch
+
+    from cramming.config import ModelConfig, PretrainConfig
+    from data_prep.reader import DataDir
 
 SEARCH_FORMAT = "cram-extract-search/1"
 SEARCH_FILE = "search.json"
@@ -138,21 +146,21 @@ class Extraction:
 
     teacher_run: Path
     out: Path  # where the run lands (it is built under a temporary name)
-    parent: dict
-    teacher_cfg: object
-    base: object  # PretrainConfig: the teacher's recipe, this budget, data and device
-    data_dir: object
+    parent: dict  # the teacher's lineage record (cramming.lineage.read_parent)
+    teacher_cfg: ModelConfig
+    base: PretrainConfig  # the teacher's recipe, with this budget, data and device
+    data_dir: DataDir
     shapes: list[Shape]
     stage_budget_s: float
     search_s: float
     tradeoff: float
     temperature: float
     alpha: float
-    dev: object
+    dev: torch.device
     hardware: dict
-    precision: str
+    precision: str  # bf16 | fp16 | fp32
     quiet: bool
-    clock: object
+    clock: Callable[[], float]  # seconds, monotonic; a fake in tests
 
     def say(self, message: str) -> None:
         progress_line(f"cram extract: {message}", quiet=self.quiet)

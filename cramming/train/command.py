@@ -47,10 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crambench.errors import UserError
+    from cramming.train.budget import parse_budget
     from cramming.train.distributed import launch
 
     if args.resume and args.preset:
         raise UserError("--preset does not apply with --resume: the run keeps its own config")
+    # Parsed here, once: the library and every rank take seconds.
+    args.budget_s = None if args.budget is None else parse_budget(args.budget)
     if args.nproc != 1:
         return launch(args.nproc, worker_arguments(args), run=args.resume or args.out,
                       device=args.device)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def worker_arguments(args: argparse.Namespace) -> list[str]:
     """The `cram pretrain` arguments each rank gets: these ones, without --nproc."""
     words = ["--device", args.device, "--gpu-check", args.gpu_check]
-    for flag, value in (("--data", args.data), ("--budget", args.budget),
+    for flag, value in (("--data", args.data), ("--budget", args.budget_s),
                         ("--preset", args.preset), ("--out", args.out), ("--seed", args.seed),
                         ("--resume", args.resume)):
         if value is not None:
@@ -77,7 +80,7 @@ def train(args: argparse.Namespace) -> int:
 
     try:
         summary = pretrain(
-            args.data, args.out, budget=args.budget, preset=args.preset or "crammed-bert",
+            args.data, args.out, budget_s=args.budget_s, preset=args.preset or "crammed-bert",
             overrides=args.overrides, device=args.device, gpu_check=args.gpu_check,
             seed=args.seed, resume=args.resume, force=args.force, quiet=args.quiet,
         )

@@ -41,20 +41,28 @@ from cramming.train.hardware import (
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
 from cramming.train.objective import mask_tokens, pad_rows, step_generator
 from cramming.train.rows import RowStream
-from cramming.train.run_dir import FINISHED, MetricsLog, locked_run, resolve_run, write_run
+from cramming.train.run_dir import (
+    FINISHED,
+    MetricsLog,
+    RunRequest,
+    locked_run,
+    resolve_run,
+    write_run,
+)
 from cramming.train.schedules import batch_size_at, lr_factor
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
 from data_prep import open_data_dir
 
 
-def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrides=(),
-             device="auto", gpu_check="open", seed=None, resume=None, force=False, quiet=False,
-             clock=time.monotonic) -> dict:
-    """Train within `budget` (e.g. "24h") on the prepared data dir `data`; returns the summary
-    (on ranks other than 0 of a DDP job: {"rank", "stopped_by", "steps", "train_elapsed_s"}).
+def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="crammed-bert",
+             overrides=(), device="auto", gpu_check="open", seed=None, resume=None, force=False,
+             quiet=False, clock=time.monotonic) -> dict:
+    """Train within `budget_s` seconds (`parse_budget("24h")`) on the prepared data dir `data`;
+    returns the summary (on ranks other than 0 of a DDP job: {"rank", "stopped_by", "steps",
+    "train_elapsed_s"}).
 
-    With `resume`, `data` and `budget` default to the run's own and must match it when given.
+    With `resume`, `data` and `budget_s` default to the run's own and must match it when given.
     seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests.
     Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
     over its budget or without an optimizer step."""
@@ -62,8 +70,11 @@ def pretrain(data=None, out=None, *, budget=None, preset="crammed-bert", overrid
         # Rank 0 alone holds the run dir's lock (only it writes there); when another process
         # holds it, every rank raises the error.
         dist.on_main(lambda: held.enter_context(locked_run(out, resume)))
-        run, cfg, resumed, data_dir = resolve_on_main(dist, data, out, budget, preset, overrides,
-                                                      device, seed, resume, force,
+        request = RunRequest(data=data, out=out,
+                             budget_s=None if budget_s is None else float(budget_s), preset=preset,
+                             overrides=tuple(overrides), device=device, seed=seed, resume=resume,
+                             force=force)
+        run, cfg, resumed, data_dir = resolve_on_main(dist, request,
                                                       quiet=quiet or not dist.is_main)
         dev = dist.use_device(resolve_device(cfg.impl.device))
         hardware = job_hardware(detect_hardware(dev), dist)
@@ -105,14 +116,14 @@ def resume_hint_on_full_disk(run):
                              f"{shlex.quote(str(run))}` goes on from the last checkpoint") from None
 
 
-def resolve_on_main(dist: Dist, *args, quiet: bool):
+def resolve_on_main(dist: Dist, request: RunRequest, *, quiet: bool):
     """`resolve_run` on rank 0, the only rank that reads the run dir; every rank then opens the
     data dir it names (each node has its own copy at that path)."""
     if not dist.distributed:
-        return resolve_run(*args, quiet=quiet)
+        return resolve_run(request, quiet=quiet)
 
     def resolve():
-        run, cfg, resumed, data_dir = resolve_run(*args, quiet=quiet)
+        run, cfg, resumed, data_dir = resolve_run(request, quiet=quiet)
         return run, cfg, resumed, str(data_dir.path)
 
     run, cfg, resumed, data_path = dist.on_main(resolve)

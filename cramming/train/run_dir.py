@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -14,13 +15,31 @@ from crambench.errors import OutOfSpace, UserError, is_out_of_space
 from crambench.files import refuse_output_over_inputs, tidy, write_json_atomic, write_text_atomic
 from crambench.locks import dir_lock
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
-from cramming.train.budget import parse_budget
 from cramming.train.checkpoint import check_train_state, read_train_state
 from data_prep import open_data_dir
 
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval")
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """What `cram pretrain` is asked for, as given and before anything is read; `resolve_run`
+    turns it into a run dir, a resolved config and an opened data dir.
+
+    A new run needs `data`, `budget_s` and `out`; a resumed one (`resume`: its run dir) takes
+    its own data dir and budget, and `data` and `budget_s`, when given, must match it."""
+
+    data: str | None = None  # prepared data dir (cram prepare)
+    out: str | None = None  # run dir to create
+    budget_s: float | None = None  # wall-clock training budget, seconds (parse_budget)
+    preset: str = "crammed-bert"  # a preset name, a YAML file, or "auto" (the planner)
+    overrides: tuple[str, ...] = ()  # key=value config overrides
+    device: str = "auto"  # auto | cuda | cpu: changes speed, not the recipe
+    seed: int | None = None  # None: the preset's, or the resumed run's
+    resume: str | None = None  # run dir to continue
+    force: bool = False  # replace a run already in `out`
 
 
 @contextlib.contextmanager
@@ -183,15 +202,16 @@ def code_version() -> str:
     return f"{base}+git.{commit}" if commit else base
 
 
-def resolve_run(data, out, budget, preset, overrides, device, seed, resume, force, *,
-                quiet=False):
+def resolve_run(request: RunRequest, *, quiet=False):
     """-> (run dir, resolved config, checkpoint train_state or None, opened data dir), writing
     nothing: every mismatch between preset, data dir and a run being resumed is a UserError here.
 
-    A resumed run knows its data dir and budget (config.yaml); `data` and `budget` may be None
+    A resumed run knows its data dir and budget (config.yaml); `data` and `budget_s` may be None
     then, and must match the run when given. A run dir that never trained (killed before its
     first checkpoint) resumes from step 0 with its own config."""
-    budget_s = None if budget is None else parse_budget(budget)
+    data, out, budget_s, preset = request.data, request.out, request.budget_s, request.preset
+    overrides, device, seed, resume = (request.overrides, request.device, request.seed,
+                                       request.resume)
     resumed = None
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
@@ -199,7 +219,7 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
         run = open_resumable(resume)
         cfg = load_saved_config(run / "config.yaml", overrides)
         if budget_s is not None and budget_s != cfg.train.budget_s:
-            raise UserError(f"--budget {budget} does not match the run's budget "
+            raise UserError(f"--budget {budget_s:g}s does not match the run's budget "
                             f"{cfg.train.budget_s:g}s ({run / 'config.yaml'}); a resumed run "
                             "keeps its budget: drop --budget")
         budget_s = cfg.train.budget_s
@@ -216,7 +236,7 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
     else:
         if out is None:
             raise UserError("--out RUN is required (or --resume RUN)")
-        if data is None or budget is None:
+        if data is None or budget_s is None:
             raise UserError("--data and --budget are required for a new run (--resume RUN "
                             "alone takes the run's own)")
         data_dir = open_data_dir(data)
@@ -240,7 +260,7 @@ def resolve_run(data, out, budget, preset, overrides, device, seed, resume, forc
     if data_dir.num_rows("train") < 1:
         raise UserError(f"data dir {data_dir.path} has no training rows")
     if resume is None:
-        run = check_fresh(out, force=force)
+        run = check_fresh(out, force=request.force)
     elif resumed:
         if resumed["config_sha256"] != config_sha256(cfg):
             raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume "

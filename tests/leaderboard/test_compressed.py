@@ -30,7 +30,7 @@ def scored(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("compressed")
     manifest = prepare(["demo"], root / "data", vocab_size=8192, max_docs=100,
                        val_fraction=0.1, quiet=True)
-    pretrain(root / "data", root / "run", budget="10s", preset="tiny", device="cpu",
+    pretrain(root / "data", root / "run", budget_s=10, preset="tiny", device="cpu",
              overrides=[f"model.vocab_size={manifest['vocab_size']}"], quiet=True)
     compress(root / "run", "prune:0.5+int8", root / "p50-int8", budget="6s", quiet=True)
     glue = shared_data / "glue"

@@ -43,7 +43,7 @@ def scored(tmp_path_factory, shared_data, one_thread):
     manifest = prepare(["demo"], root / "data", vocab_size=8192, max_docs=100,
                        val_fraction=0.1, quiet=True)
     # 100 documents fill fewer than 8192 WordPiece tokens; the model takes the real size.
-    pretrain(root / "data", root / "run", budget="10s", preset="tiny", device="cpu",
+    pretrain(root / "data", root / "run", budget_s=10, preset="tiny", device="cpu",
              overrides=[f"model.vocab_size={manifest['vocab_size']}"], quiet=True)
     glue = shared_data / "glue"
     evaluate_glue(root / "run", tasks="rte", glue_dir=glue, protocol="quick", quiet=True,

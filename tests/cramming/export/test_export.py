@@ -52,7 +52,7 @@ def scored_run(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     prepare([str(shared_data / "corpus" / "wiki" / "AA" / "wiki_00")], root / "data",
             vocab_size=2048, val_fraction=0.2, max_docs=300, quiet=True)
-    pretrain_module.pretrain(root / "data", root / "run", budget="60s", preset="tiny",
+    pretrain_module.pretrain(root / "data", root / "run", budget_s=60, preset="tiny",
                              overrides=["model.vocab_size=2048", "train.max_steps=6"],
                              quiet=True)
     glue = rte_slice(shared_data, root)

@@ -52,7 +52,7 @@ def teacher(tmp_path_factory):
     manifest = prepare([str(_corpus(root / "corpus.txt", 0))], root / "data", vocab_size=256,
                        val_fraction=0.3, quiet=True)
     (root / "teacher.yaml").write_text(TEACHER_YAML)
-    pretrain(root / "data", root / "teacher", budget="60s", preset=root / "teacher.yaml",
+    pretrain(root / "data", root / "teacher", budget_s=60, preset=root / "teacher.yaml",
              overrides=[f"model.vocab_size={manifest['vocab_size']}"], device="cpu", quiet=True)
     yield root
     torch.set_num_threads(threads)

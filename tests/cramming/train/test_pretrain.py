@@ -17,6 +17,7 @@ from conftest import TickingClock
 from crambench.errors import UserError
 from cramming.config import config_sha256
 from cramming.model import CrammedBert
+from cramming.train.budget import parse_budget
 from cramming.train.pretrain import pretrain
 from cramming.weights import load_classifier
 from data_prep import load_tokenizer, open_data_dir, prepare
@@ -51,7 +52,7 @@ def _metrics(run):
 
 def test_end_to_end_writes_contract_2_within_budget(data, overrides, tmp_path):
     run = tmp_path / "run"
-    summary = pretrain(data, run, budget="8s", preset="tiny", overrides=overrides, quiet=True)
+    summary = pretrain(data, run, budget_s=8, preset="tiny", overrides=overrides, quiet=True)
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint/model.safetensors",
                  "checkpoint/state.pt", "checkpoint/train_state.json", "final/model.safetensors",
                  "final/model_config.json", "final/tokenizer.json"):
@@ -75,33 +76,34 @@ def test_end_to_end_writes_contract_2_within_budget(data, overrides, tmp_path):
 
 def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
     run = tmp_path / "run"
-    pretrain(data, run, budget="2s", preset="tiny", overrides=overrides + ["train.max_steps=2"],
+    pretrain(data, run, budget_s=2, preset="tiny", overrides=overrides + ["train.max_steps=2"],
              quiet=True)
     with pytest.raises(UserError, match="already holds a run"):
-        pretrain(data, run, budget="2s", preset="tiny", overrides=overrides, quiet=True)
+        pretrain(data, run, budget_s=2, preset="tiny", overrides=overrides, quiet=True)
     with pytest.raises(UserError, match="already finished"):
-        pretrain(data, budget="2s", resume=run, overrides=overrides, quiet=True)
+        pretrain(data, budget_s=2, resume=run, overrides=overrides, quiet=True)
     with pytest.raises(UserError, match="vocab_size=8192.*does not match"):
-        pretrain(data, tmp_path / "other", budget="2s", preset="tiny", quiet=True)
+        pretrain(data, tmp_path / "other", budget_s=2, preset="tiny", quiet=True)
     with pytest.raises(UserError, match="bad budget"):
-        pretrain(data, tmp_path / "other", budget="2 days", preset="tiny", quiet=True)
+        pretrain(data, tmp_path / "other", budget_s=parse_budget("2 days"), preset="tiny",
+                 quiet=True)
     with pytest.raises(UserError, match="not found"):
-        pretrain(tmp_path / "missing", tmp_path / "other", budget="2s", preset="tiny")
+        pretrain(tmp_path / "missing", tmp_path / "other", budget_s=2, preset="tiny")
     with pytest.raises(UserError, match="not a run dir"):
-        pretrain(data, budget="2s", resume=tmp_path / "nothing", quiet=True)
+        pretrain(data, budget_s=2, resume=tmp_path / "nothing", quiet=True)
     with pytest.raises(UserError, match="not a ranked-track GPU"):
-        pretrain(data, tmp_path / "ranked", budget="2s", preset="tiny", overrides=overrides,
+        pretrain(data, tmp_path / "ranked", budget_s=2, preset="tiny", overrides=overrides,
                  device="cpu", gpu_check="ranked", quiet=True)
     assert not (tmp_path / "ranked").exists()  # refused before anything was written
     with pytest.raises(UserError, match="seed -1 must be at least 0"):
-        pretrain(data, tmp_path / "negative", budget="2s", preset="tiny", overrides=overrides,
+        pretrain(data, tmp_path / "negative", budget_s=2, preset="tiny", overrides=overrides,
                  seed=-1, quiet=True)
     assert not (tmp_path / "negative").exists()
     (tmp_path / "afile").write_text("")
     with pytest.raises(UserError, match="cannot create run dir .*afile: File exists"):
-        pretrain(data, tmp_path / "afile", budget="2s", preset="tiny", overrides=overrides,
+        pretrain(data, tmp_path / "afile", budget_s=2, preset="tiny", overrides=overrides,
                  quiet=True)
-    summary = pretrain(data, run, budget="2s", preset="tiny", force=True,
+    summary = pretrain(data, run, budget_s=2, preset="tiny", force=True,
                        overrides=overrides + ["train.max_steps=2"], quiet=True)
     assert summary["stopped_by"] == "steps" and summary["steps"] == 2
 
@@ -114,19 +116,19 @@ def test_a_corrupt_shard_is_refused_before_the_run_starts(data, overrides, tmp_p
     shard.write_bytes(bytes(rows))
     with pytest.raises(UserError, match=r"train-00000.bin is corrupt: it holds token id 300, "
                                         r"but the vocabulary has 219 ids"):
-        pretrain(copy, tmp_path / "run", budget="6s", preset="tiny", overrides=overrides,
+        pretrain(copy, tmp_path / "run", budget_s=6, preset="tiny", overrides=overrides,
                  quiet=True)
     assert not (tmp_path / "run").exists()  # found before anything was written
 
 
 def test_deadline_with_a_fake_clock(data, overrides, tmp_path):
     clock = TickingClock(0.05)
-    summary = pretrain(data, tmp_path / "run", budget="6s", preset="tiny", overrides=overrides,
+    summary = pretrain(data, tmp_path / "run", budget_s=6, preset="tiny", overrides=overrides,
                        quiet=True, clock=clock)
     assert summary["stopped_by"] == "budget"
     assert 5.0 < summary["train_elapsed_s"] <= 6.0  # stopped before, but close to, the deadline
     # Time was fake, so the number of steps is too: the same run again makes the same steps.
-    again = pretrain(data, tmp_path / "again", budget="6s", preset="tiny", overrides=overrides,
+    again = pretrain(data, tmp_path / "again", budget_s=6, preset="tiny", overrides=overrides,
                      quiet=True, clock=TickingClock(0.05))
     assert again["steps"] == summary["steps"] and again["train_loss"] == summary["train_loss"]
 
@@ -144,13 +146,13 @@ def test_non_finite_loss_reloads_then_stops_if_it_repeats(data, overrides, tmp_p
         return loss, logits
 
     monkeypatch.setattr(CrammedBert, "forward", flaky)
-    summary = pretrain(data, tmp_path / "run", budget="30s", preset="tiny",
+    summary = pretrain(data, tmp_path / "run", budget_s=30, preset="tiny",
                        overrides=overrides + ["train.max_steps=6"], quiet=True)
     assert summary["nonfinite_skips"] == 1 and summary["steps"] == 6
     assert summary["val_loss"] == summary["val_loss"]  # finite: the reload worked
     calls.update(n=0, bad=set(range(4, 1000)))
     with pytest.raises(UserError, match="non-finite again"):
-        pretrain(data, tmp_path / "run2", budget="30s", preset="tiny",
+        pretrain(data, tmp_path / "run2", budget_s=30, preset="tiny",
                  overrides=overrides + ["train.max_steps=6"], quiet=True)
 
 
@@ -160,13 +162,13 @@ def test_a_step_that_would_end_past_the_deadline_is_dropped(data, overrides, tmp
     dropped before the optimizer update, so the model is step 9's, timed at step 9's end."""
     clock = TickingClock(0.05)
     at_micro_batch(10, lambda: clock.stall(10.0))
-    late = pretrain(data, tmp_path / "late", budget="6s", preset="tiny", overrides=overrides,
+    late = pretrain(data, tmp_path / "late", budget_s=6, preset="tiny", overrides=overrides,
                     quiet=True, clock=clock)
     assert late["stopped_by"] == "budget" and late["status"] == "complete"
     assert late["steps"] == 9 and late["train_elapsed_s"] <= 6.0
     assert _metrics(tmp_path / "late")[-1]["elapsed_s"] <= late["train_elapsed_s"]
     # The same nine steps without the stall: the same weights, so step 10 was never applied.
-    nine = pretrain(data, tmp_path / "nine", budget="6s", preset="tiny", quiet=True,
+    nine = pretrain(data, tmp_path / "nine", budget_s=6, preset="tiny", quiet=True,
                     overrides=overrides + ["train.max_steps=9"], clock=TickingClock(0.05))
     assert nine["steps"] == 9 and nine["model_sha256"] == late["model_sha256"]
 
@@ -180,14 +182,14 @@ def test_a_run_with_no_step_or_over_budget_fails(data, overrides, tmp_path, at_m
     clock = TickingClock(0.05)
     at_micro_batch(1, lambda: clock.stall(100.0))  # a first step longer than the whole budget
     with pytest.raises(RunFailed, match=r"no optimizer step in 100\.\ds of the 6s budget"):
-        pretrain(data, tmp_path / "slow", budget="6s", preset="tiny", overrides=overrides,
+        pretrain(data, tmp_path / "slow", budget_s=6, preset="tiny", overrides=overrides,
                  quiet=True, clock=clock)
     summary = json.loads((tmp_path / "slow" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["steps"] == 0
     assert "no optimizer step" in summary["failure"] and summary["model_sha256"] is None
     assert not (tmp_path / "slow" / "final").exists()  # nothing that looks like a model
     with pytest.raises(UserError, match="no optimizer step"):
-        pretrain(data, budget="6s", resume=tmp_path / "slow", quiet=True)
+        pretrain(data, budget_s=6, resume=tmp_path / "slow", quiet=True)
 
     # The optimizer update of step 3 hangs past the deadline: applied, so the run is over.
     real_update, steps = module.optimizer_update, {"n": 0}
@@ -201,7 +203,7 @@ def test_a_run_with_no_step_or_over_budget_fails(data, overrides, tmp_path, at_m
     over = TickingClock(0.05)
     monkeypatch.setattr(module, "optimizer_update", hanging_update)
     with pytest.raises(RunFailed, match=r"training took 1\d\.\ds, over the 6s budget"):
-        pretrain(data, tmp_path / "over", budget="6s", preset="tiny", overrides=overrides,
+        pretrain(data, tmp_path / "over", budget_s=6, preset="tiny", overrides=overrides,
                  quiet=True, clock=over)
     monkeypatch.undo()
 

@@ -47,7 +47,7 @@ def test_a_killed_pretrain_leaves_a_resumable_run(kill, moment, pretrain_data,
     if (run / "config.yaml").exists():
         summary = pretrain(resume=run, quiet=True)
     else:  # killed before the run dir held anything: the same command starts it
-        summary = pretrain(pretrain_data, run, budget="60s", preset="tiny", overrides=overrides,
+        summary = pretrain(pretrain_data, run, budget_s=60, preset="tiny", overrides=overrides,
                            quiet=True)
     assert summary["status"] == "complete" and summary["steps"] == STEPS, moment
     assert {p.name for p in run.iterdir()} == RUN_CONTENTS, moment  # no leftovers

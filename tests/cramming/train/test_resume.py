@@ -18,7 +18,7 @@ from cramming.train import pretrain as pretrain_module
 from cramming.train import summary as summary_module
 from cramming.train.pretrain import pretrain
 
-BUDGET = "6s"  # on a fake clock ticking 0.05 s per reading: about 20 steps
+BUDGET_S = 6  # seconds, on a fake clock ticking 0.05 s per reading: about 20 steps
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,8 @@ def interrupted(pretrain_data, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pretrain_module, "micro_step", micro_step)
-        summary = pretrain(pretrain_data, run, budget=BUDGET, preset="tiny", overrides=overrides,
+        summary = pretrain(pretrain_data, run, budget_s=BUDGET_S, preset="tiny",
+                           overrides=overrides,
                            quiet=True, clock=TickingClock(0.05))
     assert summary["stopped_by"] == "interrupt" and summary["steps"] == 8
     return run
@@ -75,14 +76,14 @@ def test_resume_alone_takes_the_runs_data_and_budget(run, pretrain_data, tmp_pat
 
 def test_resume_refuses_another_budget_and_finds_a_moved_data_dir(run, pretrain_data, tmp_path):
     with pytest.raises(UserError, match=r"--budget 7s does not match the run's budget 6s"):
-        pretrain(budget="7s", resume=run, quiet=True)
+        pretrain(budget_s=7, resume=run, quiet=True)
     config = run / "config.yaml"
     config.write_text(config.read_text().replace(str(pretrain_data.resolve()),
                                                  str(tmp_path / "moved")))
     with pytest.raises(UserError, match=r"not found: .*moved \(the data dir named in .*config."
                                         r"yaml; give --data DATA if it moved\)"):
         pretrain(resume=run, quiet=True)
-    summary = pretrain(pretrain_data, budget="6s", resume=run, quiet=True,
+    summary = pretrain(pretrain_data, budget_s=6, resume=run, quiet=True,
                        clock=TickingClock(0.05))
     assert summary["status"] == "complete"  # --data names the same data where it now is
 
@@ -160,16 +161,16 @@ def test_a_run_dir_that_never_trained_restarts(run, pretrain_data, pretrain_over
     again = tmp_path / "again"
     again.mkdir()
     shutil.copy(run / "config.yaml", again / "config.yaml")
-    summary = pretrain(pretrain_data, again, budget=BUDGET, preset="tiny",
+    summary = pretrain(pretrain_data, again, budget_s=BUDGET_S, preset="tiny",
                        overrides=pretrain_overrides, quiet=True, clock=TickingClock(0.05))
     assert summary["status"] == "complete"
     # A finished run is not restarted silently, and the hint says what works.
     with pytest.raises(UserError, match=r"already holds a run .*use --force to replace it or "
                                         r"choose another --out"):
-        pretrain(pretrain_data, again, budget=BUDGET, preset="tiny",
+        pretrain(pretrain_data, again, budget_s=BUDGET_S, preset="tiny",
                  overrides=pretrain_overrides, quiet=True)
     with pytest.raises(UserError, match=r"continue it with `cram pretrain --resume "):
-        pretrain(pretrain_data, run, budget=BUDGET, preset="tiny",
+        pretrain(pretrain_data, run, budget_s=BUDGET_S, preset="tiny",
                  overrides=pretrain_overrides, quiet=True)
 
 
