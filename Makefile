@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test test-fast lint clean
 
 $(BIN)/cram: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+# The inner loop: no training, no other process (tests/conftest.py holds it to that).
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not train and not subprocess and not slow and not gpu"
 
 lint: venv
 	$(BIN)/ruff check .

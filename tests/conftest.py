@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing.process
 import os
 import random
 import shutil
@@ -32,6 +33,72 @@ WORDS = {
 def _quiet_progress(monkeypatch):
     # Progress bars and logs stay quiet in tests, as under CI.
     monkeypatch.setenv("CI", os.environ.get("CI", "true"))
+
+
+# The tiers (`make test-fast` runs the first; `make test` and CI run all):
+#   fast        no marker: no training, no fine-tuning, no other process; a test or so a second
+#   train       trains or fine-tunes a model (on a fake clock where real time is not checked)
+#   subprocess  starts another process: the CLI as a user runs it, torch's launcher, a lock holder
+#   slow        a whole pipeline (a trained and scored run, the demo, the planner's measurements)
+TIERS = ("train", "subprocess", "slow")
+FAST_TEST_LIMIT_S = 2.0  # a fast-tier test slower than this belongs in another tier
+
+
+def _fast_tier_only(config) -> bool:
+    """`-m` deselects every slower tier (as `make test-fast` asks)."""
+    expression = config.getoption("markexpr") or ""
+    return all(f"not {tier}" in expression for tier in TIERS)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_tier_guard(request):
+    """In the fast tier, training and other processes fail the test with the marker it needs:
+    the tier's promise holds by construction, not by a list kept by hand. Session-scoped, so it
+    is in place before any module's or session's fixture trains."""
+    if not _fast_tier_only(request.config):
+        yield
+        return
+
+    def refuse(what: str, marker: str):
+        def refused(*args, **kwargs):
+            pytest.fail(f"{what} in the fast tier: mark the test @pytest.mark.{marker}",
+                        pytrace=False)
+        return refused
+
+    import cramming.compress.recovery
+    import cramming.train.pretrain
+    import glue_eval.evaluate
+    import glue_eval.finetune
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse("a subprocess", "subprocess"))
+        patch.setattr(multiprocessing.process.BaseProcess, "start",
+                      refuse("a process (multiprocessing)", "subprocess"))
+        for module, name in ((cramming.train.pretrain, "train_loop"),
+                             (cramming.compress.recovery, "train_loop"),
+                             (glue_eval.finetune, "finetune"), (glue_eval.evaluate, "finetune")):
+            patch.setattr(module, name, refuse(f"{module.__name__}.{name}", "train"))
+        yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name every fast-tier test that took longer than FAST_TEST_LIMIT_S (setup, call and
+    teardown together): it slows the inner loop and belongs in a slower tier."""
+    spent: dict[str, float] = {}
+    fast: set[str] = set()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            spent[report.nodeid] = spent.get(report.nodeid, 0.0) + report.duration
+            if not set(TIERS) & set(report.keywords):
+                fast.add(report.nodeid)
+    over = sorted((round(spent[n], 1), n) for n in fast if spent[n] > FAST_TEST_LIMIT_S)
+    if over:
+        terminalreporter.section("fast-tier tests over 2 s (mark them train, subprocess or "
+                                 "slow)")
+        for seconds, nodeid in reversed(over):
+            terminalreporter.write_line(f"{seconds:6.1f}s  {nodeid}")
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +184,17 @@ def tiny_run(tmp_path_factory) -> Path:
     return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
 
 
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The embedded demo corpus prepared as `cram prepare --source demo` prepares it (vocab
+    8192, rows of 128), once per session: tests read it, never write it."""
+    from data_prep import prepare
+
+    data = tmp_path_factory.mktemp("demo") / "data"
+    prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
+    return data
+
+
 # The trainer tests' grammar: a place makes each sentence long enough to fill rows of 32.
 PRETRAIN_WORDS = [
     ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher",
@@ -190,7 +268,7 @@ def pretrain_small_run(root: Path) -> Path:
     threads = torch.get_num_threads()
     small = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
              "model.head_hidden=32", "impl.threads=1"]
-    pretrain(root / "data", root / "run", budget="6s", preset="tiny", quiet=True,
+    pretrain(root / "data", root / "run", budget_s=6, preset="tiny", quiet=True,
              overrides=[*small, f"model.vocab_size={vocab}", "model.seq_len=32"],
              clock=TickingClock(0.05))
     torch.set_num_threads(threads)

@@ -10,6 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "throughput.py"
 
 
+@pytest.mark.subprocess
 def test_throughput_bench_prints_one_json_line():
     pytest.importorskip("transformers", reason="the bench extra (transformers) is not installed")
     done = subprocess.run(

@@ -5,6 +5,8 @@ import argparse
 import subprocess
 import sys
 
+import pytest
+
 from crambench.shell.cli import COMMANDS, build_parser
 
 
@@ -14,6 +16,7 @@ def test_help_lists_every_command():
         assert name in help_text
 
 
+@pytest.mark.subprocess
 def test_help_and_package_names_load_lazily():
     code = (
         "import sys, cramming, glue_eval, data_prep, leaderboard\n"

@@ -54,6 +54,7 @@ def test_atomic_dir_leaves_nothing_half_built(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+@pytest.mark.subprocess
 def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
     from crambench.locks import dir_lock
 
@@ -69,6 +70,7 @@ def test_a_second_writer_is_refused_naming_the_first_ones_pid(tmp_path):
     assert list(tmp_path.iterdir()) == []  # released: the lock file is gone
 
 
+@pytest.mark.subprocess
 def test_atomic_dir_takes_its_outputs_lock_unless_one_above_is_held(tmp_path):
     from crambench.files import atomic_dir
     from crambench.locks import dir_lock, holds_lock

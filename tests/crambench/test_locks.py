@@ -7,6 +7,8 @@ from conftest import lock_held_elsewhere
 
 from crambench.shell.cli import main
 
+pytestmark = pytest.mark.subprocess
+
 
 def _refused(capsys, command: str, target, holder, owner: str) -> None:
     err = capsys.readouterr().err

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pydoc_data.topics import topics
 
+import pytest
+
 from crambench.progress import bars_enabled, progress_disabled
 
 
@@ -36,6 +38,7 @@ def run_cram(args, tmp_path) -> tuple[str, str]:
     return done.stdout, log.read_text()
 
 
+@pytest.mark.subprocess
 def test_a_log_gets_progress_lines_and_no_bar_frames(tmp_path):
     """Issue example: `cram demo > log` filled the log with tqdm carriage-return frames."""
     corpus = tmp_path / "corpus"

@@ -10,6 +10,8 @@ import pytest
 from crambench.shell.cli import main
 from data_prep import open_data_dir
 
+pytestmark = [pytest.mark.train, pytest.mark.subprocess]
+
 
 @pytest.fixture
 def small_disk(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from crambench.errors import UserError
 
 
+@pytest.mark.subprocess
 def test_rules_module_imports_nothing_heavy():
     code = ("import sys, cramming.rules\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "

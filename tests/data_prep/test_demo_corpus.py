@@ -10,6 +10,9 @@ import pytest
 from data_prep import open_data_dir, prepare
 from data_prep.demo_corpus import PART_COUNT, DemoSource, demo_part
 
+# Building the whole corpus (docstrings of the standard library, numpy and scipy) takes seconds.
+pytestmark = pytest.mark.slow
+
 
 def test_demo_parts_are_recorded_with_versions_and_hashes():
     records = DemoSource().describe()
@@ -39,7 +42,6 @@ def test_a_short_read_builds_and_records_only_the_parts_reached():
                                                       "demo:python-stdlib-docstrings"]
 
 
-@pytest.mark.slow
 def test_prepare_demo_end_to_end(tmp_path):
     manifest = prepare(["demo"], tmp_path / "demo", vocab_size=8192, quiet=True)
     data = open_data_dir(tmp_path / "demo", verify_hashes=True)

@@ -105,6 +105,7 @@ def test_tokenizer_specials_and_normalizer(prepared):
     assert pair.ids[0] == 2 and pair.ids.count(3) == 2
 
 
+@pytest.mark.subprocess
 def test_same_inputs_same_data_across_processes_and_thread_counts(corpus, prepared, tmp_path):
     _, manifest = prepared
     for workers in (1, 2):

@@ -31,6 +31,7 @@ def tiny_bert(shared_data, tmp_path_factory):
     return save_tiny_bert(shared_data, root / "tiny-bert"), glue_slice(shared_data, root)
 
 
+@pytest.mark.train
 def test_model_scores_a_saved_tiny_bert_on_shared_tasks(tiny_bert, tmp_path, capsys):
     model, glue = tiny_bert
     out = tmp_path / "outside" / "glue.json"
@@ -167,6 +168,7 @@ def test_bad_model_folders_are_one_line_errors(tiny_bert, tmp_path, capsys):
         evaluate_glue(None, glue_dir=glue, tasks="rte", out=out)
 
 
+@pytest.mark.train
 def test_probe_model_gets_the_runs_probe_examples_as_text(tiny_bert, tiny_run, tmp_path):
     from data_prep import load_tokenizer, open_data_dir
     from glue_eval import evaluate_probes

@@ -89,6 +89,7 @@ def test_probe_sets_come_from_disjoint_documents(tiny_run):
         assert 0.25 < parts["dev"][1].mean() < 0.75  # both classes present, roughly balanced
 
 
+@pytest.mark.train
 def test_eval_probe_runs_offline_and_is_labelled_not_glue(tiny_run, capsys):
     result = evaluate_probes(tiny_run, quiet=True, device="cpu")
     written = json.loads((tiny_run / "eval" / "probe.json").read_text())

@@ -133,6 +133,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
+@pytest.mark.train
 def test_a_full_disk_keeps_the_old_results_and_prints_the_new_scores(tiny_run, small_disk,
                                                                      tmp_path, capsys):
     from test_evaluate import write_glue_dir

@@ -134,6 +134,7 @@ def dev_rows_as_test_file(glue_dir, test, split, task):
     return len(pairs)
 
 
+@pytest.mark.train
 @pytest.mark.usefixtures("one_torch_thread")
 def test_predict_test_writes_the_server_files_from_the_scored_models(tiny_run, tmp_path,
                                                                       capsys):

@@ -23,7 +23,7 @@ from glue_eval import compute_averages  # noqa: E402
 from glue_eval.model_folder import folder_sha256, identity_files  # noqa: E402
 from leaderboard import submit, validate_entries  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.train]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from leaderboard.schema import entry_schema
 
 
@@ -63,6 +65,7 @@ def test_task_results_follow_the_task_table():
         assert task["spread"]["required"] == list(spec.metric_keys)
 
 
+@pytest.mark.subprocess
 def test_probe_tasks_protocol_and_software_match_their_writers():
     from cramming.train.hardware import detect_hardware, software_info
     from glue_eval import PROTOCOLS

@@ -108,6 +108,7 @@ def test_one_loss_curve_keeps_a_linear_time_axis(tmp_path):
     assert "training time (min)" in svg and "log scale" not in svg
 
 
+@pytest.mark.subprocess
 def test_page_renders_in_headless_chromium(entries, tmp_path, as_verified):
     index = build_site(entries, tmp_path / "site")
     dom = check_page_in_chromium(index, tmp_path, "site.png")

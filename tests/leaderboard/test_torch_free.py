@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from test_entries import make_run
 
 from leaderboard import submit
@@ -32,6 +33,7 @@ def _imported_by(argv: list[str]) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.subprocess
 def test_validate_and_build_import_no_torch_and_no_trainer(tmp_path, shared_data):
     run = make_run(tmp_path)
     entry = tmp_path / "entries" / "a6000.json"

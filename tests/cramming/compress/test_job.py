@@ -15,6 +15,8 @@ from cramming.compress import compress, prune, recovery, stored_stats
 from cramming.config import config_sha256
 from cramming.weights import load_pretrained_with_masks
 
+pytestmark = pytest.mark.train
+
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):

@@ -72,6 +72,7 @@ def test_sparse_and_quantized_storage_is_smaller(tmp_path):
     assert sizes["sparse"] < 0.45 * sizes["dense"]
 
 
+@pytest.mark.subprocess
 def test_stored_stats_needs_no_torch(tmp_path):
     weight, keep = _layer()
     path = tmp_path / "m.safetensors"

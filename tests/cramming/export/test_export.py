@@ -32,7 +32,7 @@ from cramming.lineage import lineage_record  # noqa: E402
 from data_prep import load_tokenizer, prepare
 from glue_eval import evaluate_glue, read_split  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.train]
 
 
 def rte_slice(shared_data: Path, root: Path, n_train: int = 48, n_dev: int = 24) -> Path:

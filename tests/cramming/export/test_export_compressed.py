@@ -24,7 +24,7 @@ from cramming.compress import compress  # noqa: E402
 from cramming.compress.quantize import quantize_model  # noqa: E402
 from cramming.weights import load_pretrained_with_masks  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.train]
 
 
 @pytest.fixture(scope="module")

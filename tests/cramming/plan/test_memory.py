@@ -25,6 +25,9 @@ import pytest
 from cramming.config import ModelConfig
 from cramming.plan.memory import largest_fitting_micro_batch, training_memory
 
+# Each probe measures peak memory in a fresh process of its own.
+pytestmark = pytest.mark.subprocess
+
 PROBE = r"""
 import json, sys
 import torch

@@ -59,6 +59,7 @@ def test_the_data_shape_assumed_without_data_is_said(a6000_day):
     assert "shape at vocab" not in text  # the reference row is the preset itself
 
 
+@pytest.mark.slow
 def test_a_cpu_plan_says_what_it_assumes_and_what_it_times(capsys):
     """Issue example: on CPU the plan assumed vocab 8192 silently, so the reference row showed
     101M parameters instead of crammed-bert's 120M."""
@@ -148,15 +149,12 @@ def test_measure_on_a_named_gpu_refuses_another_device():
 
 
 @pytest.mark.slow
-def test_measured_cpu_plan_trains_with_cram_pretrain(tmp_path, capsys):
+def test_measured_cpu_plan_trains_with_cram_pretrain(demo_data, tmp_path, capsys):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("measures the local device; this test is for CPU machines")
-    from data_prep import prepare
-
-    data = tmp_path / "data"
-    prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
+    data = demo_data
     result = plan(600, "auto", data=data, top=3, probe_seconds=0.3, quiet=True)
     assert result["speed_law"]["provenance"]["kind"] == "measured"
     assert len(result["measured"]) >= 5
@@ -174,18 +172,15 @@ def test_measured_cpu_plan_trains_with_cram_pretrain(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_pretrain_preset_auto_asks_the_planner(tmp_path, monkeypatch, capsys):
+def test_pretrain_preset_auto_asks_the_planner(demo_data, tmp_path, monkeypatch, capsys):
     import torch
 
     import cramming.plan.planner as planner
 
     if torch.cuda.is_available():
         pytest.skip("measures the local device; this test is for CPU machines")
-    from data_prep import prepare
-
     monkeypatch.setattr(planner, "PROBE_SECONDS", 0.2)
-    data = tmp_path / "data"
-    prepare(["demo"], data, vocab_size=8192, seq_len=128, quiet=True)
+    data = demo_data
     capsys.readouterr()
     preset = planner.preset_for_budget(600, data=data)
     assert load_config(preset).model.vocab_size == 8192

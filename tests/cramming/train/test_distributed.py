@@ -146,6 +146,8 @@ def test_the_launcher_exit_status_passes_on_what_a_rank_said_or_names_the_dead_r
     assert str(caught.value).endswith(f"continue with --resume {run}")
 
 
+@pytest.mark.train
+@pytest.mark.subprocess
 def test_two_ranks_give_the_weights_of_one_process(data, overrides, tmp_path):
     # One micro-batch per rank and step: the all-reduce then adds the gradients of the two
     # micro-batches in the order one process accumulates them, so float rounding is the same
@@ -172,6 +174,8 @@ def test_two_ranks_give_the_weights_of_one_process(data, overrides, tmp_path):
             .read_text().splitlines()] == [8, 8]
 
 
+@pytest.mark.train
+@pytest.mark.subprocess
 def test_both_ranks_stop_at_the_same_step_within_the_budget(data, overrides, tmp_path):
     # Two clocks that disagree: alone, rank 1 would stop far earlier than rank 0.
     ranks = run_ranks(2, ticks=[0.01, 0.03], data=data, out=tmp_path / "run", budget_s=4,

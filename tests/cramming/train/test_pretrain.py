@@ -22,6 +22,8 @@ from cramming.train.pretrain import pretrain
 from cramming.weights import load_classifier
 from data_prep import load_tokenizer, open_data_dir, prepare
 
+pytestmark = pytest.mark.train
+
 SUMMARY_KEYS = {"format", "budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
                 "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
                 "data_sha256", "data_path", "config_sha256", "model_sha256", "code_version",

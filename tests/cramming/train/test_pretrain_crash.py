@@ -10,6 +10,8 @@ from conftest import cram_killed_at
 
 from cramming.train.pretrain import pretrain
 
+pytestmark = [pytest.mark.train, pytest.mark.subprocess]
+
 RUN_CONTENTS = {"config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json"}
 STEPS = 3
 # (kill before the N-th rename onto NAME, what the kill interrupts). Checkpoints are saved at

@@ -18,6 +18,8 @@ from cramming.train import pretrain as pretrain_module
 from cramming.train import summary as summary_module
 from cramming.train.pretrain import pretrain
 
+pytestmark = pytest.mark.train
+
 BUDGET_S = 6  # seconds, on a fake clock ticking 0.05 s per reading: about 20 steps
 
 
