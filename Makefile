@@ -6,12 +6,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test test-fast lint clean
+.PHONY: venv demo test test-fast lint docs clean
 
 $(BIN)/cram: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[test,bench,hf]'
+	$(BIN)/pip install -q -e '.[test,bench,hf,docs]'
 	touch $(BIN)/cram
 
 venv: $(BIN)/cram
@@ -29,5 +29,9 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# The documentation site (docs/, mkdocs.yml) into site-docs/; --strict fails on a broken link.
+docs: venv
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site-docs

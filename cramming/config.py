@@ -35,7 +35,7 @@ class ModelConfig:
     heads: int = 12  # attention heads; hidden must divide evenly
     ffn_hidden: int = 3072  # GLU in-projection width; half is the gate, half goes out
     norm_eps: float = 1e-12  # LayerNorm epsilon (cramming paper, as original BERT)
-    head_hidden: int = 1024  # width of the fine-tuning head's dense layer (DESIGN)
+    head_hidden: int = 1024  # width of the fine-tuning head's dense layer (docs/eval.md)
     init_std: float = 0.02  # std of normal weight init (BERT initializer_range)
 
 

@@ -205,8 +205,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 class ClassificationHead(nn.Module):
-    """First token -> dense -> tanh -> dropout -> classifier (DESIGN). num_labels = 1 makes a
-    regression head (STS-B)."""
+    """First token -> dense -> tanh -> dropout -> classifier (docs/eval.md, "The protocol").
+    num_labels = 1 makes a regression head (STS-B)."""
 
     def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float = 0.1):
         super().__init__()

@@ -4,8 +4,8 @@
 `validate` checks an entry's schema, Rules v1, its averages and its loss curve against its
 elapsed time; with `--run` every field the run dir and its data dir can vouch for (summary,
 config, checkpoint train state, metrics log, model config, manifest, results) and every hash,
-and with `--glue-dir` every metric from the saved dev predictions (README, "What `cram
-leaderboard validate` checks"). An outside model's entry is checked with `--results FILE`
+and with `--glue-dir` every metric from the saved dev predictions (docs/rules.md, "What
+validate checks"). An outside model's entry is checked with `--results FILE`
 (and `--glue-dir`) and `--model PATH` instead of `--run`. `build` writes a static site
 (index.html, style.css, SVG figures), ranking only entries verified against their run dirs and
 predictions, with outside models as unranked baselines. `compare` tests whether one GLUE

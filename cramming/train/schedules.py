@@ -7,7 +7,8 @@ from __future__ import annotations
 def lr_factor(f: float, start: float = 0.25, peak_at: float = 0.75) -> float:
     """One-cycle triangle: `start` at f = 0, 1 at f = peak_at, 0 at f = 1.
 
-    With the reference start 0.25 and peak 0.75 this is min(0.25 + f, 4 * (1 - f)) (DESIGN).
+    With the reference start 0.25 and peak 0.75 this is min(0.25 + f, 4 * (1 - f))
+    (docs/pretrain.md, "The budget").
     """
     f = min(max(f, 0.0), 1.0)
     rise = start + (1.0 - start) * f / peak_at

@@ -16,8 +16,9 @@ from cramming.compress.storage import read_header
 from data_prep import load_tokenizer
 from glue_eval.finetune import encode_texts
 
-# The bound this project states (README): the largest change of any MLM logit, relative to the
-# largest fp32 logit, on GLUE SST-2 dev sentences. int8 per-channel: 2.5%; int4 per-group: 25%.
+# The bound this project states (docs/compress.md): the largest change of any MLM logit,
+# relative to the largest fp32 logit, on GLUE SST-2 dev sentences. int8 per-channel: 2.5%;
+# int4 per-group: 25%.
 # (Each weight moves by at most half a step, max|group| / 254 in int8, / 14 in int4; the errors
 # of the embedding, every encoder linear and the tied decoder add up to about 1.2% and 17% on
 # the tiny run, whose rows of 32 features make each int4 group a whole row.)

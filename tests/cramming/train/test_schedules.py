@@ -1,4 +1,5 @@
-"""Schedules are functions of the budget fraction f; values at the fractions DESIGN names."""
+"""Schedules are functions of the budget fraction f; values at the fractions that
+docs/pretrain.md names."""
 
 import pytest
 
