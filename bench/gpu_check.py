@@ -40,6 +40,7 @@ from runs import (
     steady_tokens_per_s,
     vocab_override,
 )
+from throughput import peak_for
 
 
 def main() -> None:
@@ -105,6 +106,7 @@ def main() -> None:
         "train_elapsed_s": summary["train_elapsed_s"], "steps": summary["steps"],
         "tokens_per_s": tokens_per_s,
         "mfu": mfu(cfg, tokens_per_s, torch.device(args.device)),
+        "peak": peak_for(torch.cuda.get_device_name()) if cuda else None,  # what mfu is of
         "peak_memory_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
                            if cuda else None),
         "compile_s": compile_seconds() if use_compile else 0.0,

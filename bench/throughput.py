@@ -26,16 +26,21 @@ from cramming.train.hardware import detect_hardware
 from cramming.train.objective import mask_tokens, step_generator
 from data_prep.manifest import SPECIAL_IDS
 
-# Dense (no sparsity) 16-bit tensor-core peaks, TFLOP/s, from NVIDIA datasheets / whitepapers.
-PEAK_TFLOPS = {
-    "H100 80GB HBM3": 989.4,  # H100 SXM5 datasheet: 1,979 BF16 with sparsity
-    "H100 PCIe": 756.0,  # H100 PCIe datasheet: 1,513 with sparsity
-    "H200": 989.4,  # H200 datasheet (same tensor cores as H100 SXM)
-    "A100": 312.0,  # A100 datasheet: BF16 tensor core
-    "RTX A6000": 154.8,  # RTX A6000 datasheet: 309.7 with sparsity
-    "RTX A4000": 76.7,  # RTX A4000 datasheet: 153.4 with sparsity
-    "RTX 2080 Ti": 53.8,  # Turing whitepaper: FP16 tensor with FP32 accumulate (GeForce rate)
-}
+# Dense (no sparsity) 16-bit tensor-core peaks, TFLOP/s, from NVIDIA datasheets / whitepapers,
+# as (text in torch.cuda.get_device_name, the card it names, peak). The first match wins, so
+# a variant comes before the name it extends (the H200 NVL before the H200 SXM); a variant
+# without a sourced figure here (e.g. the H100 NVL) gets no peak rather than a wrong one.
+PEAK_TFLOPS = (
+    ("H200 NVL", "H200 NVL", 836.0),  # H200 NVL datasheet: 1,671 BF16 with sparsity
+    ("H200", "H200 SXM", 989.4),  # H200 datasheet (same tensor cores as H100 SXM)
+    ("H100 PCIe", "H100 PCIe", 756.0),  # H100 PCIe datasheet: 1,513 with sparsity
+    ("H100 NVL", "H100 NVL", None),
+    ("H100", "H100 SXM", 989.4),  # H100 SXM5 datasheet ("H100 80GB HBM3"): 1,979 with sparsity
+    ("A100", "A100", 312.0),  # A100 datasheet: BF16 tensor core
+    ("RTX A6000", "RTX A6000", 154.8),  # RTX A6000 datasheet: 309.7 with sparsity
+    ("RTX A4000", "RTX A4000", 76.7),  # RTX A4000 datasheet: 153.4 with sparsity
+    ("RTX 2080 Ti", "RTX 2080 Ti", 53.8),  # Turing whitepaper: FP16 tensor, FP32 accumulate
+)
 
 
 def hf_model(cfg):
@@ -59,11 +64,18 @@ def forward_flops(cfg, n_masked_per_seq: float, sparse: bool) -> float:
     return cfg.layers * per_layer + 2 * head_rows * h * (h + v)
 
 
+def peak_for(name: str) -> dict:
+    """{"device": the card a device name is taken for, "tflops": its dense 16-bit peak} (None
+    for a card without a figure here), e.g. "NVIDIA H200 NVL" -> H200 NVL, 836.0."""
+    card, peak = next(((card, peak) for key, card, peak in PEAK_TFLOPS if key in name),
+                      (name, None))
+    return {"device": card, "tflops": peak}
+
+
 def peak_tflops(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
+    return peak_for(torch.cuda.get_device_name(device))["tflops"]
 
 
 def main() -> None:
@@ -150,6 +162,8 @@ def main() -> None:
             flops = 3 * forward_flops(cfg, masked_per_seq, sparse) * args.batch  # fwd + 2x bwd
             result[f"mfu_{name}"] = round(flops / step_s[name] / (peak * 1e12), 4)
         result["peak_tflops"] = peak
+    if device.type == "cuda":  # which peak the MFU is against
+        result["peak"] = peak_for(torch.cuda.get_device_name(device))
     print(json.dumps(result))
 
 

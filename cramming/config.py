@@ -67,6 +67,9 @@ class TrainConfig:
     val_rows: int = 1024  # rows of the val split scored at the end (cap keeps it quick)
 
 
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")  # torch.compile's modes
+
+
 @dataclass
 class ImplConfig:
     """How fast, not what: none of these may change the math of an optimizer step."""
@@ -74,6 +77,7 @@ class ImplConfig:
     device: str = "auto"  # auto | cuda | cpu
     precision: str = "auto"  # auto | bf16 | fp16 | fp32 (auto: bf16 if supported, fp32 on CPU)
     compile: bool = False  # torch.compile the model
+    compile_mode: str = "default"  # torch.compile mode: default | max-autotune | reduce-overhead
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     micro_batch: int = 128  # sequences per forward/backward; steps accumulate micro-batches
     log_every: int = 10  # optimizer steps between metrics.jsonl lines
@@ -188,6 +192,8 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError(f"impl.device={i.device!r}: choose auto, cuda or cpu")
     if i.precision not in ("auto", "bf16", "fp16", "fp32"):
         raise UserError(f"impl.precision={i.precision!r}: choose auto, bf16, fp16 or fp32")
+    if i.compile_mode not in COMPILE_MODES:
+        raise UserError(f"impl.compile_mode={i.compile_mode!r}: choose {', '.join(COMPILE_MODES)}")
 
 
 def to_yaml(cfg: PretrainConfig) -> str:

@@ -184,9 +184,15 @@ class CrammedBert(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         return self.encoder(input_ids, attention_mask)  # (B, T, H), final-normed
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, *,
+                rows: int | None = None):
         """-> (loss, logits). With labels (IGNORE_INDEX where unmasked): mean cross-entropy over
-        the masked positions and their logits (M, V). Without: (None, logits (B, T, V))."""
+        the masked positions and their logits (M, V). Without: (None, logits (B, T, V)).
+
+        `rows` fixes how many positions the head takes (at least the masked count M): the
+        masked ones in order, then unmasked ones that carry no loss, logits (rows, V). A fixed
+        shape needs no host sync and traces into one graph (cramming's static sparse
+        prediction); the loss is the same."""
         h = self.encode(input_ids)  # (B, T, H)
         word = self.encoder.embedding.word.weight
         if labels is None:
@@ -194,9 +200,13 @@ class CrammedBert(nn.Module):
         # Sparse prediction (cramming): only ~25% of positions carry a loss, so gather those rows
         # before the vocab projection, the largest matmul of a small model, instead of after it.
         labels = labels.reshape(-1)
-        rows = (labels != IGNORE_INDEX).nonzero().squeeze(1)  # (M,)
-        logits = self.mlm_head(h.reshape(-1, h.shape[-1]).index_select(0, rows), word)  # (M, V)
-        loss = F.cross_entropy(logits.float(), labels.index_select(0, rows))
+        masked = labels != IGNORE_INDEX
+        if rows is None:
+            picked = masked.nonzero().squeeze(1)  # (M,): a data-dependent size
+        else:  # masked positions first, in order (a stable sort), then the padding
+            picked = torch.argsort(masked.to(torch.uint8), descending=True, stable=True)[:rows]
+        logits = self.mlm_head(h.reshape(-1, h.shape[-1]).index_select(0, picked), word)
+        loss = F.cross_entropy(logits.float(), labels.index_select(0, picked))
         return loss, logits
 
 

@@ -9,6 +9,8 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from cramming.model import IGNORE_INDEX
@@ -66,3 +68,13 @@ def pad_rows(inputs, labels, rows: int):
         return inputs, labels
     fill = torch.zeros(missing, inputs.shape[1], dtype=inputs.dtype)  # [PAD] is id 0
     return torch.cat([inputs, fill]), torch.cat([labels, torch.full_like(fill, IGNORE_INDEX)])
+
+
+def sparse_rows(tokens: int, mask_prob: float) -> int:
+    """A fixed row count for the MLM head of a micro-batch of `tokens` positions: the expected
+    masked count plus 6 standard deviations of the binomial (a larger draw is about 1e-9 per
+    micro-batch, and then takes its own count), rounded up to a multiple of 8 for the kernels.
+    """
+    mean = tokens * mask_prob
+    bound = mean + 6 * math.sqrt(tokens * mask_prob * (1 - mask_prob))
+    return min(tokens, 8 * math.ceil(bound / 8))

@@ -15,6 +15,7 @@ import math
 import shlex
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import torch
 
@@ -39,7 +40,7 @@ from cramming.train.hardware import (
     resolve_precision,
 )
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
-from cramming.train.objective import mask_tokens, pad_rows, step_generator
+from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import (
     FINISHED,
@@ -164,10 +165,10 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     if resumed:
         state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)
     if cfg.impl.compile:
-        # Only the encoder: its shapes are static once micro-batches are padded (micro_step),
-        # while the MLM head's gather of masked rows has a data-dependent size. In-place
-        # compilation keeps the state-dict names of the plain module.
-        model.encoder.compile(dynamic=False)
+        # The whole MLM forward: every shape is static once micro-batches are padded and the
+        # head takes a fixed number of rows (micro_step). In-place compilation keeps the
+        # state-dict names of the plain module.
+        model.compile(dynamic=False, mode=compile_mode(cfg.impl.compile_mode))
     net = dist.wrap(model)  # what the micro-batches run through: DDP under several ranks
     rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch,
                      rank=dist.rank, world_size=dist.world_size)
@@ -211,8 +212,14 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     what the micro-batches run through. `command` names the job in progress and warnings."""
     t, impl = cfg.train, cfg.impl
     dist, net = dist or Dist(), net or model
+    device = next(model.parameters()).device
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.
-    check = StopCheck(budget, stop, dist, durations=durations)
+    # Work is queued on an accelerator and waited for once per step (the loss is read then),
+    # so there the deadline check must cover the rest of the step, not one micro-batch.
+    check = StopCheck(budget, stop, dist, durations=durations, queued=device.type != "cpu")
+    # A compiled model sees one shape: the MLM head takes a fixed number of rows.
+    head_rows = (sparse_rows(impl.micro_batch * cfg.model.seq_len, t.mask_prob)
+                 if impl.compile else None)
     if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
         check.checkpoint.update(write_checkpoint(dist, run, model, optimizer, scaler, state,
                                                  budget))
@@ -251,25 +258,25 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
             vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, state["step"]),
             mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
             random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
-        step_loss, nonfinite, total_masked = 0.0, False, 0
+        # The step's loss stays on the device until the step ends: one host sync per step.
+        step_loss, total_masked = torch.zeros((), device=device), 0
         for begin in range(0, len(mine), impl.micro_batch):
             last = begin + impl.micro_batch >= len(mine)
-            masked = int((labels != IGNORE_INDEX).sum()) if begin == 0 else 0
-            verdict = check.before_micro(last=last, masked=masked, nonfinite=nonfinite)
+            masked = int((labels != IGNORE_INDEX).sum()) if begin == 0 else 0  # labels: CPU
+            verdict = check.before_micro(last=last, masked=masked,
+                                         remaining=-(-(len(mine) - begin) // impl.micro_batch))
             if verdict.stop:
                 return finish(verdict.stop, verdict.elapsed_s)
-            if verdict.nonfinite:
-                break
             total_masked = verdict.masked if begin == 0 else total_masked  # the whole batch's
             end = begin + impl.micro_batch
-            loss = micro_step(net, inputs[begin:end], labels[begin:end], total_masked, scaler,
-                              precision, dist=dist, sync=last,
-                              pad_to=impl.micro_batch if impl.compile else None,
-                              objective=objective)
-            nonfinite = nonfinite or not math.isfinite(loss)
-            step_loss += loss
+            step_loss += micro_step(net, inputs[begin:end], labels[begin:end], total_masked,
+                                    scaler, precision, dist=dist, sync=last,
+                                    pad_to=impl.micro_batch if impl.compile else None,
+                                    head_rows=head_rows, objective=objective)
         else:  # every micro-batch ran: update the weights, unless the step would end too late
-            verdict = check.before_update(loss=step_loss, nonfinite=nonfinite)
+            step_value = step_loss.item()
+            verdict = check.before_update(loss=step_value,
+                                          nonfinite=not math.isfinite(step_value))
             if verdict.stop:  # e.g. a stall in the last micro-batch
                 optimizer.zero_grad(set_to_none=True)  # the step is dropped, never applied
                 return finish(verdict.stop, verdict.elapsed_s)
@@ -314,11 +321,16 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                  f"skipped {n_rows} rows", command)
 
 
-def mlm_objective(model, inputs, labels):
+def mlm_objective(model, inputs, labels, rows=None):
     """The pretraining loss, minimized and logged: mean cross-entropy over the masked
-    positions."""
-    loss, _ = model(inputs, labels)
+    positions (`rows`: how many positions the MLM head takes, see CrammedBert.forward)."""
+    loss, _ = model(inputs, labels) if rows is None else model(inputs, labels, rows=rows)
     return loss, loss
+
+
+def compile_mode(mode: str) -> str | None:
+    """torch.compile's `mode` argument for impl.compile_mode ("default" is torch's None)."""
+    return None if mode == "default" else mode
 
 
 def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
@@ -349,8 +361,8 @@ def restore(dist: Dist, run, model, optimizer, scaler, *, restore_rng: bool = Tr
 
 
 def micro_step(net, inputs, labels, total_masked, scaler, precision, *,
-               dist: Dist | None = None, sync: bool = True, pad_to=None,
-               objective=None) -> float:
+               dist: Dist | None = None, sync: bool = True, pad_to=None, head_rows=None,
+               objective=None) -> torch.Tensor:
     """Forward and backward on one micro-batch; gradients accumulate across the step.
 
     Each micro-batch's mean loss is weighted by its share of the step's masked tokens (all
@@ -358,13 +370,16 @@ def micro_step(net, inputs, labels, total_masked, scaler, precision, *,
     impl.micro_batch is (this holds for any objective that is a mean over the masked
     positions). DDP averages gradients over ranks, so each rank's weight is scaled by
     the world size: the average is then the one-process gradient of the same global batch.
-    The all-reduce runs only when `sync` (a step's last micro-batch). Returns this
-    micro-batch's share of the step's loss."""
+    The all-reduce runs only when `sync` (a step's last micro-batch). `head_rows` fixes the
+    MLM head's row count (a compiled model). Returns this micro-batch's share of the step's
+    loss as a 0-d tensor on the device: nothing here waits for the device (`labels` are on the
+    CPU, where masks are drawn)."""
     dist = dist or Dist()  # one process
+    device = next(net.parameters()).device
     n_masked = int((labels != IGNORE_INDEX).sum())
     if n_masked == 0:
         if not dist.distributed:
-            return 0.0
+            return torch.zeros((), device=device)
         # DDP's all-reduce needs every rank's backward: run one with weight 0 on a position
         # labelled with its own input token (the loss of an empty selection is undefined).
         labels = labels.clone()
@@ -372,16 +387,17 @@ def micro_step(net, inputs, labels, total_masked, scaler, precision, *,
     if pad_to:
         inputs, labels = pad_rows(inputs, labels, pad_to)
     weight = n_masked / total_masked * dist.world_size if n_masked else 0.0
-    device = next(net.parameters()).device
+    if objective is None:  # the MLM loss; a fixed head size unless more positions are masked
+        objective = partial(mlm_objective, rows=max(head_rows, n_masked) if head_rows else None)
     with dist.sync_gradients(net, sync):  # DDP reads it in the forward and the backward
         with autocast(device, precision):
-            loss, logged = (objective or mlm_objective)(
-                net, inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+            loss, logged = objective(net, inputs.to(device, non_blocking=True),
+                                     labels.to(device, non_blocking=True))
         scaler.scale(loss * weight).backward()
-    value = loss.item()
-    if logged is not loss and math.isfinite(value):  # a non-finite minimized loss shows as such
-        value = logged.item()
-    return value * weight / dist.world_size
+    # A non-finite minimized loss shows as such; else the logged (MLM) part.
+    value = loss.detach() if logged is loss else torch.where(
+        torch.isfinite(loss), logged.detach(), loss.detach())
+    return value.float() * (weight / dist.world_size)
 
 
 def optimizer_update(model, optimizer, scaler, grad_clip: float) -> None:

@@ -73,10 +73,13 @@ class StopCheck:
     """The deadline, signals and non-finite losses, decided together before each micro-batch
     and each optimizer update; durations of the work between checks feed the predictions."""
 
-    def __init__(self, budget, stop: StopSignal, dist, durations=None):
+    def __init__(self, budget, stop: StopSignal, dist, durations=None, queued: bool = False):
         """`durations`: (micro-batch, update, checkpoint) DurationEstimates to go on from (an
-        earlier loop on the same model), updated in place; None starts with no estimate."""
-        self.budget, self.signal, self.dist = budget, stop, dist
+        earlier loop on the same model), updated in place; None starts with no estimate.
+        `queued`: the device runs work queued by the host, which waits for it once per step
+        (a GPU): a micro-batch's check then covers the rest of its step, since the time of
+        queued micro-batches shows up only when the step's loss is read."""
+        self.budget, self.signal, self.dist, self.queued = budget, stop, dist, queued
         self.micro, self.update, self.checkpoint = durations or tuple(
             DurationEstimate() for _ in range(3))
         self._since: tuple[DurationEstimate, float] | None = None
@@ -87,11 +90,16 @@ class StopCheck:
         same on every rank)."""
         return self.budget.fraction_at(self.elapsed_s)
 
-    def before_micro(self, *, last: bool, masked: int = 0, nonfinite: bool = False) -> Verdict:
+    def before_micro(self, *, last: bool, masked: int = 0, nonfinite: bool = False,
+                     remaining: int = 1) -> Verdict:
         """Before a micro-batch: stop unless it (and the update, if it ends the step) fits in
         the budget, with a margin for timing noise; `masked` is this rank's masked-token count
-        for the step (given at its first micro-batch)."""
-        needed = self.micro.estimate() + (self.update.estimate() if last else 0.0)
+        for the step (given at its first micro-batch). With queued work, the `remaining`
+        micro-batches of the step (this one included) and its update must fit."""
+        if self.queued:
+            needed = remaining * self.micro.estimate() + self.update.estimate()
+        else:
+            needed = self.micro.estimate() + (self.update.estimate() if last else 0.0)
         verdict = self._agree(needed, masked=masked, nonfinite=nonfinite, signal_stops=True)
         self._since = (self.micro, self.budget.elapsed())
         return verdict

@@ -15,7 +15,7 @@ from crambench.files import atomic_dir
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
 from cramming.train.hardware import autocast, software_info
-from cramming.train.objective import mask_tokens, pad_rows, step_generator
+from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
 from cramming.train.run_dir import code_version, write_summary
 from cramming.weights import save_pretrained
 
@@ -80,6 +80,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
                                                      "vocab_size", "seq_len")},
         "precision": precision,
         "compile": cfg.impl.compile,
+        "compile_mode": cfg.impl.compile_mode if cfg.impl.compile else None,
         "hardware": hardware,
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,
@@ -105,9 +106,14 @@ def validation_loss(model, data_dir, cfg: PretrainConfig, precision: str) -> flo
     model.eval()
     device = next(model.parameters()).device
     total, weight = 0.0, 0
+    # A compiled model keeps the training step's static shapes: a fixed MLM head size.
+    head_rows = (sparse_rows(cfg.impl.micro_batch * cfg.model.seq_len, cfg.train.mask_prob)
+                 if cfg.impl.compile else None)
     for x, y, n_masked in val_batches(data_dir, cfg):
+        rows = max(head_rows, n_masked) if head_rows else None
         with autocast(device, precision):
-            loss, _ = model(x.to(device), y.to(device))
+            x, y = x.to(device), y.to(device)
+            loss, _ = model(x, y) if rows is None else model(x, y, rows=rows)
         total, weight = total + loss.item() * n_masked, weight + n_masked
     return total / weight if weight else None
 
@@ -126,7 +132,7 @@ def val_batches(data_dir, cfg: PretrainConfig):
     for start in range(0, n_rows, batch):
         x, y = inputs[start:start + batch], labels[start:start + batch]
         n_masked = int((y != IGNORE_INDEX).sum())
-        if cfg.impl.compile:  # the compiled encoder's one shape
+        if cfg.impl.compile:  # the compiled model's one shape
             x, y = pad_rows(x, y, batch)
         if n_masked:
             yield x, y, n_masked

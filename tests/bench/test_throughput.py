@@ -25,3 +25,20 @@ def test_throughput_bench_prints_one_json_line():
     ratio = result["ours_tokens_per_s"] / result["hf_tokens_per_s"]
     assert result["speedup_vs_hf"] == pytest.approx(ratio, rel=0.01)
     assert result["params"]["ours"] > 0 and "mfu_ours" not in result  # no MFU without a GPU
+
+
+@pytest.mark.parametrize(("name", "card", "tflops"), [
+    ("NVIDIA H100 80GB HBM3", "H100 SXM", 989.4),
+    ("NVIDIA H100 PCIe", "H100 PCIe", 756.0),
+    ("NVIDIA H100 NVL", "H100 NVL", None),  # no sourced figure: no MFU rather than a wrong one
+    ("NVIDIA H200", "H200 SXM", 989.4),
+    ("NVIDIA H200 NVL", "H200 NVL", 836.0),
+    ("NVIDIA RTX A6000", "RTX A6000", 154.8),
+    ("NVIDIA GeForce RTX 2080 Ti", "RTX 2080 Ti", 53.8),
+    ("Some Future GPU", "Some Future GPU", None),
+])
+def test_each_card_gets_its_own_peak(name, card, tflops):
+    sys.path.insert(0, str(BENCH.parent))
+    from throughput import peak_for
+
+    assert peak_for(name) == {"device": card, "tflops": tflops}

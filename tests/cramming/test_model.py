@@ -179,9 +179,9 @@ def test_damaged_checkpoint_is_a_one_line_user_error(tmp_path):
         load_checkpoint(tmp_path, model=model, optimizer=optimizer, scaler=scaler)
 
 
-def _loss_and_grads(model, ids, labels):
+def _loss_and_grads(model, ids, labels, **kwargs):
     model.zero_grad()
-    loss, _ = model(ids, labels)
+    loss, _ = model(ids, labels, **kwargs)
     loss.backward()
     return loss.item(), [p.grad.clone() for p in model.parameters()]
 
@@ -196,15 +196,19 @@ def test_padding_a_micro_batch_changes_nothing():
 
 
 @pytest.mark.slow
-def test_compiled_encoder_matches_the_plain_one():
+def test_compiled_model_matches_the_plain_one():
+    """As the trainer compiles it: the whole model, padded micro-batch, fixed MLM head rows."""
+    from cramming.train.objective import sparse_rows
+
     torch.manual_seed(0)
     plain = CrammedBert(CFG)
     compiled = CrammedBert(CFG)
     compiled.load_state_dict(plain.state_dict())
-    compiled.encoder.compile(dynamic=False)
+    compiled.compile(dynamic=False)
     ids, labels = _batch(b=6)
     loss, grads = _loss_and_grads(plain, ids, labels)
-    compiled_loss, compiled_grads = _loss_and_grads(compiled, *pad_rows(ids, labels, 8))
+    compiled_loss, compiled_grads = _loss_and_grads(compiled, *pad_rows(ids, labels, 8),
+                                                    rows=sparse_rows(8 * CFG.seq_len, 0.25))
     assert compiled_loss == pytest.approx(loss, rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, compiled_grads, strict=True))
     assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints stay portable
@@ -239,8 +243,8 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient():
     grads = []
     for size in (6, 2, 4):
         model.zero_grad()
-        loss = sum(micro_step(model, ids[i:i + size], labels[i:i + size], total, scaler, "fp32")
-                   for i in range(0, 6, size))
+        loss = float(sum(micro_step(model, ids[i:i + size], labels[i:i + size], total, scaler,
+                                    "fp32") for i in range(0, 6, size)))
         grads.append((loss, [p.grad.clone() for p in model.parameters()]))
     for loss, g in grads[1:]:
         assert loss == pytest.approx(grads[0][0], rel=1e-5)
