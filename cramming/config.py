@@ -68,6 +68,7 @@ class TrainConfig:
 
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")  # torch.compile's modes
+AUTO = "auto"  # impl.micro_batch chosen by a probe at the start of the run
 
 
 @dataclass
@@ -79,7 +80,10 @@ class ImplConfig:
     compile: bool = False  # torch.compile the model
     compile_mode: str = "default"  # torch.compile mode: default | max-autotune | reduce-overhead
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
-    micro_batch: int = 128  # sequences per forward/backward; steps accumulate micro-batches
+    # Sequences per forward/backward; steps accumulate micro-batches. "auto": on a GPU the
+    # fastest power of two from 128 that fits with headroom, probed at the start (on the
+    # clock; cramming.train.micro_batch), on a CPU 128.
+    micro_batch: int | str = 128
     log_every: int = 10  # optimizer steps between metrics.jsonl lines
     checkpoint_every_min: float = 30.0  # minutes between resumable checkpoints
 
@@ -178,7 +182,10 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError(f"train.lr_start_factor={t.lr_start_factor} must lie in [0, 1]")
     if t.max_steps is not None and t.max_steps < 1 or i.log_every < 1:
         raise UserError("train.max_steps (when set) and impl.log_every must be at least 1")
-    if min(t.batch_start, t.batch_size, i.micro_batch) < 1 or t.batch_start > t.batch_size:
+    if isinstance(i.micro_batch, str) and i.micro_batch != AUTO:
+        raise UserError(f"impl.micro_batch={i.micro_batch!r}: a number of sequences or auto")
+    micro = 1 if i.micro_batch == AUTO else i.micro_batch
+    if min(t.batch_start, t.batch_size, micro) < 1 or t.batch_start > t.batch_size:
         raise UserError("need 1 <= train.batch_start <= train.batch_size and impl.micro_batch >= 1")
     if not (o.lr > 0 and o.eps > 0 and o.weight_decay >= 0 and o.grad_clip >= 0
             and all(0 <= beta < 1 for beta in o.betas)):

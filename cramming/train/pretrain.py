@@ -19,9 +19,9 @@ from functools import partial
 
 import torch
 
-from crambench.errors import OutOfSpace
+from crambench.errors import OutOfSpace, UserError
 from crambench.progress import progress_line
-from cramming.config import PretrainConfig, config_sha256
+from cramming.config import AUTO, PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.train.budget import Budget
 from cramming.train.checkpoint import (
@@ -40,6 +40,7 @@ from cramming.train.hardware import (
     resolve_precision,
 )
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
+from cramming.train.micro_batch import CPU_MICRO_BATCH, choose_micro_batch, cuda_size_trial
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import (
@@ -164,6 +165,10 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     state = initial_state(cfg, data_dir, preset)
     if resumed:
         state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)
+    if cfg.impl.micro_batch == AUTO:  # on the clock, before compilation (one shape)
+        cfg.impl.micro_batch = dist.on_main(probe_micro_batch, model, cfg, dev, precision,
+                                            quiet=quiet or not dist.is_main)
+        dist.on_main(write_run, run, cfg, fresh=False)  # config.yaml: the size it trains at
     if cfg.impl.compile:
         # The whole MLM forward: every shape is static once micro-batches are padded and the
         # head takes a fixed number of rows (micro_step). In-place compilation keeps the
@@ -182,6 +187,25 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     if dist.is_main:
         save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
     return model, state
+
+
+def probe_micro_batch(model, cfg: PretrainConfig, dev, precision: str, *, quiet: bool) -> int:
+    """impl.micro_batch=auto: on CUDA the fastest size that fits (cramming.train.micro_batch),
+    on a CPU its fixed default."""
+    if dev.type != "cuda":
+        return CPU_MICRO_BATCH
+    trial = cuda_size_trial(model, cfg.model.seq_len, cfg.model.vocab_size, dev,
+                            lambda: autocast(dev, precision))
+    memory = torch.cuda.get_device_properties(dev).total_memory
+    try:
+        chosen, trials = choose_micro_batch(trial, memory)
+    except RuntimeError as err:
+        raise UserError(str(err)) from None
+    tried = ", ".join(f"{t['micro_batch']}: " + (
+        f"{1 / t['seconds_per_sequence']:,.0f} seq/s, {t['peak_bytes'] / 2**30:.1f} GiB"
+        if "peak_bytes" in t else t["reason"]) for t in trials)
+    progress_line(f"cram pretrain: impl.micro_batch=auto chose {chosen} ({tried})", quiet=quiet)
+    return chosen
 
 
 def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
@@ -211,6 +235,9 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     `dist`: this rank of a DDP job (None: one process); `net` is `model` or its DDP wrapper,
     what the micro-batches run through. `command` names the job in progress and warnings."""
     t, impl = cfg.train, cfg.impl
+    if impl.micro_batch == AUTO:
+        raise UserError(f"impl.micro_batch=auto is chosen by `cram pretrain`; {command} needs a "
+                        "number of sequences (e.g. impl.micro_batch=128)")
     dist, net = dist or Dist(), net or model
     device = next(model.parameters()).device
     # Durations are read off the budget's own clock, so a fake clock in tests drives them too.

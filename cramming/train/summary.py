@@ -81,6 +81,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "precision": precision,
         "compile": cfg.impl.compile,
         "compile_mode": cfg.impl.compile_mode if cfg.impl.compile else None,
+        "micro_batch": cfg.impl.micro_batch,
         "hardware": hardware,
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,
