@@ -85,6 +85,9 @@ class ImplConfig:
     # clock; cramming.train.micro_batch), on a CPU 128.
     micro_batch: int | str = 128
     log_every: int = 10  # optimizer steps between metrics.jsonl lines
+    # Optimizer steps traced by torch.profiler into RUN/profile/ (after one warm-up step); 0:
+    # none. Profiling slows the run, so a profiled run is open track.
+    profile_steps: int = 0
     checkpoint_every_min: float = 30.0  # minutes between resumable checkpoints
 
 
@@ -191,6 +194,8 @@ def validate(cfg: PretrainConfig) -> None:
             and all(0 <= beta < 1 for beta in o.betas)):
         raise UserError("optim: need lr > 0, eps > 0, weight_decay >= 0, grad_clip >= 0 and "
                         "betas in [0, 1)")
+    if i.profile_steps < 0:
+        raise UserError(f"impl.profile_steps={i.profile_steps} must be at least 0 (0: none)")
     if i.threads < 0:
         raise UserError(f"impl.threads={i.threads} must be at least 0 (0: torch's default)")
     if cfg.seed < 0:

@@ -180,13 +180,35 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     metrics = (MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None,
                           resume_elapsed=state["elapsed_s"] if resumed else None)
                if dist.is_main else None)
-    state["stopped_by"] = train_loop(model, optimizer, scaler, rows, budget, cfg, state,
-                                     run=run, metrics=metrics, stop=stop, data_dir=data_dir,
-                                     precision=precision, quiet=quiet or not dist.is_main,
-                                     dist=dist, net=net)
+    with step_profiler(cfg.impl.profile_steps, run / "profile", dev,
+                       enabled=dist.is_main) as profiler:
+        state["stopped_by"] = train_loop(model, optimizer, scaler, rows, budget, cfg, state,
+                                         run=run, metrics=metrics, stop=stop, data_dir=data_dir,
+                                         precision=precision, quiet=quiet or not dist.is_main,
+                                         dist=dist, net=net, after_step=profiler)
     if dist.is_main:
         save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
     return model, state
+
+
+@contextlib.contextmanager
+def step_profiler(steps: int, folder, dev, *, enabled: bool = True):
+    """impl.profile_steps: a torch.profiler trace of `steps` optimizer steps after one warm-up
+    step, written as a Chrome trace (open it in Perfetto or chrome://tracing) to
+    `folder`/trace.json; yields the callable the loop calls after each step (None when off)."""
+    if steps <= 0 or not enabled:
+        yield None
+        return
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    def export(prof) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(folder / "trace.json"))
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
+                 on_trace_ready=export, record_shapes=True) as prof:
+        yield prof.step
 
 
 def probe_micro_batch(model, cfg: PretrainConfig, dev, precision: str, *, quiet: bool) -> int:
@@ -219,7 +241,7 @@ def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet, durations=None,
                objective=None, dist: Dist | None = None, net=None,
-               command: str = "cram pretrain") -> str:
+               command: str = "cram pretrain", after_step=None) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
     Returns stopped_by: "budget" | "steps" | "interrupt"; `state` is updated in place, the same
@@ -233,7 +255,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     minimized (knowledge distillation); metrics.jsonl logs its MLM part, so every run's loss
     curve is the same quantity. None trains on the MLM loss.
     `dist`: this rank of a DDP job (None: one process); `net` is `model` or its DDP wrapper,
-    what the micro-batches run through. `command` names the job in progress and warnings."""
+    what the micro-batches run through. `command` names the job in progress and warnings.
+    `after_step()` is called after each applied optimizer step (the profiler's clock)."""
     t, impl = cfg.train, cfg.impl
     if impl.micro_batch == AUTO:
         raise UserError(f"impl.micro_batch=auto is chosen by `cram pretrain`; {command} needs a "
@@ -314,6 +337,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                 state["rows"] = rows.position
                 state["tokens"] += n_rows * cfg.model.seq_len
                 window.add(verdict.loss)
+                if after_step is not None:
+                    after_step()
                 if state["step"] == 1 or state["step"] % impl.log_every == 0:
                     record = window.flush(state, budget.elapsed(), lr, n_rows)
                     state["train_loss"] = record["loss"]

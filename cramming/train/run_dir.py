@@ -19,7 +19,8 @@ from cramming.train.checkpoint import check_train_state, read_train_state
 from data_prep import open_data_dir
 
 RUN_FORMAT = "cram-run/1"
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval",
+             "profile")
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
 
 

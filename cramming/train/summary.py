@@ -82,6 +82,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "compile": cfg.impl.compile,
         "compile_mode": cfg.impl.compile_mode if cfg.impl.compile else None,
         "micro_batch": cfg.impl.micro_batch,
+        "profile_steps": cfg.impl.profile_steps,  # > 0: traced, so slower (open track)
         "hardware": hardware,
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,

@@ -71,3 +71,23 @@ def test_on_a_cpu_auto_trains_at_128_and_records_it(pretrain_data, pretrain_over
     assert summary["micro_batch"] == 128 and summary["steps"] == 2
     assert "micro_batch: 128" in (tmp_path / "run" / "config.yaml").read_text()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["micro_batch"] == 128
+
+
+@pytest.mark.train
+def test_profile_steps_write_a_trace_into_the_run(pretrain_data, pretrain_overrides, tmp_path):
+    from conftest import TickingClock
+
+    from cramming.train.pretrain import pretrain
+
+    summary = pretrain(pretrain_data, tmp_path / "run", budget_s=2, preset="tiny",
+                       overrides=[*pretrain_overrides, "impl.profile_steps=2",
+                                  "train.max_steps=4"], quiet=True, clock=TickingClock(0.01))
+    trace = json.loads((tmp_path / "run" / "profile" / "trace.json").read_text())
+    names = {event.get("name", "") for event in trace["traceEvents"]}
+    assert "ProfilerStep#1" in names and "ProfilerStep#2" in names  # after step 0's warm-up
+    assert not any(name.startswith("ProfilerStep#3") for name in names)
+    assert summary["profile_steps"] == 2
+    again = pretrain(pretrain_data, tmp_path / "run", budget_s=2, preset="tiny", force=True,
+                     overrides=[*pretrain_overrides, "train.max_steps=1"], quiet=True,
+                     clock=TickingClock(0.01))
+    assert again["profile_steps"] == 0 and not (tmp_path / "run" / "profile").exists()
