@@ -34,6 +34,7 @@ from glue_eval.model_folder import (
 )
 from leaderboard import tracks
 from leaderboard.schema import ENTRY_FORMAT
+from leaderboard.values import differences
 
 SCORE_HINT = "score the model with `cram eval glue --model PATH --out FILE`"
 
@@ -120,7 +121,7 @@ def submit_outside(results_path, name: str, *, out: Path, model=None) -> dict:
 
 def record_free_problems(entry: dict) -> list[str]:
     """Everything a schema-valid outside entry must satisfy on its own."""
-    from leaderboard.validate import _differences, arithmetic_problems
+    from leaderboard.validate import arithmetic_problems
 
     problems = []
     if entry["rules_version"] != RULES_VERSION:
@@ -131,7 +132,7 @@ def record_free_problems(entry: dict) -> list[str]:
         problems.append(f"track {entry['track']!r} ({entry['track_reason']!r}) is not what "
                         f"Rules v{RULES_VERSION} give an outside model: {track!r} ({reason!r})")
     model, results = entry["outside_model"], entry["results"]
-    places = _differences(model, results["outside_model"])
+    places = differences(model, results["outside_model"])
     if places:
         problems.append(f"outside_model differs from results.outside_model at "
                         f"{', '.join(places[:3])}")

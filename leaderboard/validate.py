@@ -31,19 +31,19 @@ from cramming.rules import RANKED_PROTOCOL
 from leaderboard import claims, compressed, outside_entry, tracks
 from leaderboard.extraction import extraction_run_problems
 from leaderboard.outside_entry import is_outside
-from leaderboard.records import read_config, run_file
-from leaderboard.schema import read_entry, schema_errors
-from leaderboard.submit import (
+from leaderboard.records import (
     data_dir_of,
     entry_hardware,
     loss_curve,
+    parent_dir,
+    read_config,
     read_data_manifest,
+    read_parent_summary,
     read_run_summary,
+    run_file,
 )
-
-# Scores are stored unrounded and JSON floats round-trip exactly, so a recomputation differs
-# only by summation order; any edited score moves its average far more than this.
-TOLERANCE = 1e-6
+from leaderboard.schema import read_entry, schema_errors
+from leaderboard.values import close, differences, format_number
 
 
 def validate_entries(paths, *, run=None, glue_dir=None, results=None,
@@ -126,9 +126,9 @@ def arithmetic_problems(entry: dict) -> list[str]:
         return problems + [f"results.tasks cannot be averaged: {err}"]
     for key in ("avg_cramming", "avg_glue"):
         stated, actual = results[key]["value"], recomputed[key]["value"]
-        if not _close(stated, actual):
+        if not close(stated, actual):
             problems.append(f"results.{key}.value is {stated} but the per-task scores "
-                            f"average to {_fmt(actual)}")
+                            f"average to {format_number(actual)}")
         # The site marks a partial average from this flag; it must not hide missing tasks.
         if results[key]["complete"] != recomputed[key]["complete"]:
             problems.append(f"results.{key}.complete is {results[key]['complete']} but "
@@ -160,17 +160,17 @@ def seed_problems(results: dict) -> list[str]:
                             f"{', '.join(spec['metrics'])}")
             continue
         for metric, actual in median_over_seeds(per_seed).items():
-            if not _close(spec["metrics"][metric], actual):
+            if not close(spec["metrics"][metric], actual):
                 problems.append(f"results.tasks.{task}.metrics.{metric} is "
                                 f"{spec['metrics'][metric]} but the median over its seeds is "
-                                f"{_fmt(actual)}")
+                                f"{format_number(actual)}")
         stated_spread = spec.get("spread") or {}
         for metric, stats in seed_spread(per_seed).items():
             for key, actual in stats.items():
                 stated = (stated_spread.get(metric) or {}).get(key)
-                if not _close(stated, actual):
+                if not close(stated, actual):
                     problems.append(f"results.tasks.{task}.spread.{metric}.{key} is {stated} "
-                                    f"but its seeds give {_fmt(actual)}")
+                                    f"but its seeds give {format_number(actual)}")
     return problems
 
 
@@ -236,7 +236,7 @@ def _results_problems(entry: dict, run: Path) -> list[str]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         return [f"results_file {path} cannot be read: {err}"]
     # Scores first: they are what a reader of the difference cares about.
-    places = sorted(_differences(entry["results"], on_disk),
+    places = sorted(differences(entry["results"], on_disk),
                     key=lambda where: (not where.startswith("tasks."), where))
     problems = []
     if places:
@@ -282,16 +282,6 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
     return problems
 
 
-def parent_dir(lineage: dict, run: Path) -> Path | None:
-    """The parent run of a derived run: its path as recorded, relative to the derived run dir
-    (then, as older runs recorded it, from here); None when neither exists."""
-    recorded = Path(lineage["parent_run"])
-    for candidate in (run / recorded, recorded):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def lineage_problems(entry: dict, run: Path) -> list[str]:
     """A derived run's parent must still be the run it was derived from: the same summary
     (so the same training time and budget) and the same final model."""
@@ -314,7 +304,7 @@ def lineage_problems(entry: dict, run: Path) -> list[str]:
             problems.append(f"lineage.{key} {lineage[key][:12]}... does not match {path} "
                             f"({actual[:12]}...)")
     if not problems:  # the summary is the one hashed: its times are the parent's
-        summary = json.loads((parent / "summary.json").read_text())
+        summary = read_parent_summary(parent)
         for part in ("train_elapsed_s", "budget_s"):
             if summary.get(part) != lineage[f"parent_{part}"]:
                 problems.append(f"lineage.parent_{part} is {lineage[f'parent_{part}']!r} but "
@@ -394,9 +384,9 @@ def _rescore(task: str, seed_run: dict, where: str, protocol: dict, results_dir:
                      "from" for metric in seed_run["metrics"] if metric not in recomputed]
     for metric, actual in recomputed.items():
         stated = seed_run["metrics"].get(metric)
-        if not _close(stated, actual):
+        if not close(stated, actual):
             problems.append(f"{where}.metrics.{metric} is {stated} but the saved predictions "
-                            f"score {_fmt(actual)}")
+                            f"score {format_number(actual)}")
     return problems
 
 
@@ -430,24 +420,3 @@ def _prediction_path(results_dir: Path, item: dict) -> Path:
     """A prediction file named in the results, relative to their folder, kept inside it."""
     return contained_path(results_dir, item["file"], what="prediction file")
 
-
-def _close(stated, actual) -> bool:
-    if stated is None or actual is None:
-        return stated is None and actual is None
-    return abs(stated - actual) <= TOLERANCE
-
-
-def _fmt(value) -> str:
-    return "nothing" if value is None else f"{value:.4f}"
-
-
-def _differences(a, b, path: str = "") -> list[str]:
-    """Dotted paths of every leaf where two JSON values differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [where for key in sorted(set(a) | set(b))
-                for where in _differences(a.get(key), b.get(key),
-                                          f"{path}.{key}" if path else key)]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [where for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for where in _differences(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path or "(whole)"]
