@@ -57,7 +57,7 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=
     one line per entry rejected or unverified, with its reason.
     """
     from leaderboard.admission import REJECTED, VERIFIED, judge_entries
-    from leaderboard.outside_entry import is_outside
+    from leaderboard.schema import is_outside
 
     entries_dir, out = Path(entries_dir), Path(out)
     if not entries_dir.is_dir():
@@ -136,8 +136,6 @@ def size_rows(entries: list[dict], baselines: list[dict] = ()) -> tuple[list[dic
     """(scored, unscored) points of the size figure: every entry whose results report the
     deployed model's size; a compressed variant names the entry it was compressed from.
     `baselines` (outside models' entries) are points at the size of their weight files."""
-    from leaderboard.outside_entry import weights_bytes
-
     by_model = {e["hashes"]["model_sha256"]: e["name"] for e in entries}
     scored, unscored = [], []
     for entry in baselines:
@@ -160,6 +158,12 @@ def size_rows(entries: list[dict], baselines: list[dict] = ()) -> tuple[list[dic
                        "compressed": "compression" in entry,
                        "parent": by_model.get(lineage.get("parent_model_sha256"))})
     return scored, unscored
+
+
+def weights_bytes(entry: dict) -> int:
+    """The stored size of an outside model's weights: the sum of its weight files' sizes."""
+    sizes = {f["file"]: f["bytes"] for f in entry["outside_model"]["files"]}
+    return sum(sizes.get(w["file"], 0) for w in entry["outside_model"]["weights"])
 
 
 def _table_of(entry: dict) -> str:
@@ -303,8 +307,6 @@ def _baselines(baselines: list[tuple[dict, str | None]]) -> str:
             '<div class=scroll><table class="board baselines"><thead><tr>']
     rows += [f"<th>{_e(h)}<span class=sub>{_e(sub)}</span></th>" for h, sub in head]
     rows.append("</tr></thead><tbody>")
-    from leaderboard.outside_entry import weights_bytes
-
     for entry, why in sorted(baselines, key=lambda item: _baseline_key(item[0])):
         model, protocol = entry["outside_model"], entry["results"]["protocol"]
         seeds = protocol.get("seeds") or [protocol.get("seed")]
