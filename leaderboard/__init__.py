@@ -3,8 +3,8 @@ validate entries, build the site.
 
 The validator and the site judge entries from their records alone: this package imports no
 torch and no trainer code (the rules come from the torch-free `cramming.rules`). Heavy
-libraries (jsonschema, matplotlib) load inside functions, so importing it, as `cram --help`
-does, stays cheap.
+libraries (jsonschema, matplotlib, numpy, jinja2) load inside functions, so importing it, as
+`cram --help` does, stays cheap.
 """
 
 from leaderboard.schema import ENTRY_FORMAT

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crambench.errors import UserError
-from leaderboard.schema import read_entry, schema_errors
+from leaderboard.entry_checks import record_free_problems
+from leaderboard.prediction_checks import metric_problems
+from leaderboard.run_checks import outside_results_problems, run_problems
+from leaderboard.schema import is_outside, read_entry, schema_errors
 
 VERIFIED, UNVERIFIED, REJECTED = "verified", "unverified", "rejected"
 
@@ -48,9 +51,6 @@ def judge(path: Path, *, runs=None, glue_dir=None, outside=None) -> Judged:
     """`outside`: a folder holding OUTSIDE/NAME/, the results folder of outside model entry
     NAME.json (or a mapping NAME -> folder), judged as run dirs are (verified then only says
     that its scores are its saved predictions': an outside model is never ranked)."""
-    from leaderboard.outside_entry import is_outside, results_problems
-    from leaderboard.validate import metric_problems, record_free_problems, run_problems
-
     try:
         entry = read_entry(path)
     except UserError as err:
@@ -68,8 +68,10 @@ def judge(path: Path, *, runs=None, glue_dir=None, outside=None) -> Judged:
         where = "no --runs folder given" if runs is None else f"no run dir for {path.name}"
     if run is None:
         return Judged(path, UNVERIFIED, entry, [f"not checked against its {what}: {where}"])
-    problems = (results_problems(entry, run / entry["results_file"]) if is_outside(entry)
-                else run_problems(entry, run))
+    if is_outside(entry):
+        problems = outside_results_problems(entry, run / entry["results_file"])
+    else:
+        problems = run_problems(entry, run)
     glue = entry["results"]["suite"] == "glue"
     if glue and glue_dir is not None:
         problems += metric_problems(entry, run, Path(glue_dir))

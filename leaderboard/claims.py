@@ -22,6 +22,7 @@ from pathlib import Path
 
 from crambench.errors import UserError
 from leaderboard.records import read_metrics, read_model_config, read_train_state
+from leaderboard.values import first_difference
 
 # metrics.jsonl and train_elapsed_s are rounded to the millisecond, the loss curve too.
 ELAPSED_TOLERANCE_S = 1e-3
@@ -67,24 +68,6 @@ def entry_time_problems(entry: dict) -> list[str]:
     return problems
 
 
-def first_difference(field: str, stated, recorded) -> tuple[str, object, object]:
-    """Where two different records first differ, as (dotted field, stated, recorded): a
-    problem line names `compression.rounds.0.elapsed_s`, not the whole record twice."""
-    if isinstance(stated, dict) and isinstance(recorded, dict):
-        for key in sorted(stated.keys() | recorded.keys(), key=str):
-            if stated.get(key, _ABSENT) != recorded.get(key, _ABSENT):
-                return first_difference(f"{field}.{key}", stated.get(key), recorded.get(key))
-    if (isinstance(stated, list) and isinstance(recorded, list)
-            and len(stated) == len(recorded)):
-        for i, (a, b) in enumerate(zip(stated, recorded, strict=True)):
-            if a != b:
-                return first_difference(f"{field}.{i}", a, b)
-    return field, stated, recorded
-
-
-_ABSENT = object()
-
-
 def summary_problems(entry: dict, summary: dict, run: Path) -> list[str]:
     """Every entry field that copies summary.json, compared with it."""
     problems = []
@@ -110,7 +93,7 @@ def time_problems(entry: dict, summary: dict, run: Path, config) -> list[str]:
 
     A derived run (`lineage`) trained only its stage here: its config holds the stage's budget
     (when the stage trains), it keeps no checkpoint, and its metrics continue its parent's; the
-    parent's own records are checked through the lineage (`validate.lineage_problems`)."""
+    parent's own records are checked through the lineage (`run_checks.lineage_problems`)."""
     problems = []
     budget, elapsed = entry["budget_s"], entry["train_elapsed_s"]
     lineage = entry.get("lineage")

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-# `compare`'s defaults live here, not in leaderboard.compare, so `cram --help` imports no numpy.
-REPLICATES = 1000  # as Koehn 2004 and Dror et al. 2018 use; p-values resolve to about 0.002
-MIN_REPLICATES = 100  # with fewer, each 2.5% tail of the interval is two or three replicates
+from leaderboard.compare import MIN_REPLICATES, REPLICATES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

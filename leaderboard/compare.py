@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from crambench.contracts import contained_path, sha256_file
 from crambench.errors import UserError
-from leaderboard import bootstrap
-from leaderboard.command import MIN_REPLICATES, REPLICATES
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy (and `leaderboard.bootstrap`, which needs it) is imported inside the functions that
+# compute: `cram --help` reads the defaults below and must stay light.
+REPLICATES = 1000  # as Koehn 2004 and Dror et al. 2018 use; p-values resolve to about 0.002
+MIN_REPLICATES = 100  # with fewer, each 2.5% tail of the interval is two or three replicates
 FORMAT = "cram-compare/1"
 AVERAGES = (("avg_cramming", "avg (cram)"), ("avg_glue", "avg (GLUE)"))
 
@@ -83,7 +87,10 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
     changed."""
     if replicates < MIN_REPLICATES:
         raise UserError(f"--replicates {replicates}: use at least {MIN_REPLICATES}")
+    import numpy as np
+
     from glue_eval import TASKS, compute_averages, read_split
+    from leaderboard import bootstrap
 
     side_a, side_b = load_side(a), load_side(b)
     common = [task for task in TASKS if task in side_a.tasks and task in side_b.tasks]
@@ -136,6 +143,8 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
 
 def _aligned(task: str, split: str, labels: np.ndarray, sides: dict[str, Side]):
     """(dev rows every seed of both sides predicted, system -> (seeds, rows) predictions)."""
+    import numpy as np
+
     loaded = {system: side.predictions(task, split) for system, side in sides.items()}
     rows = None
     for system, runs in loaded.items():

@@ -5,38 +5,22 @@ search.json}: every candidate with its scores, the teacher's scores, the budget 
 ranking settings. Without the run, the table must agree with the entry (its teacher is the
 lineage's parent, its budget the lineage's stage budget, the chosen candidate the entry's model
 and the top of a ranking that recomputes, every candidate within its share of the search);
-with the run, it must be the run's search.json, byte for byte.
+with the run, it must be the run's search.json, byte for byte. `cram submit` reads the table
+into the entry with `records.read_extraction`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from crambench.contracts import read_json_object, sha256_file
 from crambench.errors import UserError
-
-from .records import run_file
+from leaderboard.records import read_search_table
+from leaderboard.values import close
 
 TOLERANCE = 1e-6  # W values are stored rounded to 6 digits
 CLOCK_TOLERANCE_S = 1e-3  # times are stored rounded to the millisecond
 SHAPE_FIELDS = {"layers": "layers", "heads": "heads", "hidden": "hidden", "ffn": "ffn_hidden"}
 RANKING_FIELDS = ("w", "pareto", "rank")
-
-
-def read_extraction(run: Path, summary: dict) -> dict:
-    """The entry's `extraction` record from an extracted run: its search.json, which must be
-    the one its summary.json names (by sha256)."""
-    recorded = summary["extracted_from"]
-    path = run_file(run, recorded.get("search_file") or "search.json",
-                    "extracted_from.search_file of summary.json")
-    if path.name != "search.json" or not path.is_file():
-        raise UserError(f"{run} was extracted but lacks its search table ({run}/search.json)")
-    if sha256_file(path) != recorded.get("search_sha256"):
-        raise UserError(f"{path} does not match the search_sha256 in {run}/summary.json: the "
-                        "run dir was changed after extraction")
-    return {"search_file": path.name, "search_sha256": recorded["search_sha256"],
-            "search": read_json_object(path)}
 
 
 def extraction_violations(entry: dict) -> list[str]:
@@ -110,7 +94,7 @@ def _ranking_problems(search: dict) -> list[str]:
     problems = []
     for row in ranked:
         claim = stated[row["name"]]
-        if not _close(claim["w"], row["w"]) or claim["pareto"] != row["pareto"] \
+        if not close(claim["w"], row["w"], TOLERANCE) or claim["pareto"] != row["pareto"] \
                 or claim["rank"] != row["rank"]:
             problems.append(f"candidate {row['name']}: W {claim['w']}, front "
                             f"{claim['pareto']}, rank {claim['rank']} do not recompute from its "
@@ -131,12 +115,10 @@ def extraction_run_problems(entry: dict, run: Path, summary: dict) -> list[str]:
     if not recorded:
         return [f"extraction: {run}/summary.json has no extracted_from record"]
     try:
-        path = run_file(run, record["search_file"], "extraction.search_file")
-        actual, on_disk = sha256_file(path), json.loads(path.read_text())
+        path, actual, on_disk = read_search_table(run, record["search_file"],
+                                                  "extraction.search_file")
     except UserError as err:
         return [str(err)]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return [f"extraction.search_file {path} cannot be read: {err}"]
     problems = []
     if actual != record["search_sha256"]:
         problems.append(f"extraction.search_sha256 {record['search_sha256'][:12]}... does not "
@@ -146,9 +128,3 @@ def extraction_run_problems(entry: dict, run: Path, summary: dict) -> list[str]:
     if on_disk != record["search"]:
         problems.append(f"extraction.search differs from {path}")
     return problems
-
-
-def _close(stated, actual) -> bool:
-    if stated is None or actual is None:
-        return stated is None and actual is None
-    return abs(stated - actual) <= TOLERANCE

@@ -1,4 +1,5 @@
-"""The entry format (`cram-entry/1`): its JSON Schema, and reading entries from disk.
+"""The entry format (`cram-entry/1`): its JSON Schema, reading entries from disk, and which
+kind of entry one is (a trained run's, or an outside model's).
 
 The schema itself is data (`entry.schema.json`, shipped in the package) so that anyone can
 check an entry without this code; this module only turns its verdicts into readable lines.
@@ -15,6 +16,11 @@ from crambench.errors import UserError
 
 ENTRY_FORMAT = "cram-entry/1"
 RUN_FORMAT = "cram-run/1"  # contract 2, what `cram submit` reads
+
+
+def is_outside(entry) -> bool:
+    """Whether `entry` is an outside model's (it names one at its top level)."""
+    return isinstance(entry, dict) and "outside_model" in entry
 
 
 @functools.cache

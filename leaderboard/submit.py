@@ -1,24 +1,46 @@
-"""Turn a scored run dir (contract 2 + contract 3) into a leaderboard entry (contract 4); an
-outside model's results file becomes an entry through `leaderboard.outside_entry`."""
+"""Leaderboard entries (contract 4) built and written: from a scored run dir (contract 2 +
+contract 3), or from an outside model's results file.
+
+A run's entry copies the run's summary, data sources and results (read through
+`leaderboard.records`), the track Rules v1 give it, and the hash chain data -> config -> model
+-> results. An outside model's entry (a `transformers` encoder this harness did not train,
+scored with `cram eval glue|probe --model PATH --out FILE`) says plainly what it is: no run, so
+no budget, hardware, training or data claims; the model folder named by the sha256 of its
+config, weight, tokenizer and code files (`glue_eval.model_folder`, recomputed from the folder,
+as `cram eval` computed it); the protocol and scores (the results file in full); the open track
+with the outside-model reason. The site shows those as baselines, never ranked.
+
+Either entry is checked by the validator's layers before it is written; the first problem is
+a UserError and nothing is written then.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from crambench.contracts import read_contract, read_json_object, sha256_file
+from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from crambench.files import write_json_atomic
 from cramming.rules import RULES_VERSION
 from leaderboard import claims, tracks
-from leaderboard.extraction import read_extraction
-from leaderboard.records import read_config, read_metrics, run_file
-from leaderboard.schema import ENTRY_FORMAT, RUN_FORMAT, schema_errors
+from leaderboard.entry_checks import record_free_problems
+from leaderboard.prediction_checks import prediction_problems
+from leaderboard.records import (
+    entry_hardware,
+    loss_curve,
+    read_config,
+    read_data_manifest,
+    read_extraction,
+    read_results,
+    read_run_summary,
+    required_file,
+    run_file,
+)
+from leaderboard.run_checks import model_folder_problems
+from leaderboard.schema import ENTRY_FORMAT, schema_errors
 
-# GLUE results win over probe results when a run has both.
-RESULTS_FILES = ("eval/glue.json", "eval/probe.json")
-# Enough points to draw a smooth curve, few enough to keep an entry a few kB.
-LOSS_CURVE_POINTS = 200
+SCORE_HINT = "score the model with `cram eval glue --model PATH --out FILE`"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -27,8 +49,6 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     out = entry_path(name, out, force)
     run = Path(run)
     entry = build_entry(run, name)
-    from leaderboard.validate import record_free_problems  # validate imports this module
-
     # The run's records must agree with each other before they make an entry (hashing the
     # data dir is left to `validate --run`: hours of shards for a full-size corpus).
     config = read_config(run)
@@ -45,10 +65,19 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
 def submit_results(results, name: str, *, out=None, force: bool = False, model=None) -> dict:
     """Write `out` (default `entries/NAME.json`) for an outside model's results file `results`
     (`cram eval glue|probe --model PATH --out FILE`), hashing the model folder (`model`, or the
-    local folder the results name); return the entry (`leaderboard.outside_entry`)."""
-    from leaderboard.outside_entry import submit_outside
-
-    return submit_outside(results, name, out=entry_path(name, out, force), model=model)
+    local folder the results name); return the entry. Every problem is a UserError naming the
+    results file and the field; nothing is written then."""
+    out = entry_path(name, out, force)
+    results_path = Path(results)
+    entry = build_outside_entry(results_path, name)
+    folder = model_folder(entry, model, results_path)
+    problems = schema_errors(entry) or (
+        record_free_problems(entry) + model_folder_problems(entry, folder)
+        + prediction_problems(entry, results_path.parent))
+    if problems:
+        raise UserError(f"{results_path} does not make a valid entry: {problems[0]}")
+    write_json_atomic(out, entry)
+    return entry
 
 
 def entry_path(name: str, out, force: bool) -> Path:
@@ -64,18 +93,19 @@ def entry_path(name: str, out, force: bool) -> Path:
 
 
 def build_entry(run: Path, name: str) -> dict:
+    """The entry of the scored run `run` (not yet checked against the rules)."""
     summary = read_run_summary(run)
     results_file, results = read_results(run)
     hashes = {}
     for file, key in (("final/model.safetensors", "model_sha256"),
                       ("final/tokenizer.json", "tokenizer_sha256")):
-        hashes[key] = sha256_file(_require(run_file(run, file), run))
+        hashes[key] = sha256_file(required_file(run, file))
         if summary[key] != hashes[key]:
             raise UserError(f"{run}/{file} does not match the {key} in {run}/summary.json: "
                             "the run dir was changed after training")
     from cramming import config_sha256
 
-    if config_sha256(_require(run_file(run, "config.yaml"), run)) != summary["config_sha256"]:
+    if config_sha256(required_file(run, "config.yaml")) != summary["config_sha256"]:
         raise UserError(f"{run}/config.yaml does not match the config_sha256 in "
                         f"{run}/summary.json: the run dir was changed after training")
     for key, what in (("model_sha256", "model"), ("tokenizer_sha256", "tokenizer")):
@@ -127,94 +157,57 @@ def build_entry(run: Path, name: str) -> dict:
     return entry
 
 
-def entry_hardware(hardware: dict) -> dict:
-    """The entry's hardware: the summary's device fields, with the job's world size and every
-    rank's device name (a summary from before multi-GPU runs is one process)."""
-    out = {key: hardware.get(key)
-           for key in ("device", "gpu_name", "gpu_count", "gpu_memory_gb", "world_size",
-                       "device_names")}
-    if out["gpu_count"] is None:
-        out["gpu_count"] = 0
-    if out["world_size"] is None:
-        out["world_size"] = 1
-    if out["device_names"] is None:
-        out["device_names"] = [out["gpu_name"] or out["device"]] * out["world_size"]
-    return out
+def read_outside_results(path: Path) -> dict:
+    """The results file at `path`, which must be an outside model's (UserError otherwise)."""
+    from glue_eval import read_results as read_results_file  # contract 3, carried whole
 
-
-def read_run_summary(run: Path) -> dict:
-    if not run.is_dir():
-        raise UserError(f"run dir {run} not found")
-    summary = read_contract(_require(run_file(run, "summary.json"), run), RUN_FORMAT)
-    needed = ("budget_s", "train_elapsed_s", "stopped_by", "steps", "tokens_seen",
-              "train_loss", "val_loss", "params", "preset", "model", "hardware", "software",
-              "data_sha256", "tokenizer_sha256", "config_sha256", "model_sha256",
-              "finished_utc")
-    missing = [key for key in needed if key not in summary]
-    if missing:
-        raise UserError(f"{run}/summary.json lacks {', '.join(missing)} (an unfinished run?)")
-    if not isinstance(summary["hardware"], dict):
-        raise UserError(f"{run}/summary.json: hardware is not an object")
-    if summary.get("status") == "failed":
-        raise UserError(f"run {run} failed ({summary.get('failure')}): it cannot be submitted")
-    if summary["stopped_by"] not in ("budget", "steps"):
-        raise UserError(f"run {run} is unfinished (stopped by {summary['stopped_by']}): finish "
-                        f"it with `cram pretrain --resume {run}` first")
-    if not isinstance(summary["steps"], int) or summary["steps"] < 1:
-        raise UserError(f"run {run} made no optimizer step: it cannot be submitted")
-    return summary
-
-
-def read_results(run: Path) -> tuple[str, dict]:
-    """The run's evaluation results: (path relative to the run dir, parsed JSON)."""
-    from glue_eval import read_results as read_results_file  # contract 3, carried whole in an entry
-
-    for relative in RESULTS_FILES:
-        if run_file(run, relative).is_file():
-            return relative, read_results_file(run / relative)
-    raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "
-                    f"score it first with `cram eval glue --run {run}`")
-
-
-def data_dir_of(run: Path, summary: dict) -> Path:
-    """The run's data dir, as recorded; a relative path is tried from here, then the run."""
-    recorded = summary.get("data_path")
-    if not recorded:
-        raise UserError(f"{run}/summary.json does not name its data dir (data_path)")
-    path = Path(recorded)
-    if not path.is_absolute() and not path.exists() and (run / path).exists():
-        path = run / path
-    return path
-
-
-def read_data_manifest(run: Path, summary: dict) -> dict:
-    data = data_dir_of(run, summary)
-    manifest = data / "manifest.json"
-    if not manifest.is_file():
-        raise UserError(f"data dir {data} (recorded in {run}/summary.json) has no manifest.json;"
-                        " the entry needs it for the data sources")
-    return read_json_object(manifest)
-
-
-def loss_curve(run: Path, max_points: int = LOSS_CURVE_POINTS) -> dict | None:
-    """(elapsed_s, loss) pairs from metrics.jsonl, evenly thinned to at most `max_points`.
-
-    Embedding the curve keeps an entry self-contained: the site needs no run dir, and
-    `validate --run` can recompute the same thinning from the run's metrics.jsonl. A log
-    whose steps or times run backwards is a UserError (`records.read_metrics`).
-    """
-    records = read_metrics(run)
-    if not records:
-        return None
-    points = [[float(r["elapsed_s"]), float(r["loss"])] for r in records]
-    if len(points) > max_points:
-        # Even spacing by index, always keeping the first and the last point.
-        step = (len(points) - 1) / (max_points - 1)
-        points = [points[round(i * step)] for i in range(max_points)]
-    return {"source": "metrics.jsonl", "points": [[round(t, 3), round(x, 5)] for t, x in points]}
-
-
-def _require(path: Path, run: Path) -> Path:
     if not path.is_file():
-        raise UserError(f"run dir {run} lacks {path.relative_to(run)} (an unfinished run?)")
-    return path
+        raise UserError(f"results file {path} not found ({SCORE_HINT})")
+    results = read_results_file(path)
+    if not isinstance(results.get("outside_model"), dict):
+        raise UserError(f"{path} is not an outside model's results (it has no outside_model "
+                        "record): submit a run's results with `cram submit --run RUN`")
+    if "folder_sha256" not in results["outside_model"]:
+        raise UserError(f"{path}: outside_model has no folder_sha256 (scored by an earlier "
+                        f"cram eval); {SCORE_HINT} again")
+    return results
+
+
+def build_outside_entry(results_path: Path, name: str) -> dict:
+    """The entry of the outside model's results at `results_path` (not yet checked)."""
+    results = read_outside_results(results_path)
+    model = results["outside_model"]
+    entry = {
+        "format": ENTRY_FORMAT,
+        "name": name,
+        "date": str(results.get("finished_utc"))[:10],
+        "rules_version": RULES_VERSION,
+        "track": None,  # decided below, by the rules
+        "track_reason": None,
+        "outside_model": model,
+        "hashes": {"folder_sha256": model["folder_sha256"],
+                   "model_sha256": results.get("model_sha256"),
+                   "eval_sha256": sha256_file(results_path)},
+        "results_file": results_path.name,
+        "results": results,
+    }
+    entry["track"], entry["track_reason"] = tracks.decide_track(entry)
+    return entry
+
+
+def model_folder(entry: dict, model, results_path: Path) -> Path:
+    """The folder to recompute the model's identity from: `model` when given, else the local
+    folder the results name (`outside_model.source`)."""
+    recorded = entry["outside_model"]
+    if model is not None:
+        folder = Path(model)
+    elif recorded.get("location") == "local":
+        folder = Path(recorded["source"])
+    else:
+        raise UserError(f"{results_path}: the model came from the Hub ({recorded['source']}); "
+                        "pass --model with its downloaded folder to hash its files")
+    if not folder.is_dir():
+        given = "--model" if model is not None else f"outside_model.source in {results_path}"
+        raise UserError(f"model folder {folder} ({given}) not found: its files are hashed into "
+                        "the entry; pass --model PATH where the folder is now")
+    return folder

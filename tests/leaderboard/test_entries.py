@@ -393,11 +393,11 @@ def test_one_seed_results_of_the_first_format_still_validate(tmp_path):
     entry = submit(run, "v1", out=tmp_path / "v1.json")
     assert entry["results"] == record and entry["track"] == "ranked"
     assert validate_entries([tmp_path / "v1.json"]) == {str(tmp_path / "v1.json"): []}
-    from leaderboard.validate import _prediction_problems
+    from leaderboard.prediction_checks import prediction_problems
 
-    assert _prediction_problems(entry, run / "eval") == []
+    assert prediction_problems(entry, run / "eval") == []
     (run / "eval" / record["tasks"]["rte"]["predictions"][0]["file"]).write_text("edited")
-    assert _prediction_problems(entry, run / "eval")[0].startswith("rte dev predictions ")
+    assert prediction_problems(entry, run / "eval")[0].startswith("rte dev predictions ")
 
 
 def test_validate_cli_prints_valid_or_every_reason(ranked_entry, tmp_path, capsys):
@@ -527,7 +527,7 @@ QUICK_4 = {"name": "quick", "rankable": False, "max_dev_rows": 4}
      "has predictions for 4 of the 10 dev rows; the 'cramming' protocol scores 10"),
 ])
 def test_glue_dir_recomputes_the_rows_actually_scored(tmp_path, protocol, indices, reason):
-    from leaderboard.validate import metric_problems
+    from leaderboard.prediction_checks import metric_problems
 
     _rte_dev(tmp_path / "glue", 10)
     # Right on every scored row but the last (row i's label is i % 2): 75% on rows 1, 4, 6, 9,

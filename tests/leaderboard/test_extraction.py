@@ -11,7 +11,8 @@ import pytest
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from cramming.extract.ranking import rank_candidates
-from leaderboard.extraction import extraction_run_problems, extraction_violations, read_extraction
+from leaderboard.extraction import extraction_run_problems, extraction_violations
+from leaderboard.records import read_extraction
 
 TEACHER = {"name": "L2-A2-H128-F512", "layers": 2, "heads": 2, "hidden": 128, "ffn": 512,
            "params": 1402753, "params_no_embedding": 353664, "latency_b1_ms": 2.6,

@@ -58,9 +58,10 @@ def test_the_site_shows_multi_gpu_runs_in_their_own_table(tmp_path):
                     elapsed_s=48 * 3600 - 9), "eight-a6000", out=folder / "b.json")
     # The page as it lays out verified entries (the build verifies them against their runs).
     from leaderboard import site
+    from leaderboard.page import render_page
 
     entries = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
-    page = site.render_page(entries, [], json.loads(site._asset("reported.json")))
+    page = render_page(entries, [], json.loads(site._asset("reported.json")))
     ranked, rest = page.split("<h2>Ranked track</h2>")[1].split("<h2>Open track</h2>")
     open_, multi = rest.split("<h2>Multi-GPU</h2>")
     multi = multi.split("Reported, not reproduced")[0]

@@ -81,7 +81,7 @@ def test_probe_tasks_protocol_and_software_match_their_writers():
         assert set(defs["protocol"]["properties"]) == set(protocol.record(seeds=[0])) | {"seed"}
     assert set(defs["results_software"]["properties"]) == set(software())
     assert set(properties["software"]["properties"]) == set(software_info())
-    from leaderboard.submit import entry_hardware
+    from leaderboard.records import entry_hardware
 
     # The entry's hardware is the summary's, with the job's world size and per-rank devices.
     recorded = set(entry_hardware(detect_hardware("cpu")))
