@@ -195,6 +195,34 @@ def demo_data(tmp_path_factory) -> Path:
     return data
 
 
+@pytest.fixture(scope="session")
+def scored_tiny_run(tmp_path_factory, shared_data):
+    """(run dir, GLUE dir) of a real tiny run: the demo corpus (100 documents), 10 s of
+    pretraining on one thread, scored on RTE with the quick protocol. Made once per session;
+    tests read it and copy it before changing anything. The data dir is the run's sibling."""
+    import torch
+
+    from cramming import pretrain
+    from data_prep import prepare
+    from glue_eval import evaluate_glue
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two cores shared with other work: a second thread only contends
+    try:
+        root = tmp_path_factory.mktemp("scored")
+        manifest = prepare(["demo"], root / "data", vocab_size=8192, max_docs=100,
+                           val_fraction=0.1, quiet=True)
+        # 100 documents fill fewer than 8192 WordPiece tokens; the model takes the real size.
+        pretrain(root / "data", root / "run", budget_s=10, preset="tiny", device="cpu",
+                 overrides=[f"model.vocab_size={manifest['vocab_size']}"], quiet=True)
+        glue = shared_data / "glue"
+        evaluate_glue(root / "run", tasks="rte", glue_dir=glue, protocol="quick", quiet=True,
+                      device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    return root / "run", glue
+
+
 # The trainer tests' grammar: a place makes each sentence long enough to fill rows of 32.
 PRETRAIN_WORDS = [
     ["the cat", "a dog", "my neighbour", "the old farmer", "a child", "the teacher",

@@ -13,9 +13,7 @@ import pytest
 import torch
 from test_torch_free import _imported_by
 
-from cramming import pretrain
 from cramming.compress import compress
-from data_prep import prepare
 from glue_eval import evaluate_glue
 from leaderboard import build_site, submit, validate_entries
 
@@ -23,23 +21,19 @@ pytestmark = pytest.mark.slow  # about 50 s on two cores
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory, shared_data):
+def scored(tmp_path_factory, scored_tiny_run):
     """(parent run, compressed run, entries dir, GLUE dir), both runs scored on RTE."""
+    parent, glue = scored_tiny_run
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("compressed")
-    manifest = prepare(["demo"], root / "data", vocab_size=8192, max_docs=100,
-                       val_fraction=0.1, quiet=True)
-    pretrain(root / "data", root / "run", budget_s=10, preset="tiny", device="cpu",
-             overrides=[f"model.vocab_size={manifest['vocab_size']}"], quiet=True)
-    compress(root / "run", "prune:0.5+int8", root / "p50-int8", budget="6s", quiet=True)
-    glue = shared_data / "glue"
-    for name, run in (("tiny", root / "run"), ("tiny-p50-int8", root / "p50-int8")):
-        evaluate_glue(run, tasks="rte", glue_dir=glue, protocol="quick", quiet=True,
-                      device="cpu")
+    compress(parent, "prune:0.5+int8", root / "p50-int8", budget="6s", quiet=True)
+    evaluate_glue(root / "p50-int8", tasks="rte", glue_dir=glue, protocol="quick", quiet=True,
+                  device="cpu")
+    for name, run in (("tiny", parent), ("tiny-p50-int8", root / "p50-int8")):
         submit(run, name, out=root / "entries" / f"{name}.json")
     torch.set_num_threads(threads)
-    return root / "run", root / "p50-int8", root / "entries", glue
+    return parent, root / "p50-int8", root / "entries", glue
 
 
 def _problems(path, run, glue=None):

@@ -18,8 +18,6 @@ import torch
 
 from crambench.errors import UserError
 from crambench.shell.cli import main
-from cramming import pretrain
-from data_prep import prepare
 from glue_eval import compute_averages, evaluate_glue
 from leaderboard import submit, validate_entries
 from leaderboard.tracks import decide_track
@@ -37,20 +35,12 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory, shared_data, one_thread):
-    """(run dir, entry path, GLUE dir) of a real, scored tiny run."""
-    root = tmp_path_factory.mktemp("roundtrip")
-    manifest = prepare(["demo"], root / "data", vocab_size=8192, max_docs=100,
-                       val_fraction=0.1, quiet=True)
-    # 100 documents fill fewer than 8192 WordPiece tokens; the model takes the real size.
-    pretrain(root / "data", root / "run", budget_s=10, preset="tiny", device="cpu",
-             overrides=[f"model.vocab_size={manifest['vocab_size']}"], quiet=True)
-    glue = shared_data / "glue"
-    evaluate_glue(root / "run", tasks="rte", glue_dir=glue, protocol="quick", quiet=True,
-                  device="cpu")
-    entry = root / "entries" / "tiny.json"
-    submit(root / "run", "tiny", out=entry)
-    return root / "run", entry, glue
+def scored(scored_tiny_run, tmp_path_factory, one_thread):
+    """(run dir, entry path, GLUE dir) of the session's real, scored tiny run."""
+    run, glue = scored_tiny_run
+    entry = tmp_path_factory.mktemp("roundtrip") / "entries" / "tiny.json"
+    submit(run, "tiny", out=entry)
+    return run, entry, glue
 
 
 @pytest.fixture
