@@ -149,10 +149,8 @@ def test_the_launcher_exit_status_passes_on_what_a_rank_said_or_names_the_dead_r
 @pytest.mark.train
 @pytest.mark.subprocess
 def test_two_ranks_give_the_weights_of_one_process(data, overrides, tmp_path):
-    # One micro-batch per rank and step: the all-reduce then adds the gradients of the two
-    # micro-batches in the order one process accumulates them, so float rounding is the same
-    # (with two micro-batches per rank the sums associate differently, and Adam magnifies
-    # that rounding past the tolerance on some CPUs).
+    # One micro-batch per rank and step: the same two micro-batches make each step's gradient
+    # in both runs (with two per rank the sums also associate differently).
     steps = overrides + RECIPE + ["train.max_steps=3", "impl.micro_batch=4"]
     kwargs = {"budget_s": 600, "preset": "tiny", "overrides": steps, "quiet": True}
     torch.set_num_threads(1)
@@ -166,8 +164,14 @@ def test_two_ranks_give_the_weights_of_one_process(data, overrides, tmp_path):
     assert two["rows_seen"] == one["rows_seen"] == 24
     a = load_file(tmp_path / "one" / "final" / "model.safetensors")
     b = load_file(tmp_path / "two" / "final" / "model.safetensors")
+    # The all-reduce averages in another order than one process accumulates, and Adam's
+    # normalized step turns that rounding into up to ~2e-5 on the odd weight whose gradient is
+    # near zero (seen: 1 of 49152). A rank that trained on other rows, or gradients left
+    # unreduced, moves most weights by the order of lr (1e-3) instead.
     for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+        diff = (b[key].float() - a[key].float()).abs()
+        assert diff.max() <= 1e-4, (key, diff.max())
+        assert (diff > 1e-5).float().mean() <= 1e-3, (key, (diff > 1e-5).sum())
     assert abs(two["train_loss"] - one["train_loss"]) < 1e-4
     # Rank 0 alone wrote the run; its metrics log the loss of the whole global batch.
     assert [json.loads(x)["batch_size"] for x in (tmp_path / "two" / "metrics.jsonl")
