@@ -38,10 +38,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its refusals (a missing option, a value out of range) in the one line
+    every other error takes: `cram pretrain: error: argument --seed: ...`, exit status 2.
+    Subcommands' parsers are of this class too (argparse builds them from their parent's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The `cram` parser; with `only`, just that command's module is imported (so
     `cram leaderboard validate` loads no trainer module)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cram",
         description="cramming-bench: how good a BERT can one GPU pretrain in one day?",
     )
