@@ -200,7 +200,7 @@ def validate(cfg: PretrainConfig) -> None:
     if i.threads < 0:
         raise UserError(f"impl.threads={i.threads} must be at least 0 (0: torch's default)")
     if not 0 <= cfg.seed <= SEED_MAX:
-        raise UserError(f"seed={cfg.seed} is out of range: {SEED_RANGE}")
+        raise UserError(f"seed {cfg.seed} is out of range: {SEED_RANGE}")
     if i.device not in ("auto", "cuda", "cpu"):
         raise UserError(f"impl.device={i.device!r}: choose auto, cuda or cpu")
     if i.precision not in ("auto", "bf16", "fp16", "fp32"):

@@ -60,7 +60,7 @@ def parse_seeds(seeds) -> list[int]:
         values = [int(str(item).strip()) for item in items]
     except ValueError:
         values = []
-    if not values or len(set(values)) != len(values):
+    if not values or min(values) < 0 or len(set(values)) != len(values):
         raise UserError(f"seeds {seeds!r}: give distinct whole numbers >= 0, e.g. --seeds "
                         "0,1,2,3,4")
     wrong = [value for value in values if not 0 <= value <= SEED_MAX]

@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # The first word that is not an option names the command; anything else (none, a typo)
     # gets the full parser, whose usage lists every command.
     command = next((word for word in argv if not word.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try:
+        args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    except SystemExit as done:  # --help (0), or a refusal already printed in one line (2)
+        return done.code if isinstance(done.code, int) else 2
     library_bars(getattr(args, "quiet", False))
     try:
         status = args.run(args)
