@@ -72,3 +72,15 @@ def read_contract(path: str | os.PathLike, expected_format: str) -> dict:
     if obj.get("format") != expected_format:
         raise UserError(f"{path} has format {obj.get('format')!r}, expected {expected_format!r}")
     return obj
+
+
+def hash_pair(recorded, actual, *, shown: int = 12) -> tuple[str, str]:
+    """Two hashes that differ, each cut after the character where they first differ (at least
+    `shown` characters): prefixes that can never read the same, e.g. ('1a2b3c4d5e6f7a...',
+    '1a2b3c4d5e6f70...'). A value that is not a string is shown whole."""
+    if not isinstance(recorded, str) or not isinstance(actual, str):
+        return repr(recorded), repr(actual)
+    pairs = enumerate(zip(recorded, actual, strict=False))  # lengths may differ too
+    first = next((i for i, (a, b) in pairs if a != b), min(len(recorded), len(actual)))
+    cut = max(shown, first + 1)
+    return tuple(text[:cut] + ("..." if len(text) > cut else "") for text in (recorded, actual))

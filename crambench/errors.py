@@ -23,8 +23,10 @@ class OutOfSpace(UserError):
     and how much it needed; the partial output is removed and earlier outputs stay intact."""
 
     def __init__(self, path, err: OSError, *, needed: int | None = None, written: int = 0,
-                 hint: str = "free some space and run again"):
+                 hint: str = "free some space and run again",
+                 output: tuple[Path, int] | None = None):
         self.path, self.needed, self.written = Path(path), needed, written
+        self.output = output  # (the folder being built, bytes it needs at least in all)
         self.strerror = err.strerror or os.strerror(errno.ENOSPC)
         self.hint = hint
         try:
@@ -37,16 +39,25 @@ class OutOfSpace(UserError):
             need = f"it needs more than the {format_bytes(written)} written when space ran out"
         else:
             need = "not even its first bytes fit"
+        if output is not None:  # the free space is after the whole partial folder is removed
+            need += f", and {output[0].name}/ at least {format_bytes(output[1])} in all"
         super().__init__(f"{self.strerror.lower()} writing {self.path}: {need}{free}; {hint}")
 
-    def moved(self, old: Path, new: Path) -> OutOfSpace:
-        """The same error for a path under `old` reported as under `new` (a temporary dir)."""
+    def moved(self, old: Path, new: Path, *, beside: int = 0) -> OutOfSpace:
+        """The same error for a path under `old` reported as under `new` (a temporary dir),
+        with what the folder `new` needs in all: `beside` bytes already written into `old`
+        (and removed since) plus what this write needed."""
         path = new / self.path.relative_to(old) if self.path.is_relative_to(old) else new
-        return self.again(path=path)
+        output = self.output
+        if beside and path != new:
+            output = (new, beside + (self.needed or self.written))
+        return self.again(path=path, output=output)
 
-    def again(self, *, path=None, hint: str | None = None) -> OutOfSpace:
+    def again(self, *, path=None, hint: str | None = None,
+              output: tuple[Path, int] | None = None) -> OutOfSpace:
         return OutOfSpace(path or self.path, OSError(errno.ENOSPC, self.strerror),
-                          needed=self.needed, written=self.written, hint=hint or self.hint)
+                          needed=self.needed, written=self.written, hint=hint or self.hint,
+                          output=output or self.output)
 
 
 OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)

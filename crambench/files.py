@@ -186,10 +186,30 @@ def _build_dir(final: Path, force: bool) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tidy(final)  # a swap that failed between its renames: the old copy goes back
         if isinstance(err, OutOfSpace):
-            raise err.moved(tmp, final) from None
+            raise err.moved(tmp, final, beside=written) from None
         if is_out_of_space(err):
             raise OutOfSpace(final, err, written=written) from None
         raise
+
+
+def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the folder `src` to the new folder `dst`, file contents only (shutil.copyfile).
+    A full disk is OutOfSpace naming `dst` and the size of the whole copy; the partial copy is
+    removed. (shutil.copytree would gather the error into a shutil.Error of strings, which no
+    caller recognizes as a full disk.)"""
+    src, dst = Path(src), Path(dst)
+    try:
+        dst.mkdir(parents=True)
+        for root, _, names in os.walk(src):
+            folder = dst / Path(root).relative_to(src)
+            folder.mkdir(exist_ok=True)
+            for name in sorted(names):
+                shutil.copyfile(Path(root) / name, folder / name)
+    except OSError as err:
+        if not is_out_of_space(err):
+            raise
+        shutil.rmtree(dst, ignore_errors=True)
+        raise OutOfSpace(dst, err, needed=_tree_size(src)) from None
 
 
 def tidy(final: str | os.PathLike) -> None:

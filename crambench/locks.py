@@ -1,8 +1,11 @@
-"""Exclusive locks on output folders: one writer at a time, and the refusal names the holder.
+"""Locks on folders: one writer at a time, and no writer while another command reads.
 
-Every command that writes an output folder (data dir, run dir, results, site) holds its lock
-while it reads and writes; a second process is refused in one line naming the first's PID and
-command. The lock is released when the process ends, however it ends.
+Every command that writes an output folder (data dir, run dir, results, site) holds its
+exclusive lock while it reads and writes; a second process is refused in one line naming the
+first's PID and command. A command that derives a run from another (compress, extract) holds
+the parent's shared lock while it reads it, so a writer of the parent (`cram pretrain --force`
+or `--resume`) is refused meanwhile, and readers do not exclude each other. Locks are released
+when the process ends, however it ends.
 """
 
 from __future__ import annotations
@@ -76,16 +79,56 @@ def dir_lock(target: str | os.PathLike, *, owner: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(path: Path, target: Path) -> int:
+@contextlib.contextmanager
+def read_lock(target: str | os.PathLike) -> Iterator[None]:
+    """Hold the shared lock on the folder `target` while reading it: writers (`dir_lock`) are
+    refused meanwhile, other readers are not. A writer holding it is a UserError naming its
+    PID and command. The lock file stays while other readers may hold it; the last reader out
+    removes it."""
+    target = Path(os.path.abspath(target))
+    path = _lock_file(target)
+    if path in _HELD:  # this process writes it: reading it too needs no other lock
+        yield
+        return
+    try:
+        fd = _acquire(path, target, shared=True)
+    except OSError as err:
+        if is_out_of_space(err):
+            raise OutOfSpace(path, err, needed=None) from None
+        raise UserError(f"cannot lock {target}: {err.filename or path}: "
+                        f"{err.strerror or err}") from None
+    with contextlib.suppress(OSError):  # a killed writer's name: no writer holds it now
+        os.ftruncate(fd, 0)
+    try:
+        yield
+    finally:
+        # The last reader removes the file: only when no one else holds it, which taking it
+        # exclusively (without waiting) proves; the upgrade holds it for an instant only.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        except BlockingIOError:
+            pass
+        os.close(fd)
+
+
+def _acquire(path: Path, target: Path, *, shared: bool = False) -> int:
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    tries = 0
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise UserError(f"{target} is in use by {holder}; wait for it to finish (or stop "
-                            "it) and run again") from None
+            if holder is None and shared and tries < 20:
+                tries += 1  # a reader removing the file as the last one out: an instant
+                time.sleep(0.025)
+                continue
+            raise UserError(f"{target} is in use by {holder or READER}; wait for it to finish "
+                            "(or stop it) and run again") from None
         # The previous holder may have removed the file between our open and flock: then this
         # lock is on a file no one else will find; take the one at `path` instead.
         try:
@@ -96,12 +139,16 @@ def _acquire(path: Path, target: Path) -> int:
         os.close(fd)
 
 
-def _holder(fd: int) -> str:
-    """'PID 1234 (cram pretrain)' from a held lock file; its holder writes it just after
-    locking, so give it a moment."""
+def _holder(fd: int) -> str | None:
+    """'PID 1234 (cram pretrain)' from a held lock file; its writer writes it just after
+    locking, so give it a moment. None when no one wrote it: readers (shared) write nothing."""
     for _ in range(20):
         text = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")
         if len(text) >= 2 and text[0].isdigit():
             return f"PID {text[0]} ({text[1]})" if text[1] else f"PID {text[0]}"
         time.sleep(0.025)
-    return "another process"
+    return None
+
+
+# Who holds a lock no writer wrote its name into: readers share the lock and write nothing.
+READER = "another command reading it (cram compress or cram extract)"

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from crambench.contracts import canonical_json
 from crambench.errors import UserError
+from crambench.options import SEED_MAX, SEED_RANGE
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = ("crammed-bert", "tiny", "mini", "small")
@@ -198,8 +199,8 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError(f"impl.profile_steps={i.profile_steps} must be at least 0 (0: none)")
     if i.threads < 0:
         raise UserError(f"impl.threads={i.threads} must be at least 0 (0: torch's default)")
-    if cfg.seed < 0:
-        raise UserError(f"seed {cfg.seed} must be at least 0")
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise UserError(f"seed {cfg.seed} is out of range: {SEED_RANGE}")
     if i.device not in ("auto", "cuda", "cpu"):
         raise UserError(f"impl.device={i.device!r}: choose auto, cuda or cpu")
     if i.precision not in ("auto", "bf16", "fp16", "fp32"):

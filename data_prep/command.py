@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from crambench import options
 from crambench.progress import QUIET_HELP
+from data_prep.manifest import MAX_VOCAB, MIN_SEQ_LEN, SPECIAL_TOKENS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,17 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hf:NAME[:CONFIG][:SPLIT] (required, repeatable)")
     parser.add_argument("--out", metavar="DATA",
                         help="data dir to create (required with --source)")
-    parser.add_argument("--vocab-size", type=int, default=32768,
+    parser.add_argument("--vocab-size", type=options.whole(len(SPECIAL_TOKENS) + 1, MAX_VOCAB),
+                        default=32768,
                         help="WordPiece vocabulary size (default 32768, cramming recipe)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per row (default 128)")
-    parser.add_argument("--val-fraction", type=float, default=0.01,
+    parser.add_argument("--seq-len", type=options.whole(MIN_SEQ_LEN), default=128,
+                        help="tokens per row (default 128)")
+    parser.add_argument("--val-fraction", type=options.number(0, 1, open_high=True), default=0.01,
                         help="fraction of documents held out for validation (default 0.01)")
-    parser.add_argument("--max-docs", type=int, default=None, metavar="N",
+    parser.add_argument("--max-docs", type=options.whole(1), default=None, metavar="N",
                         help="read at most N documents from the sources")
     parser.add_argument("--tokenizer", metavar="DATA_OR_JSON",
                         help="reuse the tokenizer of a data dir or a tokenizer.json "
                              "(its vocabulary replaces --vocab-size)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=options.whole(1), default=1,
                         help="tokenizer threads (default 1; results do not depend on it)")
     parser.add_argument("--force", action="store_true", help="replace an existing DATA")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)

@@ -11,6 +11,8 @@ DATA_FORMAT = "cram-data/1"
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 SPLITS = ("train", "val")
+MAX_VOCAB = 65535  # ids are stored as uint16
+MIN_SEQ_LEN = 8
 # Fixed ids every stage relies on: the tokenizer trains these tokens first, in this order.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}

@@ -30,15 +30,12 @@ from crambench.progress import bar, progress_line
 from data_prep.clean import CleanCounts, clean_documents, texts
 from data_prep.encode import encode_corpus
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
-from data_prep.manifest import DATA_FORMAT, MANIFEST, SPLITS, TOKENIZER
+from data_prep.manifest import DATA_FORMAT, MANIFEST, MAX_VOCAB, MIN_SEQ_LEN, SPLITS, TOKENIZER
 from data_prep.normalize import MAX_WORD_CHARS
 from data_prep.segment import MAX_DOC_CHARS
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source
 from data_prep.tokenizer import SPECIAL_IDS, SPECIAL_TOKENS, threads, train_tokenizer
-
-MAX_VOCAB = 65535  # ids are stored as uint16
-MIN_SEQ_LEN = 8
 
 
 def check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers) -> None:

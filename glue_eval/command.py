@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crambench import options
 from crambench.progress import QUIET_HELP
 
 
@@ -63,17 +64,17 @@ def _scored(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser, out_default: str) -> None:
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", default=None, metavar="LIST",
+    seeds.add_argument("--seeds", type=options.seed_list, default=None, metavar="LIST",
                        help="fine-tune each task once per seed, e.g. 0,1,2,3,4; the task score is "
                             "the median over the seeds (default: the one seed 0)")
-    seeds.add_argument("--seed", type=int, default=None,
+    seeds.add_argument("--seed", type=options.seed, default=None,
                        help="one fine-tuning seed (the same as --seeds N)")
     parser.add_argument("--out", default=None, help=f"results JSON (default {out_default})")
     parser.add_argument("--force", action="store_true", help="replace an existing results file")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="where to fine-tune (auto: cuda if available)")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--threads", type=options.whole(0), default=0,
                         help="CPU threads for torch (default 0: torch's choice); speed only")
 
 

@@ -62,6 +62,7 @@ class Encoder:
 
     def __init__(self, final: Path, *, from_scratch: bool = False):
         from cramming.compress import read_spec
+        from cramming.compress.method import FULL_BITS
         from cramming.weights import load_pretrained_with_masks
         from data_prep import load_tokenizer
 
@@ -71,6 +72,11 @@ class Encoder:
         # and what to do to each task model before it predicts (quantize after fine-tuning).
         self.config, _, self.masks = load_pretrained_with_masks(final)
         self.spec = read_spec(final)
+        if self.spec and self.spec["bits"] != FULL_BITS:  # refused now, not after fine-tuning
+            from cramming.compress.quantize import check_model_config
+
+            check_model_config(self.config, self.spec["bits"],
+                               where=f"{final}/model_config.json: ")
         self.first_deployed = None  # (task, Deployed): the model whose size and speed count
         self.tokenizer = load_tokenizer(final)
         if self.tokenizer.get_vocab_size() > self.config.vocab_size:  # ids past the embedding

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from crambench.errors import OutOfSpace, UserError
+from crambench.options import SEED_MAX, SEED_RANGE
 from glue_eval import data, results
 from glue_eval.encoder import Encoder, final_dir, model_sha256, pick_device, tokenizer_sha256
 from glue_eval.finetune import cpu_threads, finetune, predict
@@ -62,6 +63,9 @@ def parse_seeds(seeds) -> list[int]:
     if not values or min(values) < 0 or len(set(values)) != len(values):
         raise UserError(f"seeds {seeds!r}: give distinct whole numbers >= 0, e.g. --seeds "
                         "0,1,2,3,4")
+    wrong = [value for value in values if not 0 <= value <= SEED_MAX]
+    if wrong:
+        raise UserError(f"seeds {seeds!r}: {wrong[0]} is out of range: {SEED_RANGE}")
     return values
 
 

@@ -59,9 +59,11 @@ def check_out_path(out: Path, force: bool) -> None:
     replaced."""
     if out.suffix != ".json":
         raise UserError(f"results path {out} must end in .json")
-    recover(out)
+    repaired = recover(out)
     if out.exists() and not force:
-        raise UserError(f"results file {out} exists; pass --force to replace it")
+        how = (" (completed now from what an eval interrupted while writing it left)"
+               if repaired else "")
+        raise UserError(f"results file {out} exists{how}; pass --force to replace it")
 
 
 def predictions_dir(out: Path) -> Path:
@@ -247,11 +249,31 @@ def _result_set(out: Path) -> tuple[Path, ...]:
     return out, predictions_dir(out), test_dir(out), deployed_path(out)
 
 
-def recover(out: Path) -> None:
+def recover_for_reading(out, *, lock) -> bool:
+    """For readers of results (submit, compare): when `out` is missing but an eval killed
+    between its renames left a complete set beside it, put the set in place, under the
+    exclusive lock of `lock` (the run dir holding the results, or `out`; refused while an eval
+    writes there). Returns whether `out` was repaired."""
+    out = Path(out)
+    if out.exists() or not (_staged(out) or _old_copy(out).is_file()):
+        return False
+    from crambench.locks import dir_lock, this_command
+
+    with dir_lock(lock, owner=this_command()):
+        return recover(out)
+
+
+def _staged(out: Path) -> bool:
+    return (predictions_dir(out) / STAGED_RESULTS).is_file()
+
+
+def recover(out: Path) -> bool:
     """Repair what a write of `out` cut short left beside it (call before writing `out`, under
     the lock of the folder holding it): once the new predictions folder is in place, the rest
     of its set leaves it and lands, and the previous set's old copies go; before that, `tidy`
-    puts the old set back. Staging folders and temporary files are removed."""
+    puts the old set back. Staging folders and temporary files are removed. Returns whether a
+    missing `out` was put back (completed or restored)."""
+    missing = not out.exists()
     pred_dir = predictions_dir(out)
     if (pred_dir / STAGED_RESULTS).is_file():
         for staged, final in ((STAGED_TEST, test_dir(out)), (STAGED_MODEL, deployed_path(out)),
@@ -267,6 +289,7 @@ def recover(out: Path) -> None:
                 old.unlink()
     for path in _result_set(out):
         tidy(path)
+    return missing and out.exists()
 
 
 def _old_copy(path: Path) -> Path:

@@ -132,6 +132,9 @@ def read_test_rows(glue_dir, test: TestSet) -> TestRows:
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise UserError(f"{path} line {number}: {len(row)} fields, expected {len(header)}")
+        if not row[at[test.index]].strip():  # the server could match no prediction to it
+            raise UserError(f"{path} line {number}: the {test.index} column is empty; every "
+                            "test row needs the index the server matches its prediction by")
     index = [row[at[test.index]] for row in rows]
     if len(set(index)) != len(index):
         raise UserError(f"{path}: the {test.index} column repeats a value; the server matches "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from crambench import options
 from leaderboard.compare import MIN_REPLICATES, REPLICATES
 
 
@@ -59,15 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "compare", help="does B's GLUE score beat A's? (paired bootstrap)",
         description="Compare two GLUE results by a paired bootstrap over the dev examples of "
                     "their saved predictions (and over fine-tuning seeds): per task and for "
-                    "the averages, B - A, its 95%% interval and a two-sided p-value.")
+                    "the averages, B - A, its 95% interval and a two-sided p-value.")
     compare.add_argument("a", metavar="A", help="results file (RUN/eval/glue.json) or run dir")
     compare.add_argument("b", metavar="B", help="results file or run dir to compare against A")
     compare.add_argument("--glue-dir", default=None,
                          help="GLUE folder with the dev labels (default: the Hub dataset)")
-    compare.add_argument("--replicates", type=int, default=REPLICATES,
+    compare.add_argument("--replicates", type=options.whole(MIN_REPLICATES), default=REPLICATES,
                          help=f"bootstrap replicates (default {REPLICATES}, at least "
                               f"{MIN_REPLICATES})")
-    compare.add_argument("--seed", type=int, default=0,
+    compare.add_argument("--seed", type=options.seed, default=0,
                          help="seed of the resampling, for a repeatable result (default 0)")
     compare.add_argument("--out", default=None, help="also write the comparison as JSON here")
     compare.set_defaults(handler=_compare)

@@ -15,6 +15,7 @@ recompute as a run's do.
 
 from __future__ import annotations
 
+from crambench.contracts import hash_pair
 from cramming.rules import OUTSIDE_MODEL_REASON, RULES_VERSION
 from glue_eval.model_folder import folder_sha256, listing_sha256
 from leaderboard import claims, compressed, tracks
@@ -131,8 +132,9 @@ def _outside_hash_problems(entry: dict) -> list[str]:
     problems = []
     weights = listing_sha256(model["weights"]) if model["weights"] else None
     if results["model_sha256"] != weights:
-        problems.append(f"results.model_sha256 {results['model_sha256'][:12]}... is not the "
-                        f"sha256 of outside_model.weights ({str(weights)[:12]}...)")
+        shown = hash_pair(results["model_sha256"], weights)
+        problems.append(f"results.model_sha256 {shown[0]} is not the sha256 of "
+                        f"outside_model.weights ({shown[1]})")
     if hashes["model_sha256"] != results["model_sha256"]:
         problems.append("hashes.model_sha256 differs from results.model_sha256")
     listed = {f["file"]: f["sha256"] for f in model["files"]}
@@ -142,8 +144,9 @@ def _outside_hash_problems(entry: dict) -> list[str]:
                             "outside_model.files with the same sha256")
     actual = folder_sha256(model["files"])
     if model["folder_sha256"] != actual:
-        problems.append(f"outside_model.folder_sha256 {model['folder_sha256'][:12]}... is not "
-                        f"the sha256 of outside_model.files ({actual[:12]}...)")
+        shown = hash_pair(model["folder_sha256"], actual)
+        problems.append(f"outside_model.folder_sha256 {shown[0]} is not the sha256 of "
+                        f"outside_model.files ({shown[1]})")
     if hashes["folder_sha256"] != model["folder_sha256"]:
         problems.append("hashes.folder_sha256 differs from outside_model.folder_sha256")
     return problems

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crambench.contracts import hash_pair
 from crambench.errors import UserError
 from leaderboard.records import read_search_table
 from leaderboard.values import close
@@ -121,8 +122,9 @@ def extraction_run_problems(entry: dict, run: Path, summary: dict) -> list[str]:
         return [str(err)]
     problems = []
     if actual != record["search_sha256"]:
-        problems.append(f"extraction.search_sha256 {record['search_sha256'][:12]}... does not "
-                        f"match {path} ({actual[:12]}...)")
+        shown = hash_pair(record["search_sha256"], actual)
+        problems.append(f"extraction.search_sha256 {shown[0]} does not match {path} "
+                        f"({shown[1]})")
     if recorded.get("search_sha256") != actual:
         problems.append(f"{run}/summary.json extracted_from.search_sha256 does not match {path}")
     if on_disk != record["search"]:

@@ -81,8 +81,10 @@ def entry_hardware(hardware: dict) -> dict:
 def read_results(run: Path) -> tuple[str, dict]:
     """The run's evaluation results: (path relative to the run dir, parsed JSON)."""
     from glue_eval import read_results as read_results_file  # contract 3, carried whole in an entry
+    from glue_eval.results import recover_for_reading
 
     for relative in RESULTS_FILES:
+        recover_for_reading(run / relative, lock=run)  # an eval killed between its renames
         if run_file(run, relative).is_file():
             return relative, read_results_file(run / relative)
     raise UserError(f"run {run} has no eval results ({' or '.join(RESULTS_FILES)}): "

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crambench.contracts import sha256_file
+from crambench.contracts import hash_pair, sha256_file
 from crambench.errors import UserError
 from glue_eval.model_folder import identity_files, listing_differences
 from leaderboard import claims, compressed
@@ -135,8 +135,9 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
                             f"{err.strerror}")
             return
         if actual != hashes[name]:
-            problems.append(f"hashes.{name} {hashes[name][:12]}... does not match the "
-                            f"recomputed {actual[:12]}...")
+            shown = hash_pair(hashes[name], actual)
+            problems.append(f"hashes.{name} {shown[0]} does not match the recomputed "
+                            f"{shown[1]}")
 
     check("data_sha256",
           lambda: open_data_dir(data_dir_of(run, summary), verify_hashes=True).data_sha256)
@@ -172,8 +173,8 @@ def lineage_problems(entry: dict, run: Path) -> list[str]:
             problems.append(f"lineage.{key} cannot be recomputed: {path}: {err.strerror}")
             continue
         if actual != lineage[key]:
-            problems.append(f"lineage.{key} {lineage[key][:12]}... does not match {path} "
-                            f"({actual[:12]}...)")
+            shown = hash_pair(lineage[key], actual)
+            problems.append(f"lineage.{key} {shown[0]} does not match {path} ({shown[1]})")
     if not problems:  # the summary is the one hashed: its times are the parent's
         summary = read_parent_summary(parent)
         for part in ("train_elapsed_s", "budget_s"):
@@ -192,8 +193,9 @@ def outside_results_problems(entry: dict, results_path: Path) -> list[str]:
                 f"{results_path}"]
     problems = results_file_problems(entry, results_path.parent)
     if results_path.is_file() and sha256_file(results_path) != entry["hashes"]["eval_sha256"]:
-        problems.append(f"hashes.eval_sha256 {entry['hashes']['eval_sha256'][:12]}... does not "
-                        f"match {results_path}")
+        shown = hash_pair(entry["hashes"]["eval_sha256"], sha256_file(results_path))
+        problems.append(f"hashes.eval_sha256 {shown[0]} does not match {results_path} "
+                        f"({shown[1]})")
     return problems
 
 

@@ -38,10 +38,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its refusals (a missing option, a value out of range) in the one line
+    every other error takes: `cram pretrain: error: argument --seed: ...`, exit status 2.
+    Subcommands' parsers are of this class too (argparse builds them from their parent's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The `cram` parser; with `only`, just that command's module is imported (so
     `cram leaderboard validate` loads no trainer module)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cram",
         description="cramming-bench: how good a BERT can one GPU pretrain in one day?",
     )
@@ -66,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # The first word that is not an option names the command; anything else (none, a typo)
     # gets the full parser, whose usage lists every command.
     command = next((word for word in argv if not word.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try:
+        args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    except SystemExit as done:  # --help (0), or a refusal already printed in one line (2)
+        return done.code if isinstance(done.code, int) else 2
     library_bars(getattr(args, "quiet", False))
     try:
         status = args.run(args)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from crambench import options
 from crambench.errors import UserError
 from crambench.progress import QUIET_HELP, progress_line
 from data_prep.hub import hub_unreachable
@@ -30,12 +31,13 @@ DEMO_VAL_FRACTION = 0.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", default="3m", help="pretraining budget (default 3m)")
+    parser.add_argument("--budget", type=options.budget, default="3m",
+                        help="pretraining budget (default 3m)")
     parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
     parser.add_argument("--glue-dir", default=None,
                         help="local GLUE folder to score on (default: try the Hub, else the "
                              "offline probes)")
-    parser.add_argument("--max-docs", type=int, default=None,
+    parser.add_argument("--max-docs", type=options.whole(1), default=None,
                         help="use only the first N documents of the demo corpus (faster)")
     parser.add_argument("--force", action="store_true",
                         help="prepare the data again even if OUT/data is complete")

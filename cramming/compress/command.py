@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from crambench import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from crambench.progress import QUIET_HELP
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training), int8 or int4 (weight quantization after fine-tuning), "
                              "or both joined by +, e.g. prune:0.5+int8")
     parser.add_argument("--out", required=True, help="compressed run dir to create")
-    parser.add_argument("--budget", default=None,
+    parser.add_argument("--budget", type=options.budget, default=None,
                         help="wall-clock budget of pruning's recovery training (required with "
                              "prune:, e.g. 20m); it counts against the day's budget")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crambench.contracts import sha256_file
+from crambench.contracts import hash_pair, sha256_file
 from crambench.errors import UserError
-from crambench.files import atomic_dir, refuse_output_over_inputs, write_json_atomic
+from crambench.files import atomic_dir, copy_tree, refuse_output_over_inputs, write_json_atomic
+from crambench.locks import read_lock
 from cramming.compress.method import SPEC_FILE, SPEC_FORMAT, Method, compose, parse_method
 from cramming.lineage import lineage_record, lineage_totals, read_parent
 
@@ -30,11 +31,28 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
              quiet=False, clock=time.monotonic) -> dict:
     """Compress the finished run `run` with `method` into the new run dir `out`; returns its
     summary. `budget` (e.g. "20m") is required for pruning and refused for quantization alone.
-    """
-    from cramming.train.budget import parse_budget
 
+    Before the clock starts and before anything is written: the parent's final/ is read whole
+    (config against weights, tokenizer) and, for a quantizing method, every weight quantization
+    will meet is checked against the run's real shapes. The parent run dir is held under its
+    shared lock throughout (`crambench.locks.read_lock`). UserError (one line) for all of these.
+    """
     stage = parse_method(method)
     run, out = Path(run), Path(out)
+    if not run.is_dir():
+        read_parent(run)  # the one-line refusal of a run dir that is not there
+    # The parent is read from here to the end (its summary again for the lineage): no
+    # `cram pretrain --force` or `--resume` may rewrite it meanwhile.
+    with read_lock(run):
+        return _compress(run, stage, out, budget=budget, device=device, overrides=overrides,
+                         force=force, quiet=quiet, clock=clock)
+
+
+def _compress(run: Path, stage: Method, out: Path, *, budget, device, overrides, force, quiet,
+              clock) -> dict:
+    from cramming.final import open_final
+    from cramming.train.budget import parse_budget
+
     parent = read_parent(run)
     total = compose(_method_of(parent), stage, run)
     if stage.trains and budget is None:
@@ -51,14 +69,18 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
     refuse_output_over_inputs(out, run=run, data=parent.get("data_path"))
     if out.exists() and not force:
         raise UserError(f"{out} already exists; use --force to replace it")
+    # The parent's final/ whole (config against weights, tokenizer), and what quantization
+    # will meet in it, before the clock starts and before anything is written.
+    model = open_final(run / "final")
     if total.bits is not None:
-        from cramming.compress.quantize import check_supported
+        from cramming.compress.quantize import check_model_config, check_supported
 
         check_supported(total.bits)
+        check_model_config(model.cfg, total.bits, where=f"{run}/final/model_config.json: ")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with _sigterm_interrupts(), atomic_dir(out, force=force) as tmp:
         if stage.trains:
-            trained = _prune(run, parent, tmp, total, budget_s, device=device,
+            trained = _prune(run, parent, model, tmp, total, budget_s, device=device,
                              overrides=overrides, quiet=quiet, clock=clock)
         else:
             trained = _copy_parent(run, parent, tmp)
@@ -76,7 +98,7 @@ def _method_of(summary: dict) -> Method | None:
 
 def _copy_parent(run: Path, parent: dict, tmp: Path) -> dict:
     """Quantization only: the weights to fine-tune from are the parent's, byte for byte."""
-    shutil.copytree(run / "final", tmp / "final")
+    copy_tree(run / "final", tmp / "final")
     (tmp / "final" / SPEC_FILE).unlink(missing_ok=True)
     for name in PARENT_FILES:
         if (run / name).is_file():
@@ -87,8 +109,8 @@ def _copy_parent(run: Path, parent: dict, tmp: Path) -> dict:
             "hardware": None}
 
 
-def _prune(run: Path, parent: dict, tmp: Path, total: Method, budget_s: float, *, device,
-           overrides, quiet, clock) -> dict:
+def _prune(run: Path, parent: dict, parent_model, tmp: Path, total: Method, budget_s: float, *,
+           device, overrides, quiet, clock) -> dict:
     import torch
 
     from cramming.compress import prune
@@ -98,7 +120,7 @@ def _prune(run: Path, parent: dict, tmp: Path, total: Method, budget_s: float, *
     from cramming.train.budget import Budget
     from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
     from cramming.train.summary import validation_loss
-    from cramming.weights import load_pretrained_with_masks, save_pretrained
+    from cramming.weights import save_pretrained
     from data_prep import open_data_dir
 
     # The run's own recipe, trained again under the stage's budget; max_steps (a smoke-run cap
@@ -111,9 +133,9 @@ def _prune(run: Path, parent: dict, tmp: Path, total: Method, budget_s: float, *
                         "training needs the run's own data")
     data_dir = open_data_dir(parent["data_path"])
     if data_dir.data_sha256 != parent["data_sha256"]:
+        shown = hash_pair(data_dir.data_sha256, parent["data_sha256"])
         raise UserError(f"data dir {data_dir.path} is not the one run {run} trained on "
-                        f"(data_sha256 {data_dir.data_sha256[:12]}..., the run's "
-                        f"{parent['data_sha256'][:12]}...)")
+                        f"(data_sha256 {shown[0]}, the run's {shown[1]})")
     cfg.data.path = str(Path(data_dir.path).resolve())
     if device != "auto":
         cfg.impl.device = device
@@ -127,12 +149,11 @@ def _prune(run: Path, parent: dict, tmp: Path, total: Method, budget_s: float, *
 
     # The clock starts here: after the parent and its data dir are read, before the model.
     budget = Budget(budget_s, clock=clock)
-    model_cfg, state, masks = load_pretrained_with_masks(run / "final")
     torch.manual_seed(cfg.seed)
-    model = CrammedBert(model_cfg)
-    model.load_state_dict(state)
+    model = CrammedBert(parent_model.cfg)
+    model.load_state_dict(parent_model.state)
     model.to(dev)
-    prune.apply_masks(model, masks)
+    prune.apply_masks(model, parent_model.masks)
     trained = prune_with_recovery(model, cfg, data_dir, run=tmp, sparsity=total.sparsity,
                                   budget=budget, clock=clock, parent=parent, device=dev,
                                   precision=precision, quiet=quiet)

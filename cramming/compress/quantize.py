@@ -86,12 +86,7 @@ def quantize_model(model: nn.Module, bits: int) -> dict:
     """Quantize `model`'s weights in place; returns weight name -> (codes int8 tensor of the
     weight's shape, scales (out, groups), bits), the form `storage` writes."""
     _, _, quantize_, *_ = _torchao()
-    if bits == 4:
-        for name, module in model.named_modules():
-            width = module.weight.shape[1] if _quantizable(module) else 0
-            if width % INT4_GROUP_SIZE:
-                raise UserError(f"int4 groups {INT4_GROUP_SIZE} input features, but {name} has "
-                                f"{width}; use {ALTERNATIVE[4]}")
+    check_widths(model, bits)
     quantize_(model, _config(bits), filter_fn=_quantizable)
     codes = {}
     for name, module in model.named_modules():
@@ -99,6 +94,31 @@ def quantize_model(model: nn.Module, bits: int) -> dict:
         if weight is not None and hasattr(weight, "qdata"):
             codes[f"{name}.weight"] = (weight.qdata.detach(), weight.scale.detach(), bits)
     return codes
+
+
+def check_widths(model: nn.Module, bits: int, *, where: str = "") -> None:
+    """UserError naming the first weight `bits`-bit quantization cannot group: int4 needs
+    every quantized weight's input features (columns) to be a multiple of INT4_GROUP_SIZE.
+    `model` may live on the meta device (shapes only); `where` prefixes the message."""
+    if bits != 4:
+        return  # int8 is per output channel: any width
+    for name, module in model.named_modules():
+        width = module.weight.shape[1] if _quantizable(module) else 0
+        if width % INT4_GROUP_SIZE:
+            raise UserError(f"{where}int4 groups {INT4_GROUP_SIZE} input features, but {name} "
+                            f"has {width}; use {ALTERNATIVE[4]}")
+
+
+def check_model_config(cfg, bits: int, *, where: str = "") -> None:
+    """Would a run of shape `cfg` (a ModelConfig) quantize to `bits`? Checked on the models
+    quantization meets, built on the meta device (no memory, no time): the task model that
+    evaluation deploys (encoder and classification head) and the encoder that an export
+    dequantizes. UserError as `check_widths`."""
+    from cramming.model import CrammedBertForSequenceClassification
+
+    with torch.device("meta"):
+        task_model = CrammedBertForSequenceClassification(cfg, num_labels=3)
+    check_widths(task_model, bits, where=where)
 
 
 @cache

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from crambench import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from crambench.progress import QUIET_HELP
@@ -20,26 +22,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a finished run dir (cram pretrain, or a derived run)")
     parser.add_argument("--data", required=True,
                         help="prepared data dir with the teacher's tokenizer")
-    parser.add_argument("--budget", required=True,
+    parser.add_argument("--budget", type=options.budget, required=True,
                         help="wall-clock time for the whole extraction (search and final "
                              "training): 2h, 90m, 45s or seconds; it adds to the teacher's")
     parser.add_argument("--out", required=True, metavar="XRUN", help="run dir to create")
     parser.add_argument("--space", nargs="+", default=(), metavar="DIM=V1,V2",
                         help="candidate values per dimension (layers, heads, hidden, ffn); "
                              "dimensions not given take the default grid")
-    parser.add_argument("--search-budget", default=None,
+    parser.add_argument("--search-budget", type=options.budget, default=None,
                         help="the part of --budget shared by the candidates (default: half)")
-    parser.add_argument("--tradeoff", type=float, default=TRADEOFF,
+    parser.add_argument("--tradeoff", type=options.number(0), default=TRADEOFF,
                         help="nats of val loss worth an e-fold cut of size and latency, in the "
                              f"W-coefficient that picks the candidate (default {TRADEOFF})")
-    parser.add_argument("--temperature", type=float, default=TEMPERATURE,
+    parser.add_argument("--temperature", type=options.number(0, open_low=True), default=TEMPERATURE,
                         help=f"distillation temperature (default {TEMPERATURE})")
-    parser.add_argument("--alpha", type=float, default=ALPHA,
+    parser.add_argument("--alpha", type=options.number(0, 1), default=ALPHA,
                         help=f"weight of the soft (teacher) targets (default {ALPHA})")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="where to distill and train: auto (cuda when available, else "
                              "cpu), cuda or cpu")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the teacher's)")
+    parser.add_argument("--seed", type=options.seed, default=None,
+                        help="seed (default: the teacher's)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",

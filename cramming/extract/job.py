@@ -53,17 +53,33 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
             force=False, quiet=False, clock=time.monotonic) -> dict:
     """Extract, distill and write `out`; returns its summary (format cram-run/1).
 
-    UserError, before anything is written, for: a teacher without a finished final/, a data
-    dir whose tokenizer is not the teacher's, a bad or empty space, a budget too small for one
-    step per candidate (the message says how much is needed)."""
+    UserError, before anything is written, for: a teacher without a finished final/ (or one
+    whose config, weights or tokenizer disagree), a data dir whose tokenizer is not the
+    teacher's, a bad or empty space, a budget too small for one step per candidate (the
+    message says how much is needed). The teacher run dir is held under its shared lock
+    throughout (`crambench.locks.read_lock`): no `cram pretrain` rewrites it meanwhile."""
+    from crambench.locks import read_lock
+    from cramming.lineage import read_parent
+
+    if not Path(teacher).is_dir():
+        read_parent(teacher)  # the one-line refusal of a run dir that is not there
+    with read_lock(teacher):
+        return _extract(teacher, data, out, budget=budget, search_budget=search_budget,
+                        space=space, tradeoff=tradeoff, temperature=temperature, alpha=alpha,
+                        device=device, seed=seed, overrides=overrides, force=force,
+                        quiet=quiet, clock=clock)
+
+
+def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temperature,
+             alpha, device, seed, overrides, force, quiet, clock) -> dict:
     import torch
 
     from crambench.files import refuse_output_over_inputs
     from cramming.config import load_config
+    from cramming.final import open_final
     from cramming.lineage import read_parent
     from cramming.train.budget import parse_budget
     from cramming.train.hardware import detect_hardware, resolve_device, resolve_precision
-    from cramming.weights import load_pretrained
     from data_prep import open_data_dir
 
     refuse_output_over_inputs(out, teacher=teacher, data=data)
@@ -80,7 +96,8 @@ def extract(teacher, data, out, *, budget, search_budget=None, space=(), tradeof
         raise UserError(f"--alpha {alpha} must lie in [0, 1] (the weight of the soft targets)")
     teacher, out = Path(teacher), Path(out)
     parent = read_parent(teacher)
-    teacher_cfg, teacher_state = load_pretrained(teacher / "final")
+    final = open_final(teacher / "final")
+    teacher_cfg, teacher_state = final.cfg, final.state
     if not (teacher / "config.yaml").is_file():
         raise UserError(f"teacher run {teacher} has no config.yaml: its training recipe "
                         "(optimizer, schedules) is what the candidates train with")

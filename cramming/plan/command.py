@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import argparse
 
+from crambench import options
 from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", required=True, help="training budget: 24h, 90m, 45s, ...")
+    parser.add_argument("--budget", type=options.budget, required=True,
+                        help="training budget: 24h, 90m, 45s, ...")
     parser.add_argument("--gpu", default="auto",
                         help="a6000, a4000, rtx2080ti (stored constants) or auto (time this "
                              "machine's device)")
     parser.add_argument("--data", help="prepared data dir: its vocabulary and row length")
     parser.add_argument("--measure", action="store_true",
                         help="fit the speed law to timings on this machine (implied by auto)")
-    parser.add_argument("--top", type=int, default=5, help="rows to show (default 5)")
+    parser.add_argument("--top", type=options.whole(1), default=5, help="rows to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--out", metavar="PRESET.yaml", help="write the top shape as a preset")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)

@@ -9,31 +9,10 @@ A resumed run starts the clock at the elapsed time stored in its checkpoint.
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Callable
 
-from crambench.errors import UserError
-
-_NUMBER = r"\d+(?:\.\d+)?"
-_BUDGET = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
-
-
-def parse_budget(text: str | float | int) -> float:
-    """`24h`, `90m`, `1h30m`, `45s` or plain seconds (`5400`) -> seconds (> 0)."""
-    raw = str(text).strip().lower()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        match = _BUDGET.fullmatch(raw)
-        if not raw or match is None:
-            raise UserError(
-                f"bad budget {text!r}: use e.g. 24h, 90m, 1h30m, 45s or plain seconds"
-            ) from None
-        seconds = sum(float(match[u] or 0) * n for u, n in (("h", 3600), ("m", 60), ("s", 1)))
-    if not seconds > 0 or seconds == float("inf"):
-        raise UserError(f"bad budget {text!r}: must be a positive, finite duration")
-    return seconds
+from crambench.options import parse_budget  # noqa: F401  (the stages import it from here)
 
 
 class Budget:

@@ -13,14 +13,16 @@ import argparse
 import shlex
 import sys
 
+from crambench import options
 from crambench.progress import QUIET_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="prepared data dir (cram prepare); required for a new "
                                        "run, with --resume only if the data dir moved")
-    parser.add_argument("--budget", help="wall-clock training budget: 24h, 90m, 1h30m, 45s or "
-                                         "seconds; required for a new run")
+    parser.add_argument("--budget", type=options.budget,
+                        help="wall-clock training budget: 24h, 90m, 1h30m, 45s or seconds; "
+                             "required for a new run")
     parser.add_argument("--preset", default=None,
                         help="crammed-bert (reference, the default), tiny, mini, small, a .yaml "
                              "file, or auto (ask the planner)")
@@ -32,12 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cpu; changes speed, not the recipe")
     parser.add_argument("--gpu-check", default="open", choices=("ranked", "open"),
                         help="ranked: refuse GPUs outside the ranked track; open: any, labelled")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the preset's, 0)")
+    parser.add_argument("--seed", type=options.seed, default=None,
+                        help="seed (default: the preset's, 0)")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run: its data, budget, recipe and clock")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+    parser.add_argument("--nproc", type=options.whole(1), default=1, metavar="N",
                         help="train on N ranks of this machine with DistributedDataParallel "
                              "(one per GPU; CPU processes with --device cpu), launched by "
                              "torch's elastic launcher; under torchrun leave it out")

@@ -18,7 +18,9 @@ from cramming.model import IGNORE_INDEX
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     """A CPU generator for one optimizer step's masks, independent of every other step."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+    # Modulo 2**64, the generator's seed range: any run seed (up to 2**64 - 1) is valid, and
+    # small seeds give the same masks as before.
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**64)
 
 
 def mask_tokens(

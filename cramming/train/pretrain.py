@@ -151,6 +151,9 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
           stop, quiet, clock, dist: Dist):
     """Start (or continue) the clock, build the model and run the loop; save the post-loop
     checkpoint, which records how training ended. -> (model, train state)."""
+    # A resumed run's checkpoint is read and checked against its hashes first: a damaged one
+    # is refused before the start line is printed and before the clock starts.
+    checkpoint = dist.on_main(read_checkpoint, run) if resumed else None
     # The clock starts here, on every rank once all have arrived: after the data dir is open,
     # before the model is built.
     dist.barrier()
@@ -162,9 +165,13 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     progress_line(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
                   f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s",
                   quiet=quiet or not dist.is_main)
+    rounding = batch_rounding(cfg, dist.world_size)
+    if rounding:  # said once, beside the start line: the steps are not the recipe's
+        progress_line(f"cram pretrain: {rounding}", quiet=quiet or not dist.is_main)
     state = initial_state(cfg, data_dir, preset)
     if resumed:
-        state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)
+        state.update(apply_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                      scaler=scaler), stopped_by=None)
     if cfg.impl.micro_batch == AUTO:  # on the clock, before compilation (one shape)
         cfg.impl.micro_batch = dist.on_main(probe_micro_batch, model, cfg, dev, precision,
                                             quiet=quiet or not dist.is_main)
@@ -392,6 +399,20 @@ def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
     t = cfg.train
     rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
     return max(world_size, rows - rows % world_size)
+
+
+def batch_rounding(cfg: PretrainConfig, world_size: int) -> str | None:
+    """What `global_batch_size` does to the recipe's batch sizes on `world_size` ranks, in one
+    line; None when they are multiples of it."""
+    t = cfg.train
+    changed = [f"{name} {rows} to {max(world_size, rows - rows % world_size)}"
+               for name, rows in (("train.batch_size", t.batch_size),
+                                  ("train.batch_start", t.batch_start))
+               if rows % world_size]
+    if not changed:
+        return None
+    return (f"{' and '.join(changed)} rows per step: rounded down to a multiple of the "
+            f"{world_size} ranks, so every rank gets an equal share")
 
 
 def write_checkpoint(dist: Dist, run, model, optimizer, scaler, state, budget) -> float:

@@ -187,3 +187,38 @@ def test_an_output_may_not_be_or_hold_an_input(tmp_path):
     link.symlink_to(tmp_path / "runs")  # the same folder by another name
     with pytest.raises(UserError, match="holds --teacher"):
         refuse_output_over_inputs(link, teacher=run)
+
+
+def test_a_full_disk_inside_a_folder_says_what_the_folder_needed(tmp_path, monkeypatch):
+    """The free space is measured once the partial folder is removed: the line says what the
+    whole folder needed, not only the file that did not fit."""
+    from crambench import files
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(files.OutOfSpace, match=r"writing .*checkpoint/state: it needs 1.5 MB, "
+                                               r"and checkpoint/ at least 3.5 MB in all, "):
+        with files.atomic_dir(tmp_path / "checkpoint") as building:
+            files.write_bytes_atomic(building / "weights", b"x" * 2_000_000)
+            monkeypatch.setattr(files.os, "fsync", full)
+            files.write_bytes_atomic(building / "state", b"x" * 1_500_000)
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_copy_tree_turns_a_full_disk_into_one_line(tmp_path, monkeypatch):
+    from crambench import files
+
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a").write_bytes(b"x" * 3000)
+    (tmp_path / "src" / "sub" / "b").write_bytes(b"y" * 2000)
+    files.copy_tree(tmp_path / "src", tmp_path / "copy")
+    assert (tmp_path / "copy" / "sub" / "b").read_bytes() == b"y" * 2000
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(files.shutil, "copyfile", full)
+    with pytest.raises(files.OutOfSpace, match=r"writing .*/again: it needs 5.0 KB"):
+        files.copy_tree(tmp_path / "src", tmp_path / "again")
+    assert not (tmp_path / "again").exists()

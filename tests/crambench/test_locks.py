@@ -90,3 +90,35 @@ def test_a_rerun_of_eval_removes_what_a_killed_eval_left(tiny_run):
     assert sorted(p.name for p in evals.iterdir()) == [
         "probe-model.safetensors", "probe-predictions", "probe.json"]
     assert sorted(p.name for p in tiny_run.parent.iterdir()) == ["corpus.txt", "data", "run"]
+
+
+def test_readers_share_a_folder_and_keep_writers_out(tmp_path):
+    """compress and extract read their parent under its shared lock: other readers go on, a
+    writer is refused naming what holds it, and the last reader out removes the lock file."""
+    from crambench.errors import UserError
+    from crambench.locks import dir_lock, read_lock
+
+    parent = tmp_path / "run"
+    parent.mkdir()
+    with read_lock(parent), read_lock(parent):  # two readers at once
+        with pytest.raises(UserError, match=r"run is in use by another command reading it "
+                                            r"\(cram compress or cram extract\); wait"):
+            with dir_lock(parent, owner="cram pretrain"):
+                pass
+    assert not (tmp_path / ".run.lock").exists()
+    with dir_lock(parent, owner="cram pretrain"):  # free again
+        with read_lock(parent):  # this process writes it: reading it needs no other lock
+            pass
+
+
+@pytest.mark.subprocess
+def test_a_reader_is_refused_while_another_process_writes(tmp_path):
+    from crambench.errors import UserError
+    from crambench.locks import read_lock
+
+    parent = tmp_path / "run"
+    parent.mkdir()
+    with lock_held_elsewhere(parent, "cram pretrain") as holder:
+        with pytest.raises(UserError, match=rf"in use by PID {holder.pid} \(cram pretrain\)"):
+            with read_lock(parent):
+                pass

@@ -162,8 +162,9 @@ def test_bad_model_folders_are_one_line_errors(tiny_bert, tmp_path, capsys):
         assert err.startswith("cram eval: error: ") and message in err, err
         assert len(err.splitlines()) == 1, err
     assert not out.parent.exists()  # nothing written
-    with pytest.raises(SystemExit):  # argparse: one of them, not both
-        main([*base, "--model", str(model), "--run", str(tmp_path), "--out", str(out)])
+    # argparse: one of them, not both; one line too
+    assert main([*base, "--model", str(model), "--run", str(tmp_path), "--out", str(out)]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
     with pytest.raises(UserError, match="either a run"):
         evaluate_glue(None, glue_dir=glue, tasks="rte", out=out)
 

@@ -68,6 +68,43 @@ def test_a_kill_between_the_renames_leaves_one_whole_pair(tmp_path, monkeypatch,
     assert _pair(out) == (60.0, "0")
 
 
+def _killed_after_first_rename(out, monkeypatch):
+    """A first eval killed once its predictions folder landed, before its results file."""
+    real_replace, landing = os.replace, []
+
+    def replace(src, dst):
+        if not str(src).endswith(".tmp"):
+            if landing:
+                raise KeyboardInterrupt
+            landing.append(src)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_results(out, _record(75.0), _predictions(1), force=False)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not out.exists()
+
+
+def test_a_reader_recovers_an_eval_killed_between_its_renames(tmp_path, monkeypatch):
+    """`cram submit` (or compare) finds the results the eval completed, not "no results"."""
+    out = tmp_path / "eval" / "glue.json"
+    _killed_after_first_rename(out, monkeypatch)
+    assert results.recover_for_reading(out, lock=tmp_path)
+    assert _pair(out) == (75.0, "1")
+    assert _leftovers(out.parent) == []
+    assert not results.recover_for_reading(out, lock=tmp_path)  # nothing more to do
+
+
+def test_the_rerun_says_it_completed_the_interrupted_results(tmp_path, monkeypatch):
+    out = tmp_path / "glue.json"
+    _killed_after_first_rename(out, monkeypatch)
+    with pytest.raises(UserError, match=r"glue.json exists \(completed now from what an eval "
+                                        r"interrupted while writing it left\); pass --force"):
+        check_out_path(out, force=False)
+    assert _pair(out) == (75.0, "1")
+
+
 def _deploy(content: bytes, *, killed: bool = False):
     """A stand-in for the encoder's deployment_record: writes the model file, returns its
     record (or is killed once the file is written, e.g. while timing the model)."""

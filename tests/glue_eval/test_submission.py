@@ -122,6 +122,17 @@ def test_a_broken_test_row_is_an_error_not_a_skipped_row(tmp_path):
         read_test_rows(tmp_path, TEST_SETS["rte"])
 
 
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_index_value_is_refused(tmp_path, empty):
+    """The server matches predictions by index: a row without one would go into the server
+    file as a line no prediction can be matched to."""
+    path = tmp_path / "RTE" / "test.tsv"
+    path.parent.mkdir()
+    path.write_text(f"index\tsentence1\tsentence2\n0\ta.\tb.\n{empty}\tc.\td.\n")
+    with pytest.raises(UserError, match=r"RTE/test.tsv line 3: the index column is empty"):
+        read_test_rows(tmp_path, TEST_SETS["rte"])
+
+
 def dev_rows_as_test_file(glue_dir, test, split, task):
     """`test`'s file as GLUE ships it, holding the text of `task`'s `split` rows (so its
     predictions must equal the dev predictions of the same model), indices 100, 101, ..."""

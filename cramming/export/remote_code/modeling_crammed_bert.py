@@ -47,6 +47,39 @@ class CrammedBertPreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.encoder.embedding.word = value
 
+    def resize_token_embeddings(self, new_num_tokens: int | None = None,
+                                pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
+        """transformers' resize, then every head parameter sized by the vocabulary (the MLM
+        head's bias, and the rows of an untied decoder if a head has one) follows the new
+        embedding, as transformers resizes its own models' LM heads: rows kept, new rows the
+        mean of the old ones (`mean_resizing`) or zeros. The resized model runs, saves and
+        loads back (config.vocab_size is the new size)."""
+        old = self.get_input_embeddings().weight.shape[0]
+        embedding = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of,
+                                                    mean_resizing)
+        new = embedding.weight.shape[0]
+        if new != old:
+            for name, module in self.named_children():
+                if name != "encoder":  # the embedding itself is resized already
+                    _resize_rows(module, old, new, mean_resizing)
+        return embedding
+
+
+def _resize_rows(module: nn.Module, old: int, new: int, mean_resizing: bool) -> None:
+    """Every parameter of `module` whose first dimension is the old vocabulary `old`, to `new`
+    rows (the first min(old, new) kept)."""
+    for child in module.modules():
+        for name, param in list(child.named_parameters(recurse=False)):
+            if param.dim() == 0 or param.shape[0] != old:
+                continue
+            with torch.no_grad():
+                fill = param.mean(0) if mean_resizing else torch.zeros_like(param[0])
+                data = fill.expand(new, *param.shape[1:]).clone()
+                kept = min(old, new)
+                data[:kept] = param[:kept]
+            setattr(child, name, nn.Parameter(data, requires_grad=param.requires_grad))
+
 
 class CrammedBertModel(CrammedBertPreTrainedModel):
     """The encoder: embedding, pre-LN blocks, final norm."""

@@ -206,3 +206,147 @@ def test_force_never_replaces_the_data_dir_recovery_reads(parent, tmp_path):
     with pytest.raises(UserError, match=f"--out {data} is --data {data}: writing it would "):
         compress(parent, "prune:0.5", data, budget="5s", force=True, quiet=True)
     assert os.path.isfile(os.path.join(data, "manifest.json"))
+
+
+def _run_of_width(parent, root, width):
+    """A copy of `parent` whose final/ holds a model `width` wide (its summary's hash updated):
+    a finished run as `cram pretrain model.hidden=W model.ffn_hidden=2W model.head_hidden=W`
+    leaves it."""
+    import dataclasses
+
+    from crambench.contracts import sha256_file
+    from cramming import CrammedBert, save_pretrained
+
+    run = root / f"wide{width}"
+    shutil.copytree(parent, run)
+    cfg, _, _ = load_pretrained_with_masks(run / "final")
+    cfg = dataclasses.replace(cfg, hidden=width, ffn_hidden=2 * width, head_hidden=width)
+    save_pretrained(CrammedBert(cfg), run / "final")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["model_sha256"] = sha256_file(run / "final" / "model.safetensors")
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_int4_checks_the_runs_own_widths_before_writing(parent, tmp_path, capsys):
+    wide = _run_of_width(parent, tmp_path, 48)
+    out = tmp_path / "wide48-int4"
+    assert main(["compress", "--run", str(wide), "--method", "int4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"cram compress: error: {wide}/final/model_config.json: int4 groups 32 input "
+                   "features, but encoder.embedding.word has 48; use int8 (per-channel int8 "
+                   "runs wherever torchao does)\n")
+    _no_run_left(out)
+    # After pruning too: pruning keeps the shapes that int4 must group.
+    with pytest.raises(UserError, match="int4 groups 32 input features, but encoder"):
+        compress(wide, "prune:0.5+int4", out, budget="4s")
+    _no_run_left(out)
+    assert compress(wide, "int8", out, quiet=True)["compression"]["bits"] == 8  # any width
+
+
+def test_evaluation_refuses_an_int4_run_it_cannot_deploy_before_fine_tuning(parent, tmp_path):
+    """A run compressed before compress checked real widths: eval refuses it on opening."""
+    from crambench.files import write_json_atomic
+    from cramming.compress.job import deployment_spec
+    from cramming.compress.method import Method
+    from glue_eval.encoder import Encoder
+
+    wide = _run_of_width(parent, tmp_path, 48)
+    write_json_atomic(wide / "final" / "compression.json", deployment_spec(Method(bits=4)))
+    with pytest.raises(UserError, match=r"model_config.json: int4 groups 32 input features, "
+                                        r"but encoder.embedding.word has 48"):
+        Encoder(wide / "final")
+
+
+def _break_config(final, **changes):
+    config = json.loads((final / "model_config.json").read_text())
+    config.update(changes)
+    (final / "model_config.json").write_text(json.dumps(config))
+
+
+BROKEN_FINALS = {
+    "config wider than the weights": (lambda final: _break_config(final, hidden=64),
+                                      "model_config.json does not match .*model.safetensors"),
+    "layers not a number": (lambda final: _break_config(final, layers="two"),
+                            "model_config.json: layers is 'two', expected a whole number"),
+    "no tokenizer": (lambda final: (final / "tokenizer.json").unlink(),
+                     "final/tokenizer.json is missing"),
+    "tokenizer not JSON": (lambda final: (final / "tokenizer.json").write_text("{"),
+                           "cannot read tokenizer .*tokenizer.json"),
+}
+
+
+@pytest.mark.parametrize("method", ["int8", "int4", "prune:0.5"])
+@pytest.mark.parametrize("broken", sorted(BROKEN_FINALS))
+def test_a_broken_parent_final_is_refused_before_the_clock_starts(parent, tmp_path, capsys,
+                                                                  method, broken):
+    run = tmp_path / "broken"
+    shutil.copytree(parent, run)
+    damage, message = BROKEN_FINALS[broken]
+    damage(run / "final")
+    readings = []
+
+    def clock():  # the recovery budget starts with its first reading
+        readings.append(1)
+        return 0.0
+
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=message):
+        compress(run, method, out, budget="4s" if method.startswith("prune") else None,
+                 quiet=True, clock=clock)
+    assert readings == []
+    _no_run_left(out)
+
+
+def test_a_full_disk_while_copying_the_parent_is_one_line(parent, tmp_path, capsys,
+                                                          monkeypatch):
+    import errno
+
+    from crambench import files
+
+    real_copy = shutil.copyfile
+
+    def full(src, dst, *args, **kwargs):
+        if str(src).endswith("model.safetensors"):
+            with open(dst, "wb") as handle:
+                handle.write(b"x" * 100)  # some bytes land before the disk fills
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(files.shutil, "copyfile", full)
+    out = tmp_path / "int8"
+    assert main(["compress", "--run", str(parent), "--method", "int8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    size = sum(path.stat().st_size for path in (parent / "final").iterdir())
+    assert err.startswith(f"cram compress: error: no space left on device writing "
+                          f"{out}/final: it needs {size / 1000:.1f} KB")  # the whole copy
+    assert err.count("\n") == 1
+    _no_run_left(out)
+
+
+def test_the_parent_cannot_be_rewritten_while_it_is_compressed(parent, tmp_path, capsys,
+                                                               monkeypatch):
+    """`cram pretrain --force` on the parent while compress reads it is refused at once; the
+    compression finishes from the parent it started with."""
+    from cramming.compress import job
+
+    data = json.loads((parent / "summary.json").read_text())["data_path"]
+    before = (parent / "summary.json").read_bytes()
+    statuses = []
+    real_copy = job.copy_tree
+
+    def copy_while_pretraining(src, dst):
+        statuses.append(main(["pretrain", "--data", data, "--preset", "tiny", "--budget", "5s",
+                              "--out", str(parent), "--force", "--quiet"]))
+        statuses.append(capsys.readouterr().err)
+        real_copy(src, dst)
+
+    monkeypatch.setattr(job, "copy_tree", copy_while_pretraining)
+    summary = compress(parent, "int8", tmp_path / "int8", quiet=True)
+    assert statuses[0] == 2
+    assert statuses[1] == (f"cram pretrain: error: {parent} is in use by another command "
+                           "reading it (cram compress or cram extract); wait for it to finish "
+                           "(or stop it) and run again\n")
+    assert (parent / "summary.json").read_bytes() == before
+    assert summary["lineage"]["parent_model_sha256"] == json.loads(before)["model_sha256"]
+    assert not (parent.parent / f".{parent.name}.lock").exists()  # the last reader tidied

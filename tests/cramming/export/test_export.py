@@ -195,6 +195,34 @@ def test_trainer_fine_tunes_the_exported_model(scored_run, exported, tmp_path):
     assert not torch.equal(before, model.encoder.blocks[0].attn.qkv.weight)
 
 
+def test_resize_token_embeddings_resizes_the_mlm_head_and_reloads(exported, tmp_path):
+    """A token added and the embedding resized, as transformers users do: the MLM head's bias
+    follows the embedding's size, the model runs, saves and loads back the same."""
+    model = AutoModelForMaskedLM.from_pretrained(exported, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(exported)
+    old = model.get_input_embeddings().weight.shape[0]
+    bias = model.mlm_head.bias.detach().clone()
+    assert tokenizer.add_tokens(["[NEWTOKEN]"]) == 1
+    model.resize_token_embeddings(len(tokenizer))
+    new = len(tokenizer)
+    assert new == old + 1
+    assert model.get_input_embeddings().weight.shape[0] == new == model.config.vocab_size
+    assert model.mlm_head.bias.shape == (new,)
+    assert torch.equal(model.mlm_head.bias[:old], bias)
+    inputs = tokenizer(["the river [NEWTOKEN] flows"], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.shape[-1] == new
+    model.save_pretrained(tmp_path / "resized")
+    tokenizer.save_pretrained(tmp_path / "resized")
+    again = AutoModelForMaskedLM.from_pretrained(tmp_path / "resized", trust_remote_code=True)
+    with torch.no_grad():
+        torch.testing.assert_close(again(**inputs).logits, logits)
+    smaller = AutoModelForMaskedLM.from_pretrained(exported, trust_remote_code=True)
+    smaller.resize_token_embeddings(old - 8)
+    assert smaller.mlm_head.bias.shape == (old - 8,)
+
+
 def test_model_card_states_budget_hardware_hashes_and_results(scored_run, exported):
     run, _ = scored_run
     summary = json.loads((run / "summary.json").read_text())

@@ -281,6 +281,28 @@ def test_teacher_without_final_and_foreign_tokenizer(teacher, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_the_teacher_cannot_be_rewritten_while_it_is_extracted(teacher, tmp_path, capsys,
+                                                               monkeypatch):
+    """`cram pretrain --force` on the teacher while extract reads it is refused at once."""
+    from cramming.extract import job
+
+    statuses = []
+
+    def check_while_pretraining(*args):
+        statuses.append(main(["pretrain", "--data", str(teacher / "data"), "--preset", "tiny",
+                              "--budget", "5s", "--out", str(teacher / "teacher"), "--force",
+                              "--quiet"]))
+        statuses.append(capsys.readouterr().err)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(job, "check_tokenizer", check_while_pretraining)
+    with pytest.raises(UserError, match="stop here"):
+        extract(teacher / "teacher", teacher / "data", tmp_path / "o", budget="10s")
+    assert statuses[0] == 2 and "is in use by another command reading it" in statuses[1]
+    assert (teacher / "teacher" / "final" / "model.safetensors").is_file()
+    assert not (teacher / ".teacher.lock").exists()
+
+
 def test_site_shows_the_search_and_validate_needs_no_torch(extracted, entry, tmp_path):
     import subprocess
     import sys

@@ -135,6 +135,9 @@ def test_cli_errors_are_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("cram plan: error: unknown --gpu 'h100'") and "\n" not in err
     assert main(["plan", "--budget", "soon", "--gpu", "a6000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cram plan: error: argument --budget: bad budget 'soon'")
+    assert err.count("\n") == 1
     with pytest.raises(UserError, match="--top"):
         plan(DAY, "a6000", top=0)
 

@@ -293,3 +293,18 @@ def _rank_pid(launcher: int, rank: int) -> int:
                 return int(entry.name)
         time.sleep(0.1)
     raise AssertionError(f"no rank {rank} under pid {launcher}")
+
+
+def test_a_batch_rounded_to_the_world_size_is_said_once():
+    """`--nproc 3` turns the recipe's 32 rows per step into 30: the start says so, in one line;
+    a world size that divides the batches says nothing."""
+    from cramming.config import load_config
+    from cramming.train.pretrain import batch_rounding, global_batch_size
+
+    cfg = load_config("tiny", ["train.batch_size=32", "train.batch_start=8"])
+    line = batch_rounding(cfg, 3)
+    assert line == ("train.batch_size 32 to 30 and train.batch_start 8 to 6 rows per step: "
+                    "rounded down to a multiple of the 3 ranks, so every rank gets an equal "
+                    "share")
+    assert global_batch_size(1.0, cfg, 3) == 30 and global_batch_size(0.0, cfg, 3) == 6
+    assert batch_rounding(cfg, 2) is None and batch_rounding(cfg, 1) is None

@@ -132,6 +132,22 @@ def test_damaged_checkpoint_files_are_refused(run):
         pretrain(resume=run, quiet=True)
 
 
+def test_a_damaged_checkpoint_is_found_before_the_start_line_and_the_clock(run, capsys):
+    weights = run / "checkpoint" / "model.safetensors"
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[:-1] + bytes([intact[-1] ^ 1]))
+    readings = []
+
+    def clock():
+        readings.append(1)
+        return 0.0
+
+    with pytest.raises(UserError, match=r"model.safetensors is damaged"):
+        pretrain(resume=run, quiet=False, clock=clock)
+    assert readings == []  # the budget's clock never started
+    assert "parameters" not in capsys.readouterr().err  # nor was the start line printed
+
+
 def test_damaged_metrics_or_config_are_named_before_work_starts(run):
     metrics = run / "metrics.jsonl"
     lines = metrics.read_bytes().splitlines(keepends=True)
