@@ -18,8 +18,8 @@ per contradiction found:
                  hash (tensors_sha256) its train state records
 
 A claim none of these reaches is recorded as the submitter's word, with why; the site shows
-both. `validate --run` computes the record again: an entry may not call a claim cross-checked
-that the run dir does not cross-check.
+both. `validate --run` computes the record again and compares it with the entry's
+(`claim_problems`).
 """
 
 from __future__ import annotations
@@ -59,12 +59,27 @@ def cross_check(entry: dict, run: Path, config) -> tuple[list[dict], list[str]]:
     return record, problems
 
 
-def overclaims(stated: list[dict], computed: list[dict]) -> list[str]:
-    """Claims the entry calls cross-checked that the run dir does not cross-check."""
-    confirmed = {item["claim"] for item in computed if item["cross_checked"]}
-    return [f"claims: {item['claim']} is recorded as cross-checked, but the run dir does not "
-            f"confirm it" for item in stated
-            if item["cross_checked"] and item["claim"] not in confirmed]
+def claim_problems(entry: dict, computed: list[dict]) -> list[str]:
+    """The entry's `claims` against the record the run dir gives now: the same, item for item.
+    The code claim depends on the validator's own files too: checked by other code than the
+    run's, only an entry calling it cross-checked when this code cannot is wrong."""
+    found = {item["claim"]: item for item in computed}
+    problems = []
+    for item in entry["claims"]:
+        now = found.get(item["claim"])
+        if now is None or item == now:
+            continue
+        if (item["claim"] == "code" and not (item["cross_checked"] and not now["cross_checked"])
+                and entry["code_version"] != code_version()):
+            continue
+        problems.append(f"claims: {item['claim']} is recorded as "
+                        f"{_said(item)} but the run dir gives {_said(now)}")
+    return problems
+
+
+def _said(item: dict) -> str:
+    verdict = "cross-checked" if item["cross_checked"] else "the submitter's word"
+    return f"{verdict} ({item['detail']!r})"
 
 
 def _active(segments: list[dict], step: int) -> dict:
@@ -149,8 +164,9 @@ def _code(entry: dict, run: Path, config) -> tuple[bool, str, list[str]]:
     own, own_version = code_sha256(), code_version()
     if stated == own:
         if version != own_version:
-            return False, "", [f"code_version is {version!r} but code_sha256 is the hash of "
-                               f"the package files of {own_version!r}"]
+            return False, "code_version and code_sha256 disagree", [
+                f"code_version is {version!r} but code_sha256 is the hash of the package "
+                f"files of {own_version!r}"]
         return True, f"code_sha256 is the hash of the package files of {own_version}", []
     if version == own_version:
         return False, (f"code_sha256 is not the hash of {own_version}'s package files (a "
@@ -166,7 +182,7 @@ def _final_model(entry: dict, run: Path, config) -> tuple[bool, str, list[str]]:
         return False, "the checkpoint records no tensors_sha256", []
     actual = tensors_sha256(run_file(run, "final/model.safetensors"))
     if actual != recorded:
-        return False, "", [f"{run}/final/model.safetensors does not hold the weights training "
-                           "ended with: its tensors differ from tensors_sha256 in "
-                           f"{run}/checkpoint/train_state.json"]
+        return False, "final/ differs from the post-loop checkpoint", [
+            f"{run}/final/model.safetensors does not hold the weights training ended with: "
+            f"its tensors differ from tensors_sha256 in {run}/checkpoint/train_state.json"]
     return True, "final/ holds the tensors of the post-loop checkpoint", []

@@ -66,7 +66,7 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         problems += claims.time_problems(entry, summary, run, config)
         problems += claims.shape_problems(entry, run, config)
     computed, found = cross_checks.cross_check(entry, run, config)
-    problems += found + cross_checks.overclaims(entry["claims"], computed)
+    problems += found + cross_checks.claim_problems(entry, computed)
     problems += _hash_problems(entry, run, summary, config)
     problems += lineage_problems(entry, run) + extraction_run_problems(entry, run, summary)
     problems += compressed.run_problems(entry, run)
