@@ -1,4 +1,4 @@
-"""The entry format (`cram-entry/1`): its JSON Schema, reading entries from disk, and which
+"""The entry format (`cram-entry/2`): its JSON Schema, reading entries from disk, and which
 kind of entry one is (a trained run's, or an outside model's).
 
 The schema itself is data (`entry.schema.json`, shipped in the package) so that anyone can
@@ -18,7 +18,7 @@ ENTRY_FORMAT = "cram-entry/2"
 # Formats this validator knows but no longer accepts, with why: one line instead of a page of
 # schema errors.
 RETIRED_FORMATS = {
-    "cram-entry/1": "an earlier entry format that did not require the run's ranks "
+    "cram-entry/2": "an earlier entry format that did not require the run's ranks "
                     "(hardware.world_size, device_names), its category and which claims were "
                     "cross-checked; submit the run again with `cram submit`",
 }
