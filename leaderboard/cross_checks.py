@@ -28,7 +28,7 @@ from pathlib import Path
 
 from crambench.code import code_sha256, code_version
 from crambench.errors import UserError
-from crambench.tensors import tensors_sha256
+from crambench.tensor_hash import tensors_sha256
 from leaderboard.records import read_metrics, read_train_state, run_file
 from leaderboard.schema import CLAIMS
 

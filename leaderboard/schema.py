@@ -1,5 +1,6 @@
-"""The entry format (`cram-entry/2`): its JSON Schema, reading entries from disk, and which
-kind of entry one is (a trained run's, or an outside model's).
+"""The entry format (`cram-entry/2`; an earlier one is refused in one line): its JSON Schema,
+reading entries from disk, and which kind of entry one is (a trained run's, or an outside
+model's).
 
 The schema itself is data (`entry.schema.json`, shipped in the package) so that anyone can
 check an entry without this code; this module only turns its verdicts into readable lines.
@@ -18,7 +19,7 @@ ENTRY_FORMAT = "cram-entry/2"
 # Formats this validator knows but no longer accepts, with why: one line instead of a page of
 # schema errors.
 RETIRED_FORMATS = {
-    "cram-entry/2": "an earlier entry format that did not require the run's ranks "
+    "cram-entry/1": "an earlier entry format that did not require the run's ranks "
                     "(hardware.world_size, device_names), its category and which claims were "
                     "cross-checked; submit the run again with `cram submit`",
 }

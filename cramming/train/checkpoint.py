@@ -6,7 +6,7 @@
                         (stopped_by: null while it runs), config and data hashes, the
                         training segments so far (cramming.train.segments), the sha256 of
                         the two files above and `tensors_sha256` of the weights (what final/
-                        of a finished run must hold: crambench.tensors)
+                        of a finished run must hold: crambench.tensor_hash)
 
 Nothing in train_state.json is trusted as written: `check_train_state` checks every field's
 type and range (and its consistency with the config) before a resume uses it, and the weights
@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save
 from crambench.contracts import read_contract, sha256_file
 from crambench.errors import UserError
 from crambench.files import atomic_dir, atomic_file, write_bytes_atomic, write_json_atomic
-from crambench.tensors import tensors_sha256_of_bytes
+from crambench.tensor_hash import tensors_sha256_of_bytes
 from crambench.units import format_bytes
 from cramming.train.segments import segments_problem
 

@@ -337,6 +337,10 @@ def test_score_tamper_reports_both_averages(ranked_entry, tmp_path):
 
 @pytest.mark.parametrize("edit, reason", [
     (lambda e: e.pop("name"), "entry: 'name' is a required property"),
+    (lambda e: e.update(format="cram-entry/1"),
+     "format 'cram-entry/1' is an earlier entry format that did not require the run's ranks "
+     "(hardware.world_size, device_names), its category and which claims were cross-checked; "
+     "submit the run again with `cram submit`"),
     (lambda e: e.update(format="cram-entry/9"),
      "unknown format 'cram-entry/9' (expected 'cram-entry/2')"),
     (lambda e: e["results"]["tasks"]["cola"]["metrics"].update(mcc="high"),

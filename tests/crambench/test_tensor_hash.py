@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save
 
 from crambench.errors import UserError
-from crambench.tensors import tensors_sha256, tensors_sha256_of_bytes
+from crambench.tensor_hash import tensors_sha256, tensors_sha256_of_bytes
 
 
 def test_the_same_tensors_in_two_layouts_hash_the_same(tmp_path):
