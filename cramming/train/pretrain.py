@@ -52,7 +52,7 @@ from cramming.train.run_dir import (
     write_run,
 )
 from cramming.train.schedules import batch_size_at, lr_factor
-from cramming.train.segments import segment
+from cramming.train.segments import continue_segments, segment
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
 from data_prep import open_data_dir
@@ -166,9 +166,8 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     state = initial_state(cfg, data_dir, preset)
     if resumed:
         state.update(restore(dist, run, model, optimizer, scaler), stopped_by=None)
-    # This process group's segment: a resume appends one to those its checkpoint recorded.
-    started = segment(hardware, step=state["step"], elapsed_s=state.get("elapsed_s", 0))
-    state["segments"] = [*state.get("segments", []), started]
+    state["segments"] = continue_segments(state.get("segments", []), segment(
+        hardware, step=state["step"], elapsed_s=state.get("elapsed_s", 0)))
     if cfg.impl.micro_batch == AUTO:  # on the clock, before compilation (one shape)
         cfg.impl.micro_batch = dist.on_main(probe_micro_batch, model, cfg, dev, precision,
                                             quiet=quiet or not dist.is_main)

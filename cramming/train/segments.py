@@ -23,6 +23,13 @@ def segment(hardware: dict, *, step: int, elapsed_s: float) -> dict:
             "started_elapsed_s": round(float(elapsed_s), 3)}
 
 
+def continue_segments(recorded: list[dict], started: dict) -> list[dict]:
+    """The segments after `started` begins: those the checkpoint recorded, less any that began
+    at the same step (killed before a later checkpoint, they trained nothing the run keeps:
+    their steps and their time were lost with them), then `started`."""
+    return [*(s for s in recorded if s["started_step"] < started["started_step"]), started]
+
+
 def largest(segments: list[dict]) -> dict:
     """The segment with the most ranks; of equals, the first (the run's own start)."""
     return max(segments, key=lambda s: s["world_size"])

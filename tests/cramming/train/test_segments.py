@@ -9,7 +9,7 @@ import pytest
 
 from crambench.errors import UserError
 from cramming.train.checkpoint import read_train_state
-from cramming.train.segments import run_hardware, segment
+from cramming.train.segments import continue_segments, run_hardware, segment
 
 
 def _job(ranks: int) -> dict:
@@ -28,6 +28,16 @@ def test_a_two_rank_run_resumed_on_one_process_is_still_a_two_rank_run():
     assert hardware["track_reason"] == "2 cpu processes"
     assert [(s["world_size"], s["started_step"], s["started_elapsed_s"])
             for s in hardware["segments"]] == [(2, 0, 0.0), (1, 104, 22.417)]
+
+
+def test_a_segment_whose_steps_were_all_lost_is_not_kept():
+    """Two ranks killed before their first checkpoint after step 0, resumed on one: only
+    the one process trained the steps the run keeps."""
+    lost = segment(_job(2), step=0, elapsed_s=0.0)
+    segments = continue_segments([lost], segment(_job(1), step=0, elapsed_s=0.0))
+    assert [s["world_size"] for s in segments] == [1]
+    kept = continue_segments([lost], segment(_job(1), step=40, elapsed_s=9.5))
+    assert [s["world_size"] for s in kept] == [2, 1]
 
 
 def test_a_stage_trained_in_one_process_records_one_segment():
