@@ -464,7 +464,9 @@ def test_the_entry_says_which_claims_were_cross_checked(scored):
 def _relabel_as_a6000(hardware):
     names = ["NVIDIA RTX A6000"]
     hardware.update(device="cuda", gpu_name=names[0], gpu_count=1, gpu_memory_gb=47.53,
-                    device_names=names, track="ranked", track_reason=None)
+                    device_names=names)
+    if "track" in hardware:  # the summary's record labels its track; an entry's does not
+        hardware.update(track="ranked", track_reason=None)
     for part in hardware["segments"]:
         part.update(device="cuda", gpu_name=names[0], gpu_count=1, device_names=names)
 
