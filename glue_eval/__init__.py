@@ -21,9 +21,11 @@ _EXPORTS = {
     "median_over_seeds": "glue_eval.metrics",
     "seed_spread": "glue_eval.metrics",
     "read_split": "glue_eval.data",
+    "labels_sha256": "glue_eval.data",
     "read_predictions": "glue_eval.results",
     "read_results": "glue_eval.results",
     "seed_runs": "glue_eval.results",
+    "labels_verdict": "glue_eval.results",
     "RESULTS_FORMAT": "glue_eval.results:FORMAT",
     "RESULTS_FORMATS": "glue_eval.results:READABLE_FORMATS",
 }

@@ -42,6 +42,16 @@ class Split:
         return len(self.text_a)
 
 
+def labels_sha256(labels: np.ndarray) -> str:
+    """sha256 of a split's labels as scored: their dtype's name, then the values in row order,
+    little-endian. The same labels hash the same read from a GLUE folder or from the Hub; a
+    copy whose labels differ in one row does not."""
+    import hashlib
+
+    values = np.ascontiguousarray(labels, dtype=labels.dtype.newbyteorder("<"))
+    return hashlib.sha256(labels.dtype.name.encode() + b"\0" + values.tobytes()).hexdigest()
+
+
 def task_spec(name: str) -> TaskSpec:
     try:
         return TASKS[name]

@@ -314,6 +314,8 @@ def score_task(encoder: Encoder | OutsideEncoder, name: str, glue_dir, *, protoc
         "n_train": len(train_rows),
         "n_dev": n_dev if len(n_dev) > 1 else n_dev["dev"],  # MNLI: per dev split
         "epochs": protocol.epochs, "seconds": round(time.perf_counter() - t0, 2),
+        # What the scores rest on: a rescore or comparison against other labels is refused.
+        "dev_labels_sha256": {s: data.labels_sha256(splits[s].labels) for s in rows},
         "malformed_rows": {s: sp.malformed for s, sp in splits.items()},
         "seeds": scores["seeds"],
     }

@@ -129,6 +129,15 @@ def read_results(path) -> dict:
     return record
 
 
+def labels_verdict(results: dict, task: str, split: str, labels_sha: str) -> str:
+    """Whether `task`'s `split` was scored against labels hashing to `labels_sha`: "same",
+    "other", or "unknown" (results from before the hashes were recorded)."""
+    recorded = results["tasks"][task].get("dev_labels_sha256")
+    if not isinstance(recorded, dict) or split not in recorded:
+        return "unknown"
+    return "same" if recorded[split] == labels_sha else "other"
+
+
 def seed_runs(results: dict, task: str) -> list[dict]:
     """Each fine-tuning seed's run of `task`: [{"seed", "metrics", "predictions"}, ...].
 

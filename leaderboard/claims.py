@@ -29,8 +29,10 @@ ELAPSED_TOLERANCE_S = 1e-3
 # finished_utc is written to the second.
 TIMESTAMP_TOLERANCE_S = 1.0
 # Entry fields that are copies of summary.json (entry path -> summary path). Hardware is
-# compared key by key for whatever keys the entry's hardware carries.
+# compared as a whole record (the caller hands in the summary's as `records.entry_hardware`
+# makes it), so a key left out of the entry is a difference, not a key nobody checks.
 SUMMARY_FIELDS = {
+    "hardware": ("hardware",),
     "budget_s": ("budget_s",),
     "train_elapsed_s": ("train_elapsed_s",),
     "stopped_by": ("stopped_by",),
@@ -47,6 +49,7 @@ SUMMARY_FIELDS = {
     "hashes.model_sha256": ("model_sha256",),
     "software": ("software",),
     "code_version": ("code_version",),
+    "code_sha256": ("code_sha256",),
     "lineage": ("lineage",),
     "compression": ("compression",),
 }
@@ -71,12 +74,8 @@ def entry_time_problems(entry: dict) -> list[str]:
 def summary_problems(entry: dict, summary: dict, run: Path) -> list[str]:
     """Every entry field that copies summary.json, compared with it."""
     problems = []
-    fields = {**SUMMARY_FIELDS, **{f"hardware.{key}": ("hardware", key)
-                                   for key in entry["hardware"]}}
-    for field, keys in fields.items():
+    for field, keys in SUMMARY_FIELDS.items():
         stated, recorded = _get(entry, field.split(".")), _get(summary, keys)
-        if field == "hardware.gpu_count" and recorded is None:
-            recorded = 0  # a CPU run records no GPU count; its entry says 0
         if stated != recorded:
             where, stated, recorded = first_difference(field, stated, recorded)
             problems.append(f"{where} is {stated!r} but {run}/summary.json says {recorded!r}")
@@ -113,6 +112,12 @@ def time_problems(entry: dict, summary: dict, run: Path, config) -> list[str]:
         problems.append(f"train_elapsed_s cannot be checked: {err}")
     else:
         where = f"{run}/checkpoint/train_state.json"
+        from cramming.config import config_sha256  # OmegaConf only; no torch
+
+        if state.get("config_sha256") != config_sha256(config):
+            problems.append(f"{where}: config_sha256 {str(state.get('config_sha256'))[:12]}... "
+                            f"is not the hash of {run}/config.yaml: the checkpoint was not "
+                            "written by a run of this config")
         for field, key, stated in (("train_elapsed_s", "elapsed_s", elapsed),
                                    ("training.steps", "step", entry["training"]["steps"]),
                                    ("training.tokens_seen", "tokens",

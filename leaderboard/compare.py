@@ -96,6 +96,7 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
     common = [task for task in TASKS if task in side_a.tasks and task in side_b.tasks]
     if not common:
         raise UserError(f"{side_a.path} and {side_b.path} share no GLUE task")
+    notes = setting_notes(side_a, side_b, common)
     rng = np.random.default_rng(seed)
     tasks, observed, drawn = {}, {"a": {}, "b": {}}, {"a": {}, "b": {}}
     for task in common:
@@ -105,6 +106,7 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
         n_rows = {}
         for split, (_, suffix) in spec.dev_splits.items():
             labels = read_split(glue_dir, task, split).labels
+            notes += label_notes(task, split, labels, {"A": side_a, "B": side_b}, glue_dir)
             rows, runs = _aligned(task, split, labels, {"a": side_a, "b": side_b})
             per_seed = bootstrap.split_replicates(rng, labels[rows], runs, spec.metrics,
                                                   replicates)
@@ -125,7 +127,7 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
     record = {"format": FORMAT, "a": str(side_a.path), "b": str(side_b.path),
               "method": {"name": "paired bootstrap", "replicates": replicates, "seed": seed,
                          "confidence": bootstrap.CONFIDENCE},
-              "tasks": tasks}
+              "tasks": tasks, "notes": sorted(set(notes), key=notes.index)}
     # compute_averages adds numbers or arrays alike: the replicates average as the scores do.
     stated = {system: compute_averages(observed[system]) for system in observed}
     resampled = {system: compute_averages(drawn[system]) for system in drawn}
@@ -139,6 +141,48 @@ def compare_results(a, b, *, glue_dir=None, replicates: int = REPLICATES, seed: 
         record[key].update(complete=stated["a"][key]["complete"], label=stated["a"][key]["label"])
     record["verdict"] = verdict(record)
     return record
+
+
+def setting_notes(side_a: Side, side_b: Side, common: list[str]) -> list[str]:
+    """What differs between how A and B were scored, said before any number: the protocol
+    (seeds aside: the median over any seeds is one score) and the task set."""
+    notes = []
+    protocols = [{k: v for k, v in side.record.get("protocol", {}).items()
+                  if k not in ("seeds", "seed", "rankable")} for side in (side_a, side_b)]
+    if protocols[0] != protocols[1]:
+        names = [p.get("name") for p in protocols]
+        what = (f"A used {names[0]!r}, B {names[1]!r}" if names[0] != names[1]
+                else f"both {names[0]!r} with different settings")
+        notes.append(f"different fine-tuning protocols ({what}): the difference is not only "
+                     "the models'")
+    only = {label: [t for t in side.tasks if t not in common]
+            for label, side in (("A", side_a), ("B", side_b))}
+    if any(only.values()):
+        parts = [f"only {label} has {', '.join(tasks)}" for label, tasks in only.items() if tasks]
+        notes.append(f"different task sets ({'; '.join(parts)}): compared on the "
+                     f"{len(common)} both have")
+    return notes
+
+
+def label_notes(task: str, split: str, labels: np.ndarray, sides: dict[str, Side],
+                glue_dir) -> list[str]:
+    """Refuse dev labels other than those a side was scored against (UserError, one line);
+    a note for a side whose results predate the label hashes."""
+    from glue_eval import labels_sha256, labels_verdict
+
+    actual, notes = labels_sha256(labels), []
+    where = f"the {task} {split} labels in {glue_dir}" if glue_dir else \
+        f"the Hub's {task} {split} labels"
+    for label, side in sides.items():
+        verdict = labels_verdict(side.record, task, split, actual)
+        if verdict == "other":
+            raise UserError(f"{where} are not the labels {label} ({side.path}) was scored "
+                            "against (dev_labels_sha256 differs): compare with the GLUE files "
+                            "both were scored with")
+        if verdict == "unknown":
+            notes.append(f"{label} ({side.path}) records no dev label hashes (scored by an "
+                         "earlier cram eval): its dev labels could not be confirmed")
+    return notes
 
 
 def _aligned(task: str, split: str, labels: np.ndarray, sides: dict[str, Side]):
@@ -203,6 +247,7 @@ def format_report(record: dict) -> str:
             lines.append(f"{label + mark:<32}" + _numbers(record[key]))
     if any(record.get(key) and not record[key]["complete"] for key, _ in AVERAGES):
         lines.append("* partial: over the components both results have")
+    lines += [f"note: {note}" for note in record.get("notes", [])]
     lines.append(record["verdict"])
     return "\n".join(lines)
 

@@ -119,7 +119,7 @@ def _board(entries: list[dict], track: str, marks: dict[str, float],
     for entry in entries:
         hardware = entry["hardware"]
         gpu = (hardware["gpu_name"] or hardware["device"]).removeprefix("NVIDIA ")
-        ranks = max(hardware["gpu_count"], hardware.get("world_size") or 1)
+        ranks = max(hardware["gpu_count"], hardware["world_size"])
         if ranks > 1:
             gpu = f"{ranks}x {gpu}"
         place, tie = "–", None
@@ -140,6 +140,8 @@ def _board(entries: list[dict], track: str, marks: dict[str, float],
             why.append(f"not ranked: {entry['results']['avg_cramming']['label']}")
         if unverified:
             why.append(f"unverified: {unverified[entry['name']]}")
+        if entry.get("claims"):
+            why.append(_claims_text(entry["claims"]))
         rows.append({
             "place": place, "tie": tie, "name": entry["name"], "date": entry["date"],
             "preset": entry["model"]["preset"], "gpu": gpu,
@@ -149,6 +151,17 @@ def _board(entries: list[dict], track: str, marks: dict[str, float],
             "budget": _clock(entry["budget_s"], round), "gpu_hours": gpu_hours,
             "scores": _scores(entry), "why": why})
     return {"track": track, "head": BOARD_HEAD, "columns": len(BOARD_HEAD), "rows": rows}
+
+
+def _claims_text(claims: list[dict]) -> str:
+    """Which claims the run dir cross-checked and which are the submitter's word, and why."""
+    names = {"final_model": "final model"}
+    checked = [names.get(c["claim"], c["claim"]) for c in claims if c["cross_checked"]]
+    word = [f"{names.get(c['claim'], c['claim'])} ({c['detail']})" for c in claims
+            if not c["cross_checked"]]
+    parts = ([f"cross-checked: {', '.join(checked)}"] if checked else []) + (
+        [f"submitter's word: {'; '.join(word)}"] if word else [])
+    return "; ".join(parts)
 
 
 def _compressed_row(rank: int, entry: dict) -> dict:

@@ -63,6 +63,9 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
         results_dir = run_file(run, entry["results_file"], "results_file").parent
     except UserError as err:
         return [str(err)]
+    mismatched = label_problems(results, glue_dir)
+    if mismatched:  # every metric would differ: the labels, not the scores, are the news
+        return mismatched
     problems = []
     for task in results["tasks"]:
         for number, seed_run in enumerate(seed_runs(results, task)):
@@ -71,6 +74,25 @@ def metric_problems(entry: dict, run: Path, glue_dir: Path) -> list[str]:
                 f".seeds[{number}]" if results["format"] == RESULTS_FORMAT else "")
             problems += _rescore(task, seed_run, where, results["protocol"], results_dir,
                                  glue_dir)
+    return problems
+
+
+def label_problems(results: dict, glue_dir: Path) -> list[str]:
+    """One line per dev split whose labels in `glue_dir` are not those the results were
+    scored against (results that predate the hashes are rescored unconfirmed)."""
+    from glue_eval import TASKS, labels_sha256, labels_verdict, read_split
+
+    problems = []
+    for task in results["tasks"]:
+        for split in TASKS[task].dev_splits if task in TASKS else ():
+            try:
+                actual = labels_sha256(read_split(glue_dir, task, split).labels)
+            except UserError:
+                continue  # the rescore names the unreadable file
+            if labels_verdict(results, task, split, actual) == "other":
+                problems.append(f"results.tasks.{task}.dev_labels_sha256: the {task} {split} "
+                                f"labels in {glue_dir} are not those the results were scored "
+                                "against; validate with the GLUE files they were scored with")
     return problems
 
 

@@ -63,19 +63,29 @@ def read_run_summary(run: Path) -> dict:
     return summary
 
 
-def entry_hardware(hardware: dict) -> dict:
-    """The hardware an entry records from a summary's: its device fields, with the job's world
-    size and every rank's device name (a summary from before multi-GPU runs is one process)."""
+def entry_hardware(hardware: dict, where) -> dict:
+    """The hardware an entry records from a summary's (`where`: the summary, for errors): its
+    device fields, the world size and every rank's device name of its largest segment, and
+    every training segment. A summary that does not record its ranks is refused: a run cannot
+    be assumed to have trained on one process."""
+    missing = [key for key in ("world_size", "device_names") if hardware.get(key) is None]
+    if missing:
+        raise UserError(f"{where}: hardware lacks {', '.join(missing)}: the run does not record "
+                        "how many ranks trained it, so its track cannot be decided (train it "
+                        "again with this version of cram pretrain)")
     out = {key: hardware.get(key)
            for key in ("device", "gpu_name", "gpu_count", "gpu_memory_gb", "world_size",
                        "device_names")}
     if out["gpu_count"] is None:
-        out["gpu_count"] = 0
-    if out["world_size"] is None:
-        out["world_size"] = 1
-    if out["device_names"] is None:
-        out["device_names"] = [out["gpu_name"] or out["device"]] * out["world_size"]
+        out["gpu_count"] = 0  # a CPU run records no GPU count
+    if "segments" in hardware:  # summaries from before segments were recorded have none
+        out["segments"] = [{key: item.get(key) for key in SEGMENT_KEYS}
+                           for item in hardware["segments"]]
     return out
+
+
+# What an entry keeps of each training segment (cramming.train.segments).
+SEGMENT_KEYS = ("world_size", "device_names", "started_step", "started_elapsed_s")
 
 
 def read_results(run: Path) -> tuple[str, dict]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from crambench.contracts import hash_pair, sha256_file
 from crambench.errors import UserError
 from glue_eval.model_folder import identity_files, listing_differences
-from leaderboard import claims, compressed
+from leaderboard import claims, compressed, cross_checks
 from leaderboard.extraction import extraction_run_problems
 from leaderboard.prediction_checks import prediction_problems
 from leaderboard.records import (
@@ -51,8 +51,11 @@ def run_problems(entry: dict, run: Path) -> list[str]:
         summary = read_run_summary(run)
     except UserError as err:
         return [str(err)]
-    # What submit copied: a summary without world_size or device_names is one process's.
-    summary = {**summary, "hardware": entry_hardware(summary["hardware"])}
+    try:  # what submit copied: the whole hardware record, segments included
+        summary = {**summary, "hardware": entry_hardware(summary["hardware"],
+                                                         run / "summary.json")}
+    except UserError as err:
+        return [str(err)]
     problems = claims.summary_problems(entry, summary, run)
     try:
         config = read_config(run)
@@ -62,6 +65,8 @@ def run_problems(entry: dict, run: Path) -> list[str]:
     else:
         problems += claims.time_problems(entry, summary, run, config)
         problems += claims.shape_problems(entry, run, config)
+    computed, found = cross_checks.cross_check(entry, run, config)
+    problems += found + cross_checks.claim_problems(entry, computed)
     problems += _hash_problems(entry, run, summary, config)
     problems += lineage_problems(entry, run) + extraction_run_problems(entry, run, summary)
     problems += compressed.run_problems(entry, run)

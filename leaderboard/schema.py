@@ -1,5 +1,6 @@
-"""The entry format (`cram-entry/1`): its JSON Schema, reading entries from disk, and which
-kind of entry one is (a trained run's, or an outside model's).
+"""The entry format (`cram-entry/2`; an earlier one is refused in one line): its JSON Schema,
+reading entries from disk, and which kind of entry one is (a trained run's, or an outside
+model's).
 
 The schema itself is data (`entry.schema.json`, shipped in the package) so that anyone can
 check an entry without this code; this module only turns its verdicts into readable lines.
@@ -14,8 +15,18 @@ from pathlib import Path
 
 from crambench.errors import UserError
 
-ENTRY_FORMAT = "cram-entry/1"
+ENTRY_FORMAT = "cram-entry/2"
+# Formats this validator knows but no longer accepts, with why: one line instead of a page of
+# schema errors.
+RETIRED_FORMATS = {
+    "cram-entry/1": "an earlier entry format that did not require the run's ranks "
+                    "(hardware.world_size, device_names), its category and which claims were "
+                    "cross-checked; submit the run again with `cram submit`",
+}
 RUN_FORMAT = "cram-run/1"  # contract 2, what `cram submit` reads
+# The claims a run's entry says were cross-checked or are the submitter's word
+# (`leaderboard.cross_checks`), each listed once.
+CLAIMS = ("hardware", "throughput", "code", "final_model")
 
 
 def is_outside(entry) -> bool:
@@ -37,6 +48,8 @@ def schema_errors(entry) -> list[str]:
     if not isinstance(entry, dict):
         return [f"entry is a JSON {type(entry).__name__}, not an object"]
     fmt = entry.get("format")
+    if fmt in RETIRED_FORMATS:
+        return [f"format {fmt!r} is {RETIRED_FORMATS[fmt]}"]
     if fmt != ENTRY_FORMAT:
         return [f"unknown format {fmt!r} (expected {ENTRY_FORMAT!r})"]
     import jsonschema  # imported here: keeps `cram --help` fast

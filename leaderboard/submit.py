@@ -23,7 +23,7 @@ from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from crambench.files import write_json_atomic
 from cramming.rules import RULES_VERSION
-from leaderboard import claims, tracks
+from leaderboard import claims, cross_checks, tracks
 from leaderboard.entry_checks import record_free_problems
 from leaderboard.prediction_checks import prediction_problems
 from leaderboard.records import (
@@ -52,10 +52,11 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     # The run's records must agree with each other before they make an entry (hashing the
     # data dir is left to `validate --run`: hours of shards for a full-size corpus).
     config = read_config(run)
+    entry["claims"], contradictions = cross_checks.cross_check(entry, run, config)
     problems = schema_errors(entry) or (
         record_free_problems(entry)
         + claims.time_problems(entry, read_run_summary(run), run, config)
-        + claims.shape_problems(entry, run, config))
+        + claims.shape_problems(entry, run, config) + contradictions)
     if problems:  # a run dir that produces a bad entry is a bad run dir; name the first fault
         raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
     write_json_atomic(out, entry)
@@ -124,7 +125,7 @@ def build_entry(run: Path, name: str) -> dict:
         "rules_version": RULES_VERSION,
         "track": None,  # decided below, from the finished entry
         "track_reason": None,
-        "hardware": entry_hardware(summary["hardware"]),
+        "hardware": entry_hardware(summary["hardware"], run / "summary.json"),
         "budget_s": summary["budget_s"],
         "train_elapsed_s": summary["train_elapsed_s"],
         "stopped_by": summary["stopped_by"],
@@ -144,6 +145,8 @@ def build_entry(run: Path, name: str) -> dict:
         "results": results,
         "software": summary["software"],
         "code_version": summary.get("code_version"),
+        "code_sha256": summary.get("code_sha256"),
+        "claims": [],  # cross-checked against the run dir by `submit`
         "loss_curve": loss_curve(run),
     }
     if "lineage" in summary:  # a derived run (cram compress, cram extract)

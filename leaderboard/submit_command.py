@@ -1,7 +1,7 @@
 """`cram submit --run RUN --name NAME [--out entries/NAME.json] [--force]`
 `cram submit --results FILE --name NAME [--model PATH] [--out ...] [--force]`
 
-Turns a scored run dir into a leaderboard entry (`cram-entry/1`): the run's summary, its data
+Turns a scored run dir into a leaderboard entry (`cram-entry/2`): the run's summary, its data
 sources, its GLUE (or probe) results in full, the track Rules v1 give it, and the hash chain
 data -> config -> model -> results. With `--results`, an outside model's results file
 (`cram eval glue|probe --model PATH --out FILE`) becomes an entry instead: no run, the model

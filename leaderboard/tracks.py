@@ -20,6 +20,7 @@ from cramming.rules import (
     multi_gpu_reason,
 )
 from leaderboard.extraction import extraction_violations
+from leaderboard.schema import CLAIMS
 
 # Totals are sums of two times rounded to the millisecond; an edit moves them by far more.
 SUM_TOLERANCE_S = 1e-3
@@ -38,6 +39,11 @@ def track_reasons(entry: dict) -> list[str]:
         reasons.append(f"{device} is not a ranked GPU ({', '.join(RANKED_GPUS)})")
     elif hardware.get("gpu_count") != RANKED_GPU_COUNT and world_size(entry) == 1:
         reasons.append(f"{hardware.get('gpu_count')} GPUs (the ranked track is one GPU)")
+    # A run resumed on other hardware: its largest segment names one device, not all.
+    elsewhere = sorted({name for part in hardware.get("segments") or []
+                        for name in part["device_names"] if not is_ranked_gpu(name)})
+    if elsewhere and is_ranked_gpu(hardware.get("gpu_name")):
+        reasons.append(f"part of the training ran on {', '.join(elsewhere)}, not a ranked GPU")
     recovery = (entry.get("compression") or {}).get("recovery_hardware")
     if recovery and not (is_ranked_gpu(recovery["gpu_name"])
                          and recovery["gpu_count"] == RANKED_GPU_COUNT):
@@ -81,8 +87,9 @@ def _recipe_changes(protocol: dict) -> list[str]:
 
 
 def world_size(entry: dict) -> int:
-    """Ranks the run trained on (1 for entries from before multi-GPU runs)."""
-    return entry["hardware"].get("world_size") or 1
+    """Ranks the run trained on, at most (its largest training segment); the schema requires
+    it of every run's entry."""
+    return entry["hardware"]["world_size"]
 
 
 def decide_category(entry: dict) -> str | None:
@@ -115,14 +122,27 @@ def rule_violations(entry: dict) -> list[str]:
     if entry.get("category") != decide_category(entry):
         problems.append(f"category is {entry.get('category')!r} but Rules v{RULES_VERSION} give "
                         f"{decide_category(entry)!r} for world_size {world_size(entry)}")
-    names = entry["hardware"].get("device_names")
-    if names is not None and len(names) != world_size(entry):
+    names = entry["hardware"]["device_names"]
+    largest = max((part["world_size"] for part in entry["hardware"].get("segments") or []),
+                  default=world_size(entry))
+    segments = entry["hardware"].get("segments") or []
+    if segments and max(segments, key=lambda part: part["world_size"])["device_names"] != names:
+        problems.append("hardware.device_names are not those of its largest training segment "
+                        "(hardware.segments)")
+    if largest != world_size(entry):
+        problems.append(f"hardware.world_size is {world_size(entry)} but its largest training "
+                        f"segment ran on {largest} ranks (hardware.segments)")
+    if len(names) != world_size(entry):
         problems.append(f"hardware.device_names has {len(names)} names for world_size "
                         f"{world_size(entry)}")
     if (entry["hardware"].get("device") == "cuda"
             and entry["hardware"].get("gpu_count") != world_size(entry)):
         problems.append(f"hardware.gpu_count {entry['hardware'].get('gpu_count')} differs from "
                         f"world_size {world_size(entry)} (one GPU per rank)")
+    listed = [item["claim"] for item in entry["claims"]]
+    if sorted(listed) != sorted(CLAIMS):
+        problems.append(f"claims lists {', '.join(listed) or 'nothing'}; an entry lists each of "
+                        f"{', '.join(CLAIMS)} once")
     problems += lineage_violations(entry) + extraction_violations(entry)
     hashes, results = entry["hashes"], entry["results"]
     if entry["data"]["data_sha256"] != hashes["data_sha256"]:

@@ -171,10 +171,10 @@ def _prune(run: Path, parent: dict, parent_model, tmp: Path, total: Method, budg
 
 def _summary(run: Path, out: Path, parent: dict, tmp: Path, stage: Method, total: Method,
              budget_s: float, trained: dict, started: str) -> dict:
+    from crambench.code import code_sha256, code_version
     from cramming.compress.storage import stored_stats
     from cramming.config import config_sha256
     from cramming.train.hardware import software_info
-    from cramming.train.run_dir import code_version
 
     final = tmp / "final"
     stats = stored_stats(final / "model.safetensors")
@@ -213,6 +213,7 @@ def _summary(run: Path, out: Path, parent: dict, tmp: Path, stage: Method, total
         "config_sha256": config_sha256(tmp / "config.yaml"),
         "model_sha256": sha256_file(final / "model.safetensors"),
         "code_version": code_version(),
+        "code_sha256": code_sha256(),
         "started_utc": started,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "lineage": lineage,

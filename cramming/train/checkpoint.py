@@ -3,8 +3,10 @@
     model.safetensors   weights (the uncompiled module's state dict)
     state.pt            optimizer, grad scaler and RNG states (torch.save, tensors only)
     train_state.json    step, elapsed_s, tokens, data position, how training ended
-                        (stopped_by: null while it runs), config and data hashes, and the
-                        sha256 of the two files above
+                        (stopped_by: null while it runs), config and data hashes, the
+                        training segments so far (cramming.train.segments), the sha256 of
+                        the two files above and `tensors_sha256` of the weights (what final/
+                        of a finished run must hold: crambench.tensor_hash)
 
 Nothing in train_state.json is trusted as written: `check_train_state` checks every field's
 type and range (and its consistency with the config) before a resume uses it, and the weights
@@ -25,7 +27,9 @@ from safetensors.torch import load_file, save
 from crambench.contracts import read_contract, sha256_file
 from crambench.errors import UserError
 from crambench.files import atomic_dir, atomic_file, write_bytes_atomic, write_json_atomic
+from crambench.tensor_hash import tensors_sha256_of_bytes
 from crambench.units import format_bytes
+from cramming.train.segments import segments_problem
 
 CHECKPOINT_FORMAT = "cram-checkpoint/2"
 STOPPED_BY = (None, "budget", "steps", "interrupt")  # null: saved while training ran
@@ -37,7 +41,8 @@ def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> 
     the previous checkpoint intact."""
     with atomic_dir(Path(run_dir) / "checkpoint", force=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        model_sha256 = write_bytes_atomic(tmp / "model.safetensors", save(weights))
+        data = save(weights)
+        model_sha256 = write_bytes_atomic(tmp / "model.safetensors", data)
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -46,6 +51,7 @@ def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> 
             torch.save(state, handle)
         write_json_atomic(tmp / "train_state.json", {
             "format": CHECKPOINT_FORMAT, **train_state, "model_sha256": model_sha256,
+            "tensors_sha256": tensors_sha256_of_bytes(data, "checkpoint weights"),
             "state_sha256": handle.sha256()})
 
 
@@ -69,6 +75,10 @@ def read_train_state(run_dir) -> dict:
                and _SHA256.fullmatch(state[key]) is not None, "a sha256 hex digest")
     for key in ("started_utc", "preset"):
         _check(path, state, key, isinstance(state.get(key), str), "a string")
+    if "segments" in state:  # absent in checkpoints written before segments were recorded
+        problem = segments_problem(state["segments"])
+        _check(path, state, "segments", problem is None, f"a list of training segments "
+               f"(segments{problem})")
     return state
 
 

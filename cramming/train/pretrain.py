@@ -52,6 +52,7 @@ from cramming.train.run_dir import (
     write_run,
 )
 from cramming.train.schedules import batch_size_at, lr_factor
+from cramming.train.segments import continue_segments, segment
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
 from data_prep import open_data_dir
@@ -172,6 +173,8 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     if resumed:
         state.update(apply_checkpoint(checkpoint, model=model, optimizer=optimizer,
                                       scaler=scaler), stopped_by=None)
+    state["segments"] = continue_segments(state.get("segments", []), segment(
+        hardware, step=state["step"], elapsed_s=state.get("elapsed_s", 0)))
     if cfg.impl.micro_batch == AUTO:  # on the clock, before compilation (one shape)
         cfg.impl.micro_batch = dist.on_main(probe_micro_batch, model, cfg, dev, precision,
                                             quiet=quiet or not dist.is_main)
@@ -185,7 +188,8 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     rows = RowStream(data_dir, seed=cfg.seed, start=state["rows"], chunk=cfg.impl.micro_batch,
                      rank=dist.rank, world_size=dist.world_size)
     metrics = (MetricsLog(run / "metrics.jsonl", resume_step=state["step"] if resumed else None,
-                          resume_elapsed=state["elapsed_s"] if resumed else None)
+                          resume_elapsed=state["elapsed_s"] if resumed else None,
+                          first_fields={"device_names": hardware["device_names"]})
                if dist.is_main else None)
     with step_profiler(cfg.impl.profile_steps, run / "profile", dev,
                        enabled=dist.is_main) as profiler:

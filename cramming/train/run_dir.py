@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,11 +121,16 @@ def open_resumable(run) -> Path:
 class MetricsLog:
     """RUN/metrics.jsonl, one JSON object per log step. On resume, lines logged after the
     checkpoint are dropped so the step/elapsed sequence continues without a repeat; a last line
-    a crash cut short is dropped too, while any other damage is a UserError naming the line."""
+    a crash cut short is dropped too, while any other damage is a UserError naming the line.
+
+    `first_fields` go into the first record this log appends (the trainer's devices): a record
+    written at another time than the summary and the checkpoints, which a validator compares
+    with them."""
 
     def __init__(self, path, *, resume_step: int | None = None,
-                 resume_elapsed: float | None = None):
+                 resume_elapsed: float | None = None, first_fields: dict | None = None):
         self.path = Path(path)
+        self.first_fields = dict(first_fields or {})
         if resume_step is None:
             write_text_atomic(self.path, "")
         elif self.path.exists():
@@ -134,6 +138,7 @@ class MetricsLog:
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, record: dict) -> None:
+        record, self.first_fields = {**record, **self.first_fields}, {}
         try:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -180,27 +185,6 @@ def metrics_up_to(path: Path, step: int, elapsed_s: float | None) -> list[str]:
 
 def write_summary(run_dir, summary: dict) -> None:
     write_json_atomic(Path(run_dir) / "summary.json", {"format": RUN_FORMAT, **summary})
-
-
-def code_version() -> str:
-    """Package version plus the git commit of the code, when it runs from a checkout."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        base = version("cramming-bench")
-    except PackageNotFoundError:
-        base = "unknown"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{base}+git.{commit}" if commit else base
 
 
 def resolve_run(request: RunRequest, *, quiet=False):

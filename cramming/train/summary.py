@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crambench.code import code_sha256, code_version
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from crambench.files import atomic_dir
@@ -16,7 +17,8 @@ from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
 from cramming.train.hardware import autocast, software_info
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
-from cramming.train.run_dir import code_version, write_summary
+from cramming.train.run_dir import write_summary
+from cramming.train.segments import run_hardware
 from cramming.weights import save_pretrained
 
 
@@ -83,7 +85,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "compile_mode": cfg.impl.compile_mode if cfg.impl.compile else None,
         "micro_batch": cfg.impl.micro_batch,
         "profile_steps": cfg.impl.profile_steps,  # > 0: traced, so slower (open track)
-        "hardware": hardware,
+        "hardware": run_hardware(hardware, state.get("segments")),
         "software": software_info(),
         "data_sha256": data_dir.data_sha256,
         "data_path": str(Path(data_dir.path).resolve()),
@@ -91,6 +93,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "config_sha256": config_sha256(cfg),
         "model_sha256": model_sha256,
         "code_version": code_version(),
+        "code_sha256": code_sha256(),
         "started_utc": state["started_utc"],
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -60,7 +60,7 @@ def test_submit_writes_an_entry_that_says_what_it_is(scored, entry_file):
     model, _, results = scored
     entry = json.loads(entry_file.read_text())
     recorded = json.loads(results.read_text())
-    assert entry["format"] == "cram-entry/1" and entry["name"] == "tiny-bert"
+    assert entry["format"] == "cram-entry/2" and entry["name"] == "tiny-bert"
     assert (entry["track"], entry["track_reason"]) == ("open", OUTSIDE_MODEL_REASON)
     # No run: no budget, hardware, training, data or loss-curve claim at all.
     for key in ("budget_s", "train_elapsed_s", "hardware", "training", "data", "loss_curve",

@@ -17,7 +17,7 @@ from scipy import stats
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from crambench.shell.cli import main
-from glue_eval import compute_metrics, read_split
+from glue_eval import compute_metrics, labels_sha256, read_split
 from glue_eval.results import format_predictions
 from leaderboard import bootstrap
 from leaderboard.compare import compare_results
@@ -107,14 +107,15 @@ def _noisy(labels, wrong: float, seed: int, regression: bool = False):
 
 
 def write_results(path, glue, tasks: dict[str, list[float]], *, seeds_format: bool,
-                  noise: int = 0):
+                  noise: int = 0, hashed: bool = False, protocol: str = "cramming"):
     """A results file of each format whose predictions are the dev labels made wrong at the
     given rates (one rate per seed, the errors drawn with seed `noise` + seed), with real
-    prediction files and hashes."""
+    prediction files and hashes; `hashed`: with the dev labels' hashes, as `cram eval` now
+    records them."""
     folder = path.with_name(f"{path.stem}-predictions")
     folder.mkdir(parents=True)
     record = {"format": "cram-glue/2" if seeds_format else "cram-glue/1", "suite": "glue",
-              "protocol": {"seed": 0}, "tasks": {}}
+              "protocol": {"name": protocol, "seed": 0}, "tasks": {}}
     for task, rates in tasks.items():
         labels = read_split(glue, task, "dev").labels
         runs = []
@@ -130,6 +131,8 @@ def write_results(path, glue, tasks: dict[str, list[float]], *, seeds_format: bo
         else:
             record["tasks"][task] = {"metrics": runs[0]["metrics"],
                                      "predictions": runs[0]["predictions"]}
+        if hashed:
+            record["tasks"][task]["dev_labels_sha256"] = {"dev": labels_sha256(labels)}
     path.write_text(json.dumps(record))
     return path
 
@@ -174,6 +177,56 @@ def test_compare_finds_the_better_results(two_results, tmp_path, capsys):
     assert flipped["verdict"].startswith("A beats B: -")
     # Repeatable under the same resampling seed.
     assert compare_results(a, b, glue_dir=glue, replicates=400)["avg_cramming"] == average
+
+
+def _glue_copy(glue, tmp_path, flip_rte: bool):
+    """The dev files of RTE, MRPC and STS-B in a folder of their own, RTE's first label
+    flipped when asked (another copy of GLUE's dev labels)."""
+    copy = tmp_path / "glue-copy"
+    for folder in ("RTE", "MRPC", "STS-B"):
+        (copy / folder).mkdir(parents=True)
+        text = (glue / folder / "dev.tsv").read_text(encoding="utf-8-sig")
+        if flip_rte and folder == "RTE":
+            header, first, rest = text.split("\n", 2)
+            label = first.rsplit("\t", 1)[1]
+            other = "entailment" if label == "not_entailment" else "not_entailment"
+            text = "\n".join([header, first.rsplit("\t", 1)[0] + "\t" + other, rest])
+        (copy / folder / "dev.tsv").write_text(text, encoding="utf-8")
+    return copy
+
+
+def test_compare_refuses_dev_labels_the_results_were_not_scored_against(tmp_path, shared_data):
+    glue = shared_data / "glue"
+    tasks = {"rte": [0.45], "mrpc": [0.3], "stsb": [1.5]}
+    a = write_results(tmp_path / "a" / "glue.json", glue, tasks, seeds_format=True, hashed=True)
+    b = write_results(tmp_path / "b" / "glue.json", glue, tasks, seeds_format=True, hashed=True,
+                      noise=7)
+    same = compare_results(a, b, glue_dir=_glue_copy(glue, tmp_path / "same", False),
+                           replicates=100)
+    assert same["notes"] == []  # a copy with the same labels is the same labels
+    other = _glue_copy(glue, tmp_path / "other", True)
+    with pytest.raises(UserError) as caught:
+        compare_results(a, b, glue_dir=other, replicates=100)
+    assert str(caught.value) == (
+        f"the rte dev labels in {other} are not the labels A ({a}) was scored against "
+        "(dev_labels_sha256 differs): compare with the GLUE files both were scored with")
+
+
+def test_compare_says_what_it_cannot_confirm_or_what_differs(tmp_path, shared_data, capsys):
+    glue = shared_data / "glue"
+    a = write_results(tmp_path / "a" / "glue.json", glue, {"rte": [0.45], "mrpc": [0.3]},
+                      seeds_format=True)  # scored before the label hashes were recorded
+    b = write_results(tmp_path / "b" / "glue.json", glue, {"rte": [0.2]}, seeds_format=True,
+                      hashed=True, protocol="quick")
+    assert main(["leaderboard", "compare", str(a), str(b), "--glue-dir", str(glue),
+                 "--replicates", "100"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: different fine-tuning protocols (A used 'cramming', B 'quick'): the difference "
+        "is not only the models'",
+        "note: different task sets (only A has mrpc): compared on the 1 both have",
+        f"note: A ({a}) records no dev label hashes (scored by an earlier cram eval): its dev "
+        "labels could not be confirmed"]
 
 
 def test_a_results_file_against_itself_shows_no_difference(two_results):

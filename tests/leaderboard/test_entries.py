@@ -25,9 +25,14 @@ from glue_eval import PROTOCOLS, compute_averages, compute_metrics, median_over_
 from leaderboard import submit, validate_entries
 
 A6000 = {"device": "cuda", "gpu_name": "NVIDIA RTX A6000", "gpu_count": 1,
-         "gpu_memory_gb": 47.53, "track": "ranked", "track_reason": None}
+         "gpu_memory_gb": 47.53, "track": "ranked", "track_reason": None, "world_size": 1,
+         "device_names": ["NVIDIA RTX A6000"]}
 CPU = {"device": "cpu", "gpu_name": None, "gpu_count": 0, "gpu_memory_gb": None,
-       "track": "open", "track_reason": "CPU run"}
+       "track": "open", "track_reason": "CPU run", "world_size": 1,
+       "device_names": ["cpu (a test CPU)"]}
+# Tokens/s a hand-made run logs per rank: within what an RTX A6000 does for crammed-bert by
+# the planner's speed law (leaderboard.cross_checks).
+RATE_PER_RANK = 30_000
 ALL_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
 
 
@@ -137,17 +142,27 @@ def make_run(tmp_path, *, hardware=A6000, budget_s=86400.0, elapsed_s=86390.5,
     (run / "final" / "model_config.json").write_text(json.dumps(
         {"format": "cram-model/1", **dataclasses.asdict(cfg.model), "params": params}))
     model_sha = _sha(model_bytes)
-    steps, tokens = log_lines * 10, log_lines * 40960
+    per_line = int(RATE_PER_RANK * hardware.get("world_size", 1) * elapsed_s / log_lines)
+    per_line -= per_line % cfg.model.seq_len
+    steps, tokens = log_lines * 10, log_lines * per_line
+    segments = ([{**{k: hardware.get(k) for k in ("device", "gpu_name", "gpu_count",
+                                                   "world_size", "device_names")},
+                  "started_step": 0, "started_elapsed_s": 0.0}]
+                if "world_size" in hardware else None)
     with open(run / "metrics.jsonl", "w") as handle:
         for line in range(1, log_lines + 1):
+            first = {"device_names": hardware["device_names"]} if line == 1 and segments else {}
             handle.write(json.dumps({
                 "step": line * 10, "elapsed_s": round(elapsed_s * line / log_lines, 3),
-                "tokens": line * 40960, "loss": round(10.0 / (1 + line / 50), 5), "lr": 1e-3,
-                "batch_size": 64, "tokens_per_s": 1e5}) + "\n")
+                "tokens": line * per_line, "loss": round(10.0 / (1 + line / 50), 5), "lr": 1e-3,
+                "batch_size": 64, "tokens_per_s": 1e5, **first}) + "\n")
     train_loss = round(10.0 / (1 + log_lines / 50), 5)
     (run / "checkpoint" / "train_state.json").write_text(json.dumps({
         "format": "cram-checkpoint/1", "step": steps, "tokens": tokens, "rows": steps * 64,
-        "elapsed_s": elapsed_s, "config_sha256": config_sha256(cfg), "data_sha256": data_sha}))
+        "elapsed_s": elapsed_s, "config_sha256": config_sha256(cfg), "data_sha256": data_sha,
+        **({"segments": segments} if segments else {})}))
+    if segments:
+        hardware = {**hardware, "segments": segments}
     summary = {
         "format": "cram-run/1", "budget_s": budget_s, "train_elapsed_s": elapsed_s,
         "stopped_by": "budget", "steps": steps, "tokens_seen": tokens,
@@ -183,7 +198,7 @@ def ranked_entry(tmp_path):
 def test_submit_ranked_entry_carries_contract_and_hash_chain(ranked_entry, tmp_path):
     out, entry = ranked_entry
     assert json.loads(out.read_text()) == entry
-    assert entry["format"] == "cram-entry/1" and entry["rules_version"] == 1
+    assert entry["format"] == "cram-entry/2" and entry["rules_version"] == 1
     assert (entry["track"], entry["track_reason"]) == ("ranked", None)
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
@@ -322,8 +337,12 @@ def test_score_tamper_reports_both_averages(ranked_entry, tmp_path):
 
 @pytest.mark.parametrize("edit, reason", [
     (lambda e: e.pop("name"), "entry: 'name' is a required property"),
+    (lambda e: e.update(format="cram-entry/1"),
+     "format 'cram-entry/1' is an earlier entry format that did not require the run's ranks "
+     "(hardware.world_size, device_names), its category and which claims were cross-checked; "
+     "submit the run again with `cram submit`"),
     (lambda e: e.update(format="cram-entry/9"),
-     "unknown format 'cram-entry/9' (expected 'cram-entry/1')"),
+     "unknown format 'cram-entry/9' (expected 'cram-entry/2')"),
     (lambda e: e["results"]["tasks"]["cola"]["metrics"].update(mcc="high"),
      "results.tasks.cola.metrics.mcc: 'high' is not of type 'number'"),
     (lambda e: e["hashes"].update(eval_sha256="not-a-hash"),

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_entries import A6000, make_run
 
+from crambench.errors import UserError
 from leaderboard import submit, validate_entries
 
+TWO_A6000 = {**A6000, "gpu_count": 2, "world_size": 2,
+             "device_names": ["NVIDIA RTX A6000"] * 2, "track": "open"}
 EIGHT_A6000 = {**A6000, "gpu_count": 8, "world_size": 8,
                "device_names": ["NVIDIA RTX A6000"] * 8, "track": "open"}
 
@@ -24,11 +28,46 @@ def test_an_eight_gpu_run_is_the_multi_gpu_category_of_the_open_track(tmp_path):
     assert validate_entries([out]) == {str(out): []}
 
 
-def test_one_gpu_entries_have_no_category_and_old_summaries_are_one_process(tmp_path):
-    entry = submit(make_run(tmp_path), "a6000", out=tmp_path / "a.json")  # no world_size
+def test_one_gpu_entries_have_no_category(tmp_path):
+    entry = submit(make_run(tmp_path), "a6000", out=tmp_path / "a.json")
     assert entry["category"] is None and entry["track"] == "ranked"
     assert entry["hardware"]["world_size"] == 1
     assert entry["hardware"]["device_names"] == ["NVIDIA RTX A6000"]
+
+
+def test_a_summary_that_does_not_record_its_ranks_is_not_taken_for_one_process(tmp_path):
+    one = {k: v for k, v in A6000.items() if k not in ("world_size", "device_names")}
+    run = make_run(tmp_path, hardware=one)
+    with pytest.raises(UserError, match=r"summary.json: hardware lacks world_size, "
+                                        r"device_names: the run does not record how many ranks"):
+        submit(run, "a6000", out=tmp_path / "a.json")
+
+
+def test_a_multi_gpu_entry_stripped_of_its_ranks_is_refused(tmp_path):
+    """Without hardware.world_size, device_names and category, a 2-rank run's entry must not
+    pass as one process, with or without its run dir."""
+    run = make_run(tmp_path, hardware=TWO_A6000)
+    entry = submit(run, "two", out=tmp_path / "two.json")
+    assert entry["category"] == "multi-gpu"
+    for key in ("world_size", "device_names"):
+        entry["hardware"].pop(key)
+    entry.pop("category")
+    entry["track"], entry["track_reason"] = "ranked", None  # what one A6000 would get
+    path = tmp_path / "stripped.json"
+    path.write_text(json.dumps(entry))
+    problems = validate_entries([path])[str(path)]
+    assert problems == ["entry: 'category' is a required property",
+                        "hardware: 'world_size' is a required property",
+                        "hardware: 'device_names' is a required property"]
+    assert validate_entries([path], run=run)[str(path)] == problems  # the schema comes first
+    # Each key left out alone still fails against the run: its hardware is compared whole.
+    entry = submit(run, "two", out=tmp_path / "two.json", force=True)
+    entry["hardware"]["segments"][0]["world_size"] = 1
+    entry["hardware"]["segments"][0]["device_names"] = ["NVIDIA RTX A6000"]
+    path.write_text(json.dumps(entry))
+    problems = validate_entries([path], run=run)[str(path)]
+    assert any(p.startswith("hardware.segments.0.device_names is ['NVIDIA RTX A6000'] but "
+                            f"{run}/summary.json says") for p in problems), problems
 
 
 def test_category_and_device_counts_are_checked(tmp_path):

@@ -446,3 +446,87 @@ def test_results_with_glue_server_files_submit_and_validate(copy_of, tmp_path):
     served = run / "eval" / "glue-test" / "RTE.tsv"
     served.write_text(served.read_text().replace("not_entailment", "entailment"))
     _has(_problems(entry, run=run), f"test_predictions: {served} does not match its sha256")
+
+
+# --- claims the run dir cross-checks ---------------------------------------------------------
+
+def test_the_entry_says_which_claims_were_cross_checked(scored):
+    _, entry_path, _ = scored
+    claims = {item["claim"]: item for item in json.loads(entry_path.read_text())["claims"]}
+    assert claims["hardware"] == {
+        "claim": "hardware", "cross_checked": True,
+        "detail": "the devices agree with checkpoint/train_state.json and metrics.jsonl"}
+    assert claims["throughput"] == {"claim": "throughput", "cross_checked": False,
+                                    "detail": "no speed figures for a CPU"}
+    assert claims["code"]["cross_checked"] and claims["final_model"]["cross_checked"]
+
+
+def _relabel_as_a6000(hardware):
+    names = ["NVIDIA RTX A6000"]
+    hardware.update(device="cuda", gpu_name=names[0], gpu_count=1, gpu_memory_gb=47.53,
+                    device_names=names)
+    if "track" in hardware:  # the summary's record labels its track; an entry's does not
+        hardware.update(track="ranked", track_reason=None)
+    for part in hardware["segments"]:
+        part.update(device="cuda", gpu_name=names[0], gpu_count=1, device_names=names)
+
+
+def test_a_cpu_run_relabelled_as_a_ranked_gpu_is_caught(copy_of, tmp_path):
+    run, entry_path, glue = copy_of
+    summary = json.loads((run / "summary.json").read_text())
+    _relabel_as_a6000(summary["hardware"])
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError, match="hardware.segments differ from the segments in .*"
+                                        "checkpoint/train_state.json"):
+        submit(run, "relabelled", out=tmp_path / "relabelled.json")
+    entry = json.loads(entry_path.read_text())
+    _relabel_as_a6000(entry["hardware"])
+    entry["hardware"]["segments"] = [{k: part[k] for k in ("world_size", "device_names",
+                                                          "started_step", "started_elapsed_s")}
+                                     for part in entry["hardware"]["segments"]]
+    entry["track_reason"] = decide_track(entry)[1]
+    problems = _problems_of(entry, tmp_path, run, glue)
+    _has(problems, f"hardware.segments differ from the segments in {run}/checkpoint/",
+         f"{run}/metrics.jsonl step 1 was logged on ['cpu (")
+
+
+def test_an_edited_code_version_contradicts_the_code_hash(copy_of, tmp_path):
+    run, _, _ = copy_of
+    _edit_json(run / "summary.json", code_version="0.0.1")
+    with pytest.raises(UserError, match="code_version is '0.0.1' but code_sha256 is the hash "
+                                        "of the package files of "):
+        submit(run, "relabelled", out=tmp_path / "relabelled.json")
+
+
+def test_the_checkpoint_must_be_of_this_config_and_final_of_its_weights(copy_of, tmp_path):
+    """A forgery that rewrites every hash it knows of: another model in final/ (its sha256
+    rewritten in the summary) and a checkpoint of another config."""
+    from safetensors.torch import load_file, save_file
+
+    from crambench.contracts import sha256_file
+
+    run, entry_path, glue = copy_of
+    weights = load_file(run / "final" / "model.safetensors")
+    first = sorted(weights)[0]
+    weights[first] = weights[first] + 0.01
+    save_file(weights, run / "final" / "model.safetensors", metadata={"format": "pt"})
+    _edit_json(run / "summary.json", model_sha256=sha256_file(run / "final" / "model.safetensors"))
+    _edit_json(run / "checkpoint" / "train_state.json", config_sha256="0" * 64)
+    problems = _problems(entry_path, run, glue)
+    _has(problems, f"{run}/final/model.safetensors does not hold the weights training ended "
+                   "with: its tensors differ from tensors_sha256 in ",
+         f"{run}/checkpoint/train_state.json: config_sha256 000000000000... is not the hash of "
+         f"{run}/config.yaml")
+
+
+def test_validate_refuses_other_dev_labels_in_one_line(scored, tmp_path):
+    run, entry_path, glue = scored
+    copy = tmp_path / "glue"
+    (copy / "RTE").mkdir(parents=True)
+    lines = (glue / "RTE" / "dev.tsv").read_text(encoding="utf-8-sig").split("\n")
+    head, label = lines[1].rsplit("\t", 1)
+    lines[1] = head + "\t" + ("entailment" if label == "not_entailment" else "not_entailment")
+    (copy / "RTE" / "dev.tsv").write_text("\n".join(lines), encoding="utf-8")
+    assert _problems(entry_path, run, copy) == [
+        f"results.tasks.rte.dev_labels_sha256: the rte dev labels in {copy} are not those the "
+        "results were scored against; validate with the GLUE files they were scored with"]

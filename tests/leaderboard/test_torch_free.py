@@ -14,8 +14,11 @@ from test_entries import make_run
 from leaderboard import submit
 
 # Modules a validator must never need: the deep-learning stack and the trainer's own code.
-FORBIDDEN = ("torch", "tokenizers", "safetensors", "cramming.train", "cramming.plan",
-             "cramming.model", "cramming.weights", "glue_eval.finetune", "glue_eval.encoder")
+# Of the planner it reads only the speed law and the GPU table (numpy), to cross-check a
+# run's throughput against its claimed device; never the planner, which times real models.
+FORBIDDEN = ("torch", "tokenizers", "safetensors", "cramming.train", "cramming.plan.planner",
+             "cramming.plan.memory", "cramming.plan.command", "cramming.model",
+             "cramming.weights", "glue_eval.finetune", "glue_eval.encoder")
 
 
 def _imported_by(argv: list[str]) -> list[str]:

@@ -245,9 +245,19 @@ def test_sigterm_to_the_launcher_then_resume_on_another_world_size(data, overrid
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["stopped_by"] == "budget" and summary["hardware"]["world_size"] == 1
+    assert summary["stopped_by"] == "budget"
+    # The steps trained on two ranks are not forgotten: the run is classified by its largest
+    # segment, and each segment's devices are in the summary, the checkpoint and the log.
+    hardware = summary["hardware"]
+    assert hardware["world_size"] == 2 and len(hardware["device_names"]) == 2
+    assert [(s["world_size"], s["started_step"]) for s in hardware["segments"]] == [
+        (2, 0), (1, first["steps"])]
+    state = json.loads((run / "checkpoint" / "train_state.json").read_text())
+    assert state["segments"] == hardware["segments"]
+    assert build_entry_for(run, summary)["category"] == "multi-gpu"
     assert first["train_elapsed_s"] < summary["train_elapsed_s"] <= budget
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [len(m["device_names"]) for m in metrics if "device_names" in m] == [2, 1]
     steps = [m["step"] for m in metrics]
     assert steps == list(range(1, summary["steps"] + 1))  # continuous, no repeat, no gap
     assert [m["elapsed_s"] for m in metrics] == sorted(m["elapsed_s"] for m in metrics)
