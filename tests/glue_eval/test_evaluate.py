@@ -237,7 +237,7 @@ def test_several_seeds_are_each_kept_and_scored_by_their_median(tiny_run, tmp_pa
     assert single["protocol"]["seeds"] == [0]
     capsys.readouterr()
     assert main([*argv[:-1], "0,1,1", "--force"]) == 2
-    assert "seeds '0,1,1': give distinct whole numbers" in capsys.readouterr().err
+    assert "'0,1,1' names a seed twice" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("task, split", [("sst2", "train"), ("sst2", "dev"), ("rte", "train")])

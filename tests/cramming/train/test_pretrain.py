@@ -97,7 +97,7 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
         pretrain(data, tmp_path / "ranked", budget_s=2, preset="tiny", overrides=overrides,
                  device="cpu", gpu_check="ranked", quiet=True)
     assert not (tmp_path / "ranked").exists()  # refused before anything was written
-    with pytest.raises(UserError, match="seed -1 must be at least 0"):
+    with pytest.raises(UserError, match="seed -1 is out of range"):
         pretrain(data, tmp_path / "negative", budget_s=2, preset="tiny", overrides=overrides,
                  seed=-1, quiet=True)
     assert not (tmp_path / "negative").exists()
@@ -105,7 +105,8 @@ def test_refusals_are_one_line_user_errors(data, overrides, tmp_path):
     with pytest.raises(UserError, match="cannot create run dir .*afile: File exists"):
         pretrain(data, tmp_path / "afile", budget_s=2, preset="tiny", overrides=overrides,
                  quiet=True)
-    summary = pretrain(data, run, budget_s=2, preset="tiny", force=True,
+    # --force replaces the earlier run; two steps end it (a budget of real seconds to spare).
+    summary = pretrain(data, run, budget_s=30, preset="tiny", force=True,
                        overrides=overrides + ["train.max_steps=2"], quiet=True)
     assert summary["stopped_by"] == "steps" and summary["steps"] == 2
 
