@@ -48,9 +48,20 @@ def test_a_kill_between_the_renames_leaves_one_whole_pair(tmp_path, monkeypatch,
     out = tmp_path / "glue.json"
     write_results(out, _record(50.0), _predictions(0), force=False)
     assert _pair(out) == (50.0, "0")
+    _write_killed_after(out, monkeypatch, renames_done, force=True)
+    recover(out)  # what the next `cram eval` does first
+    assert _pair(out) == ((50.0, "0") if lands == "old" else (75.0, "1"))
+    assert _leftovers(tmp_path) == []
+    write_results(out, _record(60.0), _predictions(0), force=True)  # and the next write works
+    assert _pair(out) == (60.0, "0")
+
+
+def _write_killed_after(out, monkeypatch, renames_done, *, force):
+    """write_results of (75.0, predictions "1") killed after `renames_done` renames of the
+    landing."""
     real_replace, landing = os.replace, []
 
-    def replace(src, dst):  # killed after `renames_done` renames of the landing
+    def replace(src, dst):
         if not str(src).endswith(".tmp"):  # not a file written whole into the staging folder
             if len(landing) == renames_done:
                 raise KeyboardInterrupt
@@ -59,30 +70,13 @@ def test_a_kill_between_the_renames_leaves_one_whole_pair(tmp_path, monkeypatch,
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
-        write_results(out, _record(75.0), _predictions(1), force=True)
+        write_results(out, _record(75.0), _predictions(1), force=force)
     monkeypatch.setattr(os, "replace", real_replace)
-    recover(out)  # what the next `cram eval` does first
-    assert _pair(out) == ((50.0, "0") if lands == "old" else (75.0, "1"))
-    assert _leftovers(tmp_path) == []
-    write_results(out, _record(60.0), _predictions(0), force=True)  # and the next write works
-    assert _pair(out) == (60.0, "0")
 
 
 def _killed_after_first_rename(out, monkeypatch):
     """A first eval killed once its predictions folder landed, before its results file."""
-    real_replace, landing = os.replace, []
-
-    def replace(src, dst):
-        if not str(src).endswith(".tmp"):
-            if landing:
-                raise KeyboardInterrupt
-            landing.append(src)
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
-        write_results(out, _record(75.0), _predictions(1), force=False)
-    monkeypatch.setattr(os, "replace", real_replace)
+    _write_killed_after(out, monkeypatch, 1, force=False)
     assert not out.exists()
 
 
