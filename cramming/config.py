@@ -22,31 +22,52 @@ from crambench.errors import UserError
 from crambench.options import SEED_MAX, SEED_RANGE
 
 PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("crammed-bert", "tiny", "mini", "small")
+# Sizes and whole recipes, then the component groups of the cramming paper's resets, which
+# layer over a size: `--preset tiny+original-arch`.
+PRESETS = ("crammed-bert", "tiny", "mini", "small", "bert-original", "original-arch",
+           "original-train")
 
 
 @dataclass
 class ModelConfig:
-    """Shape of the encoder. Defaults are the reference `crammed-bert` (cramming paper)."""
+    """The encoder: its shape, then its components by name. Defaults are the reference
+    `crammed-bert`, the cramming paper's final recipe (its `arch/crammed-bert.yaml`)."""
 
     vocab_size: int = 32768  # tokens; must equal the data dir's vocabulary
     seq_len: int = 128  # tokens per row; must equal the data dir's rows
     hidden: int = 768  # width of the residual stream
     layers: int = 16  # transformer blocks
     heads: int = 12  # attention heads; hidden must divide evenly
-    ffn_hidden: int = 3072  # GLU in-projection width; half is the gate, half goes out
-    norm_eps: float = 1e-12  # LayerNorm epsilon (cramming paper, as original BERT)
+    ffn_hidden: int = 3072  # feed-forward inner width (glu: half is the gate, half goes out)
+    norm_eps: float = 1e-12  # norm epsilon (cramming paper, as original BERT)
     head_hidden: int = 1024  # width of the fine-tuning head's dense layer (docs/eval.md)
     init_std: float = 0.02  # std of normal weight init (BERT initializer_range)
+    # Components (cramming.model's tables; the paper's ablation axes, section 4.2):
+    norm_scheme: str = "pre"  # pre | post: norms inside the residual branches, or after them
+    norm: str = "layernorm"  # layernorm | rmsnorm
+    qkv_bias: bool = False  # biases in the attention's query, key and value projections
+    linear_bias: bool = False  # biases in every other linear layer of the blocks
+    ffn: str = "glu"  # glu | mlp
+    activation: str = "gelu"  # gelu | relu | silu (glu + silu is SwiGLU)
+    pos_embedding: str = "scaled-sinusoidal"  # scaled-sinusoidal|sinusoidal|learned|rotary|none
+    embedding_norm: bool = True  # a norm after the token + position embedding
+    final_norm: bool = True  # a norm after the last block (pre-LN needs it)
+    head_transform: bool = False  # MLM head: dense -> GELU -> norm before the decoder (BERT)
+    decoder_bias: bool = False  # MLM head: a bias over the vocabulary
+    sparse_prediction: bool = True  # MLM head on the masked positions only
+    tie_weights: bool = True  # the MLM decoder is the token embedding
+    pooler: str = "mean"  # fine-tuning head's input: first (token) | mean (of the tokens)
 
 
 @dataclass
 class OptimConfig:
-    """AdamW as in the cramming paper."""
+    """The optimizer, by name (torch's own). Defaults: AdamW as in the cramming paper."""
 
+    name: str = "adamw"  # adamw | adam | adafactor | sgd | radam
     lr: float = 1e-3  # peak learning rate
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-12
+    betas: tuple[float, float] = (0.9, 0.98)  # adamw, adam, radam
+    eps: float = 1e-12  # adamw, adam, radam
+    momentum: float = 0.9  # sgd (Nesterov off)
     weight_decay: float = 0.01  # not applied to norms, biases, embeddings
     grad_clip: float = 0.5  # max global gradient L2 norm; 0 disables
 
@@ -56,16 +77,52 @@ class TrainConfig:
     """The recipe over time. Schedules are functions of f = elapsed / budget, never of steps."""
 
     budget_s: float = 86400.0  # wall-clock training budget, seconds (set by --budget)
+    # Learning-rate factor of f (cramming.train.schedules): one-cycle | cosine | linear |
+    # inverse-sqrt | constant
+    schedule: str = "one-cycle"
     lr_start_factor: float = 0.25  # one-cycle: lr factor at f = 0
     lr_peak_at: float = 0.75  # one-cycle: f where lr reaches its peak; 0 at f = 1
+    warmup_fraction: float = 0.0  # the other schedules: linear warm-up from 0 over [0, this)
+    batch_ramp: bool = True  # ramp the batch from batch_start to batch_size (else batch_size)
     batch_size: int = 8192  # sequences per optimizer step once the ramp is done
     batch_start: int = 128  # sequences per optimizer step at f = 0
     batch_ramp_until: float = 0.6  # f at which batch_size is reached (linear ramp)
+    dropout: float = 0.0  # in the encoder while pretraining (cramming: none)
     mask_prob: float = 0.25  # share of maskable tokens selected (cramming paper)
     mask_token_prob: float = 0.8  # of selected: replaced by [MASK]
     random_token_prob: float = 0.1  # of selected: replaced by a random token; rest unchanged
     max_steps: int | None = None  # optional cap on optimizer steps (tests, smoke runs)
     val_rows: int = 1024  # rows of the val split scored at the end (cap keeps it quick)
+
+
+# The named components: each field picks one entry of a table in cramming.model,
+# cramming.train.optimizers or cramming.train.schedules (a test checks the names agree).
+CHOICES = {
+    "model.norm_scheme": ("pre", "post"),
+    "model.norm": ("layernorm", "rmsnorm"),
+    "model.ffn": ("glu", "mlp"),
+    "model.activation": ("gelu", "relu", "silu"),
+    "model.pos_embedding": ("scaled-sinusoidal", "sinusoidal", "learned", "rotary", "none"),
+    "model.pooler": ("first", "mean"),
+    "optim.name": ("adamw", "adam", "adafactor", "sgd", "radam"),
+    "train.schedule": ("one-cycle", "cosine", "linear", "inverse-sqrt", "constant"),
+}
+
+# What runs written before the components had names were trained and fine-tuned with. A
+# saved config.yaml or model_config.json that lacks one of these fields reads as this value,
+# and `recipe_dict` leaves a field out while it holds this value, so those runs keep their
+# config_sha256. (The reference differs in three: no head transform, no decoder bias, mean
+# pooling, the paper's final recipe.)
+LEGACY = {
+    "model": {"norm_scheme": "pre", "norm": "layernorm", "qkv_bias": False,
+              "linear_bias": False, "ffn": "glu", "activation": "gelu",
+              "pos_embedding": "scaled-sinusoidal", "embedding_norm": True, "final_norm": True,
+              "head_transform": True, "decoder_bias": True, "sparse_prediction": True,
+              "tie_weights": True, "pooler": "first"},
+    "optim": {"name": "adamw", "momentum": 0.9},
+    "train": {"schedule": "one-cycle", "warmup_fraction": 0.0, "batch_ramp": True,
+              "dropout": 0.0},
+}
 
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")  # torch.compile's modes
@@ -120,15 +177,27 @@ def preset_path(preset: str | Path) -> Path:
     return PRESET_DIR / f"{text}.yaml"
 
 
-def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """Defaults <- preset YAML <- `key=value` overrides, in struct mode (a typo is an error)."""
-    path = preset_path(preset)
+def preset_paths(preset: str | Path) -> list[Path]:
+    """`tiny+original-arch`: presets layered left to right (a later one sets what it names
+    over the earlier ones), each a name or a YAML file."""
+    if Path(str(preset)).is_file():  # a file whose name holds a "+"
+        return [Path(str(preset))]
+    return [preset_path(part) for part in str(preset).split("+")]
+
+
+def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                saved: bool = False) -> PretrainConfig:
+    """Defaults <- preset YAML(s) <- `key=value` overrides, in struct mode (a typo is an
+    error). `saved`: the YAML is a run's config.yaml, whose missing component fields are
+    LEGACY's."""
     base = OmegaConf.structured(PretrainConfig)
     OmegaConf.set_struct(base, True)
-    try:
-        merged = OmegaConf.merge(base, _read_yaml(path))
-    except OmegaConfBaseException as err:
-        raise UserError(f"bad preset {path}: {_one_line(err)}") from None
+    merged = OmegaConf.merge(base, LEGACY) if saved else base
+    for path in preset_paths(preset):
+        try:
+            merged = OmegaConf.merge(merged, _read_yaml(path))
+        except OmegaConfBaseException as err:
+            raise UserError(f"bad preset {path}: {_one_line(err)}") from None
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value (e.g. optim.lr=5e-4)")
@@ -143,16 +212,24 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 def load_saved_config(path: str | Path, overrides=()) -> PretrainConfig:
     """A run's saved config.yaml, then `key=value` overrides. It was written with every field
-    of the tree, so a missing field means the file was cut short or edited: a UserError, not a
-    recipe with defaults filled in."""
+    of the tree but those that came later (LEGACY's, which read as what the run was trained
+    with), so another missing field means the file was cut short or edited: a UserError, not
+    a recipe with defaults filled in."""
     saved, expected = _read_yaml(Path(path)), OmegaConf.structured(PretrainConfig)
+    later = {f"{section}.{key}" for section, fields in LEGACY.items() for key in fields}
     missing = [key for key in _leaf_keys(expected) if OmegaConf.select(saved, key) is None
-               and OmegaConf.select(expected, key) is not None]
+               and OmegaConf.select(expected, key) is not None and key not in later]
     if missing:
         more = " ..." if len(missing) > 3 else ""
         raise UserError(f"{path} is incomplete (cut short?): {', '.join(missing[:3])}{more} "
                         "missing")
-    return load_config(path, overrides)
+    return load_config(path, overrides, saved=True)
+
+
+def with_legacy(section: str, values: dict) -> dict:
+    """A saved section (e.g. a model_config.json's fields) with LEGACY's filled in where the
+    file predates them."""
+    return {**LEGACY.get(section, {}), **values}
 
 
 def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -171,8 +248,21 @@ def validate_model(m: ModelConfig) -> None:
         raise UserError(f"model.{{{','.join(sizes)}}} must all be at least 1")
     if m.hidden % m.heads:
         raise UserError(f"model.hidden={m.hidden} is not divisible by model.heads={m.heads}")
-    if m.ffn_hidden % 2:
-        raise UserError(f"model.ffn_hidden={m.ffn_hidden} must be even (GLU halves)")
+    check_choices({"model": dataclasses.asdict(m)}, "model")
+    if m.ffn == "glu" and m.ffn_hidden % 2:
+        raise UserError(f"model.ffn_hidden={m.ffn_hidden} must be even (model.ffn=glu halves it)")
+    if m.pos_embedding == "rotary" and m.hidden // m.heads % 2:
+        raise UserError(f"model.pos_embedding=rotary needs an even head width; model.hidden/"
+                        f"model.heads is {m.hidden // m.heads}")
+
+
+def check_choices(tree: dict, *sections: str) -> None:
+    """Each named component of `sections` in `tree` is one CHOICES allows, else a UserError
+    naming the field and the choices."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        if section in sections and tree[section][name] not in allowed:
+            raise UserError(f"{key}={tree[section][name]!r}: choose {', '.join(allowed)}")
 
 
 def validate(cfg: PretrainConfig) -> None:
@@ -182,6 +272,19 @@ def validate(cfg: PretrainConfig) -> None:
         raise UserError("train.mask_* probabilities must lie in (0, 1) and sum to at most 1")
     if not 0 < t.lr_peak_at < 1 or not 0 < t.batch_ramp_until <= 1:
         raise UserError("train.lr_peak_at and train.batch_ramp_until must lie in (0, 1]")
+    check_choices({"optim": dataclasses.asdict(o), "train": dataclasses.asdict(t)},
+                  "optim", "train")
+    if not 0 <= t.warmup_fraction < 1 or not 0 <= t.dropout < 1:
+        raise UserError("train.warmup_fraction and train.dropout must lie in [0, 1)")
+    if t.schedule == "one-cycle" and t.warmup_fraction:
+        raise UserError("train.warmup_fraction is for the other schedules; train.schedule="
+                        "one-cycle rises from train.lr_start_factor to its peak at "
+                        "train.lr_peak_at")
+    if t.schedule == "inverse-sqrt" and not t.warmup_fraction:
+        raise UserError("train.schedule=inverse-sqrt needs train.warmup_fraction > 0 (it "
+                        "decays as sqrt(warmup_fraction / f) after the warm-up)")
+    if not 0 <= o.momentum < 1:
+        raise UserError(f"optim.momentum={o.momentum} must lie in [0, 1)")
     if not 0 <= t.lr_start_factor <= 1:
         raise UserError(f"train.lr_start_factor={t.lr_start_factor} must lie in [0, 1]")
     if t.max_steps is not None and t.max_steps < 1 or i.log_every < 1:
@@ -214,9 +317,10 @@ def to_yaml(cfg: PretrainConfig) -> str:
 
 
 def config_from_yaml(path: str | Path) -> PretrainConfig:
-    """Read a saved RUN/config.yaml back into the typed tree (unknown keys are an error)."""
+    """Read a saved RUN/config.yaml back into the typed tree (unknown keys are an error;
+    missing component fields are LEGACY's: the file predates them)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), _read_yaml(path))
+        merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), LEGACY, _read_yaml(path))
     except OmegaConfBaseException as err:
         raise UserError(f"cannot read config {path}: {_one_line(err)}") from None
     return OmegaConf.to_object(merged)
@@ -239,13 +343,15 @@ def _read_yaml(path: Path) -> DictConfig:
 
 
 def recipe_dict(cfg: PretrainConfig) -> dict:
-    """What changes the result: everything but `impl` and paths."""
-    return {
-        "model": dataclasses.asdict(cfg.model),
-        "optim": dataclasses.asdict(cfg.optim),
-        "train": dataclasses.asdict(cfg.train),
-        "seed": cfg.seed,
-    }
+    """What changes the result: everything but `impl` and paths. A component field that holds
+    its LEGACY value is left out, so a run from before it existed hashes as it did then."""
+    recipe = {"model": dataclasses.asdict(cfg.model), "optim": dataclasses.asdict(cfg.optim),
+              "train": dataclasses.asdict(cfg.train), "seed": cfg.seed}
+    for section, fields in LEGACY.items():
+        for key, value in fields.items():
+            if recipe[section][key] == value:
+                del recipe[section][key]
+    return recipe
 
 
 def config_sha256(cfg_or_yaml_path: PretrainConfig | str | Path) -> str:

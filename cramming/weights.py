@@ -16,7 +16,7 @@ from crambench.contracts import read_contract
 from crambench.errors import UserError
 from crambench.files import write_bytes_atomic, write_json_atomic
 from cramming.compress.storage import load_compact, save_compact
-from cramming.config import ModelConfig, validate_model
+from cramming.config import ModelConfig, validate_model, with_legacy
 from cramming.model import CrammedBert, CrammedBertForSequenceClassification, count_parameters
 
 MODEL_FORMAT = "cram-model/1"
@@ -67,16 +67,18 @@ def load_pretrained_with_masks(final_dir):
 
 
 def model_config_from(meta: dict, path) -> ModelConfig:
-    """The ModelConfig a `model_config.json` describes; a field of the wrong type or an
-    impossible shape is a UserError naming the file (not a traceback from building it)."""
+    """The ModelConfig a `model_config.json` describes (one written before the components had
+    names reads as what it was trained with: config.LEGACY); a field of the wrong type, an
+    unknown component or an impossible shape is a UserError naming the file (not a traceback
+    from building it)."""
+    meta = with_legacy("model", meta)
     values = {}
     for name, spec in ModelConfig.__dataclass_fields__.items():
         if name not in meta:
             continue
-        value, whole = meta[name], isinstance(spec.default, int)
-        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
-            raise UserError(f"{path}: {name} is {value!r}, expected "
-                            f"{'a whole number' if whole else 'a number'}")
+        value, kind = meta[name], FIELD_KINDS[str(spec.type)]
+        if not kind[0](value):
+            raise UserError(f"{path}: {name} is {value!r}, expected {kind[1]}")
         values[name] = value
     cfg = ModelConfig(**values)
     try:
@@ -84,6 +86,15 @@ def model_config_from(meta: dict, path) -> ModelConfig:
     except UserError as err:
         raise UserError(f"{path}: {err}") from None
     return cfg
+
+
+# ModelConfig's field types as JSON holds them: (check, what the message expects).
+FIELD_KINDS = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "float": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a name"),
+}
 
 
 def check_weights(cfg: ModelConfig, state: dict[str, torch.Tensor], *, config_path,

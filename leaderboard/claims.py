@@ -175,7 +175,10 @@ def shape_problems(entry: dict, run: Path, config) -> list[str]:
     problems = [f"model.shape.{key} is {value!r} but {run}/config.yaml says "
                 f"{model.get(key)!r}" for key, value in entry["model"]["shape"].items()
                 if model.get(key) != value]
-    changed = [key for key, value in model.items() if final.get(key) != value]
+    from cramming.config import with_legacy  # OmegaConf only; no torch
+
+    loaded = with_legacy("model", final)  # a file from before the component fields
+    changed = [key for key, value in model.items() if loaded.get(key) != value]
     if changed:
         problems.append(f"{run}/final/model_config.json differs from config.yaml (hashed as "
                         f"config_sha256) at {', '.join(changed)}")

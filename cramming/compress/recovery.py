@@ -22,7 +22,8 @@ import torch
 from crambench.errors import UserError
 from cramming.compress import prune
 from cramming.train.budget import Budget, DurationEstimate
-from cramming.train.pretrain import RowStream, StopSignal, build_optimizer, train_loop
+from cramming.train.optimizers import build_optimizer
+from cramming.train.pretrain import RowStream, StopSignal, train_loop
 
 
 class ContinuedMetrics:
@@ -61,7 +62,7 @@ def prune_with_recovery(model, cfg, data_dir, *, run, sparsity: float, budget: B
     with StopSignal() as stop:
         for k, count in enumerate(targets, 1):
             prune.prune_to(model, count)
-            optimizer = build_optimizer(model, cfg, device)  # weight_orig replaced weight
+            optimizer = build_optimizer(model, cfg.optim, device)  # weight_orig replaced weight
             scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
             state = {"step": 0, "tokens": 0, "rows": position, "nonfinite_skips": 0,
                      "train_loss": None}

@@ -98,6 +98,9 @@ def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temp
     parent = read_parent(teacher)
     final = open_final(teacher / "final")
     teacher_cfg, teacher_state = final.cfg, final.state
+    from cramming.extract.slicing import check_sliceable
+
+    check_sliceable(teacher_cfg, where=f"{teacher}/final/model_config.json: ")
     if not (teacher / "config.yaml").is_file():
         raise UserError(f"teacher run {teacher} has no config.yaml: its training recipe "
                         "(optimizer, schedules) is what the candidates train with")
@@ -273,7 +276,8 @@ class Extraction:
         from cramming.model import CrammedBert
         from cramming.train.budget import DurationEstimate
         from cramming.train.checkpoint import load_checkpoint, save_checkpoint
-        from cramming.train.pretrain import RowStream, build_optimizer, initial_state, train_loop
+        from cramming.train.optimizers import build_optimizer
+        from cramming.train.pretrain import RowStream, initial_state, train_loop
         from cramming.train.run_dir import MetricsLog
 
         work.mkdir(parents=True, exist_ok=True)
@@ -284,7 +288,7 @@ class Extraction:
             state["layers_kept"] = selection.layers
         else:
             model = CrammedBert(cfg.model).to(self.dev)
-        optimizer = build_optimizer(model, cfg, self.dev)
+        optimizer = build_optimizer(model, cfg.optim, self.dev)
         scaler = torch.amp.GradScaler(self.dev.type, enabled=self.precision == "fp16")
         if resume is not None:
             resumed = load_checkpoint(resume, model=model, optimizer=optimizer, scaler=scaler,

@@ -15,6 +15,8 @@ rule of thumb, so it follows `cramming/model.py`:
   the same size.
 
 It does not model allocator fragmentation or the CUDA context; the planner leaves headroom.
+It models the reference components (LayerNorm blocks, a GLU, AdamW's state), which are what
+`cram plan` plans: shapes of the `crammed-bert` architecture.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def training_memory(cfg: ModelConfig, micro_batch: int, *, precision: str = "bf1
     w, f, T, V = cfg.hidden, cfg.ffn_hidden, cfg.seq_len, cfg.vocab_size
     counts = param_counts(cfg)
     tokens = micro_batch * T
-    masked = mlm_fraction * tokens
+    masked = (mlm_fraction if cfg.sparse_prediction else 1.0) * tokens  # rows the head takes
 
     state = 16 * counts["total"]  # weight, grad, exp_avg, exp_avg_sq in fp32
     if act != FP32:
@@ -47,8 +49,9 @@ def training_memory(cfg: ModelConfig, micro_batch: int, *, precision: str = "bf1
     per_layer = tokens * (residual + saved + lse)
     # embedding norm input, final norm input and output (fp32)
     encoder_io = tokens * FP32 * 3 * w
-    # head on masked rows: dense in, GELU in, norm in, decoder in (w each, compute dtype)
-    head_rows = masked * act * 4 * w
+    # head on masked rows: (the transform's dense in, GELU in, norm in) decoder in (w each,
+    # compute dtype)
+    head_rows = masked * act * (4 if cfg.head_transform else 1) * w
     upcast = FP32 if act != FP32 else 0  # `.float()` copies 16-bit logits; a no-op in fp32
     logits = masked * V * (act + upcast + FP32)  # logits, fp32 copy, log-softmax
     activations = cfg.layers * per_layer + encoder_io + head_rows + logits

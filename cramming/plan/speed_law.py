@@ -65,18 +65,26 @@ class SpeedLaw:
 
 
 def param_counts(cfg: ModelConfig) -> dict[str, int]:
-    """Parameters of `CrammedBert` by part (checked against the model in the tests).
+    """Parameters of `CrammedBert` by part, for every component the config names (checked
+    against the model in the tests).
 
-    blocks: per layer two LayerNorms (weight+bias), bias-free q/k/v/out projections (4 w^2) and
-    the GLU feed-forward (w -> ffn in, ffn/2 -> w out). embedding: token table (tied with the
-    decoder), its LayerNorm, and the final LayerNorm. head: the MLM transform (dense w -> w
-    with bias, LayerNorm) and the decoder bias.
+    blocks: per layer two norms (LayerNorm: weight and bias; RMSNorm: weight), q/k/v/out
+    projections (4 w^2, plus biases where the config has them) and the feed-forward (glu:
+    w -> ffn in, ffn/2 -> w out; mlp: w -> ffn -> w). embedding: token table (the decoder too
+    when tied), the position parameters (one scale, or a learned table), its norm and the final
+    norm. head: the MLM transform (dense w -> w with bias, norm) and the decoder bias where the
+    config has them, an untied decoder.
     """
-    w, f = cfg.hidden, cfg.ffn_hidden
-    per_layer = 2 * 2 * w + 4 * w * w + w * f + (f // 2) * w
+    w, f, V = cfg.hidden, cfg.ffn_hidden, cfg.vocab_size
+    norm = (2 if cfg.norm == "layernorm" else 1) * w
+    ffn_out = f // 2 if cfg.ffn == "glu" else f
+    per_layer = 2 * norm + 4 * w * w + w * f + ffn_out * w
+    per_layer += 3 * w * cfg.qkv_bias + (w + f + w) * cfg.linear_bias
     blocks = cfg.layers * per_layer
-    embedding = cfg.vocab_size * w + 1 + 2 * w + 2 * w  # + learned position scale
-    head = w * w + w + 2 * w + cfg.vocab_size
+    positions = {"scaled-sinusoidal": 1, "learned": cfg.seq_len * w}.get(cfg.pos_embedding, 0)
+    embedding = V * w + positions + norm * (cfg.embedding_norm + cfg.final_norm)
+    head = ((w * w + w + norm) * cfg.head_transform + V * cfg.decoder_bias
+            + V * w * (not cfg.tie_weights))
     return {"blocks": blocks, "embedding": embedding, "head": head,
             "total": blocks + embedding + head}
 
@@ -86,7 +94,10 @@ def flops_per_token(cfg: ModelConfig, *, mlm_fraction: float = 0.25) -> float:
     w = cfg.hidden
     blocks = param_counts(cfg)["blocks"]
     attention = cfg.layers * cfg.seq_len * w  # QK^T and AV per token, as Kaplan's n_ctx term
-    head = mlm_fraction * (w * w + cfg.vocab_size * w)  # sparse prediction: masked rows only
+    # Sparse prediction: the head on the masked rows only; without it, on every row (a
+    # fraction of 0 asks for the encoder alone either way).
+    rows = mlm_fraction if cfg.sparse_prediction or not mlm_fraction else 1.0
+    head = rows * (w * w * cfg.head_transform + cfg.vocab_size * w)
     return FWD_BWD_FLOPS_PER_WEIGHT * (blocks + attention + head)
 
 

@@ -42,6 +42,7 @@ from cramming.train.hardware import (
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
 from cramming.train.micro_batch import CPU_MICRO_BATCH, choose_micro_batch, cuda_size_trial
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
+from cramming.train.optimizers import build_optimizer
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import (
     FINISHED,
@@ -51,7 +52,7 @@ from cramming.train.run_dir import (
     resolve_run,
     write_run,
 )
-from cramming.train.schedules import batch_size_at, lr_factor
+from cramming.train.schedules import batch_size_at, lr_factor_at
 from cramming.train.segments import continue_segments, segment
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
@@ -140,10 +141,10 @@ def rank_result(dist: Dist, state: dict) -> dict:
 
 
 def build_training(cfg: PretrainConfig, dev, precision):
-    """The model (seeded), its AdamW optimizer and the fp16 grad scaler (off otherwise)."""
+    """The model (seeded), its optimizer and the fp16 grad scaler (off otherwise)."""
     torch.manual_seed(cfg.seed)
-    model = CrammedBert(cfg.model).to(dev)
-    optimizer = build_optimizer(model, cfg, dev)
+    model = CrammedBert(cfg.model, dropout=cfg.train.dropout).to(dev)
+    optimizer = build_optimizer(model, cfg.optim, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
     return model, optimizer, scaler
 
@@ -310,7 +311,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         # Schedules read the job's clock as agreed at the last check: the same on every rank.
         f = check.fraction()
         n_rows = global_batch_size(f, cfg, dist.world_size)
-        lr = cfg.optim.lr * lr_factor(f, t.lr_start_factor, t.lr_peak_at)
+        lr = cfg.optim.lr * lr_factor_at(f, t)
         for group in optimizer.param_groups:
             group["lr"] = lr
         mine, index = rows.peek(n_rows)  # this rank's share of the global batch
@@ -401,7 +402,8 @@ def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
     rounded down to a multiple of the world size (at least one row per rank) so every rank
     runs the same number of micro-batches."""
     t = cfg.train
-    rows = batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
+    rows = (batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
+            if t.batch_ramp else t.batch_size)
     return max(world_size, rows - rows % world_size)
 
 
@@ -484,16 +486,3 @@ def optimizer_update(model, optimizer, scaler, grad_clip: float) -> None:
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-
-
-def build_optimizer(model, cfg: PretrainConfig, device) -> torch.optim.Optimizer:
-    """AdamW; weight decay only on the matrices of linear layers, never on norms, biases or
-    embeddings (cramming paper, as BERT)."""
-    word = model.encoder.embedding.word.weight
-    decay = [p for p in model.parameters() if p.ndim >= 2 and p is not word]
-    no_decay = [p for p in model.parameters() if p.ndim < 2 or p is word]
-    o = cfg.optim
-    groups = [{"params": decay, "weight_decay": o.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                             fused=device.type == "cuda")

@@ -215,11 +215,11 @@ def test_compiled_model_matches_the_plain_one():
 
 
 def test_weight_decay_skips_norms_biases_and_embeddings():
-    from cramming.train.pretrain import build_optimizer
+    from cramming.train.optimizers import build_optimizer
 
     cfg = load_config("tiny")
     model = CrammedBert(CFG)
-    decay, no_decay = build_optimizer(model, cfg, torch.device("cpu")).param_groups
+    decay, no_decay = build_optimizer(model, cfg.optim, torch.device("cpu")).param_groups
     assert decay["weight_decay"] == cfg.optim.weight_decay and no_decay["weight_decay"] == 0.0
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
     assert {id(p) for p in decay["params"]} == linear_weights
