@@ -13,6 +13,8 @@ from crambench.contracts import read_json_object, sha256_file
 from crambench.errors import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]")
+# model.pooler as the results' protocol records it ("first-token" since the first results).
+POOLING_RECORDS = {"first": "first-token", "mean": "mean-of-tokens"}
 
 
 # final/ files that summary.json names by hash: what is scored must be what was trained.
@@ -88,6 +90,7 @@ class Encoder:
         if missing:
             raise UserError(f"{final}/tokenizer.json lacks {', '.join(missing)}")
         self.pad_id, self.cls_id, self.sep_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"]
+        self.pooling = POOLING_RECORDS[self.config.pooler]
 
     def encode(self, text_a: list[str], text_b: list[str] | None, *,
                max_length: int) -> list[list[int]]:

@@ -216,7 +216,7 @@ def _evaluate_glue(run, *, model, trust_remote_code, tasks, glue_dir, protocol, 
     else:
         encoder = OutsideEncoder(model, trust_remote_code=trust_remote_code)
         sha256 = encoder.model_sha256
-    protocol_record = proto.record(seeds)
+    protocol_record = proto.record(seeds, encoder.pooling)
     # Rankable only as the whole ranked recipe: every protocol task, pretrained weights of a
     # run trained by this harness.
     protocol_record["rankable"] = (proto.rankable and not from_scratch and model is None

@@ -58,6 +58,8 @@ class OutsideEncoder:
     """Builds fresh classifiers from a transformers model (the same interface as
     `glue_eval.encoder.Encoder`: `encode`, `classifier`, `pad_id`)."""
 
+    pooling = "the model's own"  # its sequence-classification head's, as the results record
+
     def __init__(self, source, *, trust_remote_code: bool = False):
         try:
             import transformers  # noqa: F401

@@ -81,10 +81,15 @@ def continuation_examples(docs: list[np.ndarray], rng: np.random.Generator, *, c
 
 
 def word_order_examples(docs: list[np.ndarray], rng: np.random.Generator, *,
-                        is_continuation: np.ndarray, cls_id: int, sep_id: int):
+                        is_continuation: np.ndarray, cls_id: int, sep_id: int,
+                        max_length: int = SEGMENT + 2):
     rows, labels = [], []
     for doc in docs:
         for words in _word_segments(doc, is_continuation):
+            # Whole words that fit the row beside [CLS] and [SEP] (a model with fewer
+            # positions than a segment gets the segment's first words).
+            sizes = np.cumsum([len(word) for word in words])
+            words = words[: int(np.searchsorted(sizes, max_length - 2, side="right"))]
             if len(words) < 3:
                 continue  # too few words for a shuffle to be told from the original
             label = int(rng.random() < 0.5)  # 1 = original order
@@ -150,7 +155,8 @@ def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str
             else:
                 rows, labels = word_order_examples(part_docs, rng, cls_id=special["cls"],
                                                    sep_id=special["sep"],
-                                                   is_continuation=is_continuation)
+                                                   is_continuation=is_continuation,
+                                                   max_length=max_length)
             cap = MAX_DEV if part == "dev" else MAX_TRAIN
             keep = np.sort(rng.permutation(len(rows))[:cap])
             probes[name][part] = ([rows[i] for i in keep], labels[keep])
@@ -227,6 +233,10 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seeds, out, force, 
         encoder = OutsideEncoder(model, trust_remote_code=trust_remote_code)
         tokenizer, sha256 = load_tokenizer(data_dir.tokenizer_path), encoder.model_sha256
     proto = PROBE_PROTOCOL
+    if model is None and encoder.config.seq_len < proto.max_length:
+        # A run trained on shorter rows has fewer positions: the probes' pairs are cut to fit
+        # (the record says so); a GLUE row that long is refused instead (rules v1 §4).
+        proto = dataclasses.replace(proto, max_length=encoder.config.seq_len)
     device = pick_device(device)
     probes = build_probes(data_dir, tokenizer, seed=seeds[0], max_length=proto.max_length)
     if model is not None:  # the same examples, as text, in the model's own input format
@@ -236,7 +246,7 @@ def _evaluate_probes(run, *, model, trust_remote_code, data, seeds, out, force, 
                   for name, parts in probes.items()}
     record = {
         "format": results.FORMAT, "suite": "probe",
-        "protocol": proto.record(seeds),
+        "protocol": proto.record(seeds, encoder.pooling),
         "source": f"probe:{data_dir.path.name}/val", "data_sha256": data_dir.data_sha256,
         "from_scratch": False, "model_sha256": sha256,
         # An outside model is probed with the data dir's tokenizer (checked on open).

@@ -97,16 +97,16 @@ class Protocol:
     max_dev_rows: int | None
     weight_decay: float
     schedule: str = "cosine"
-    pooling: str = "first-token"
 
-    def record(self, seeds) -> dict:
+    def record(self, seeds, pooling: str = "first-token") -> dict:
         """The protocol as stored in results (contract 3); `seeds`: the fine-tuning seeds, in
-        the order they ran."""
+        the order they ran; `pooling`: what the classifier's head reads (the model's choice,
+        `model.pooler`; not part of the ranked recipe)."""
         return {
             "name": self.name, "rankable": self.rankable, "epochs": self.epochs,
             "batch_size": self.batch_size, "lr": self.lr,
             "warmup_fraction": self.warmup_fraction, "schedule": self.schedule,
-            "dropout": self.dropout, "max_length": self.max_length, "pooling": self.pooling,
+            "dropout": self.dropout, "max_length": self.max_length, "pooling": pooling,
             "max_train_rows": self.max_train_rows, "max_dev_rows": self.max_dev_rows,
             "weight_decay": self.weight_decay, "seeds": [int(seed) for seed in seeds],
         }

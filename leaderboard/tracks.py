@@ -80,10 +80,12 @@ def _recipe_changes(protocol: dict) -> list[str]:
     from glue_eval import PROTOCOLS
 
     ranked = PROTOCOLS[RANKED_PROTOCOL].record(seeds=[0])
-    # Seeds are free (rule 4): any number, each task scored by its median over them.
+    # Seeds are free (rule 4): any number, each task scored by its median over them. Pooling
+    # is the model's (model.pooler), an architecture choice like any other.
     return [f"{key} {protocol.get(key, 'missing')} (ranked: {value})"
             for key, value in ranked.items()
-            if key not in ("name", "rankable", "seeds") and protocol.get(key) != value]
+            if key not in ("name", "rankable", "seeds", "pooling")
+            and protocol.get(key) != value]
 
 
 def world_size(entry: dict) -> int:

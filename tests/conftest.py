@@ -276,9 +276,10 @@ class TickingClock:
         self.now += seconds
 
 
-def pretrain_small_run(root: Path) -> Path:
+def pretrain_small_run(root: Path, overrides=()) -> Path:
     """ROOT/run: a finished run of a 1-layer, hidden-32 model, pretrained for 6 fake seconds
-    (TickingClock) on a small grammar corpus prepared into ROOT/data (rows of 32 tokens)."""
+    (TickingClock) on a small grammar corpus prepared into ROOT/data (rows of 32 tokens);
+    `overrides` are added to the config's (e.g. a component)."""
     import torch
 
     from cramming.train.pretrain import pretrain
@@ -297,7 +298,7 @@ def pretrain_small_run(root: Path) -> Path:
     small = ["model.hidden=32", "model.heads=2", "model.layers=1", "model.ffn_hidden=64",
              "model.head_hidden=32", "impl.threads=1"]
     pretrain(root / "data", root / "run", budget_s=6, preset="tiny", quiet=True,
-             overrides=[*small, f"model.vocab_size={vocab}", "model.seq_len=32"],
+             overrides=[*small, f"model.vocab_size={vocab}", "model.seq_len=32", *overrides],
              clock=TickingClock(0.05))
     torch.set_num_threads(threads)
     return root / "run"

@@ -89,12 +89,15 @@ def cpu_latency(model: nn.Module, *, vocab_size: int, seq_len: int = LATENCY_SEQ
                 min_run_s: float = LATENCY_MIN_RUN_S) -> dict:
     """Milliseconds per example of a forward pass on CPU at each batch size: the median of
     torch.utils.benchmark's repeated runs (it warms up and pins the thread count), over
-    random full-length rows (no padding). The model is moved to the CPU for this."""
+    random full-length rows (no padding; `seq_len` tokens, or the model's positions if it
+    has fewer). The model is moved to the CPU for this."""
     from torch.utils.benchmark import Timer
 
     from cramming.train.hardware import cpu_name
 
     model = model.to("cpu").eval()
+    # A model trained on shorter rows has fewer positions: timed at its own length (recorded).
+    seq_len = min(seq_len, getattr(getattr(model, "cfg", None), "seq_len", seq_len))
     generator = torch.Generator().manual_seed(0)
     per_example = {}
     for batch in batches:

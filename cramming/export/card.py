@@ -58,9 +58,10 @@ def model_card(*, out: Path, summary: dict, results: dict, cfg, model_sha256: st
         "",
         "The tokenizer lowercases and folds text to ASCII, as the pretraining corpus was. The "
         "model has no segment embedding, so it takes no `token_type_ids`; sentence pairs are "
-        "`[CLS] A [SEP] B [SEP]`. The classification head (first token -> dense -> tanh -> "
-        "dropout -> classifier) starts fresh; fine-tuning dropout is 0.1 (`config.dropout`), as "
-        "in the benchmark's GLUE protocol.",
+        "`[CLS] A [SEP] B [SEP]`. The classification head "
+        f"({POOLING_WORDS[cfg.pooler]} -> dense -> tanh -> dropout -> classifier) starts "
+        "fresh; fine-tuning dropout is 0.1 (`config.dropout`), as in the benchmark's GLUE "
+        "protocol.",
         "",
         "## Training",
         "",
@@ -116,8 +117,9 @@ def _training_fields(summary: dict, cfg, manifest: dict) -> list[tuple[str, str]
         ("software", ", ".join(f"{k} {v}" for k, v in software.items() if v) or UNKNOWN),
         ("preset", _value(summary.get("preset"))),
         ("shape", f"{cfg.layers} layers, hidden {cfg.hidden}, {cfg.heads} heads, "
-                  f"feed-forward {cfg.ffn_hidden} (gated GELU), vocabulary {cfg.vocab_size}, "
+                  f"feed-forward {cfg.ffn_hidden}, vocabulary {cfg.vocab_size}, "
                   f"length {cfg.seq_len}"),
+        ("components", components(cfg)),
         ("parameters", _count(summary.get("params"))),
         ("optimizer steps", _count(summary.get("steps"))),
         ("tokens seen", _count(summary.get("tokens_seen"))),
@@ -242,6 +244,20 @@ def _evaluation(results: dict) -> list[str]:
                 parts.append(f"| {key} | {average.get('label', '')} | {average['value']:.2f} |")
         parts.append("")
     return parts
+
+
+POOLING_WORDS = {"first": "first token", "mean": "mean of the tokens"}
+
+
+def components(cfg) -> str:
+    """The model's named components in one line (ModelConfig's fields)."""
+    ffn = f"{cfg.activation.upper()} {'GLU' if cfg.ffn == 'glu' else 'MLP'}"
+    biases = [name for name, on in (("qkv", cfg.qkv_bias), ("linear", cfg.linear_bias)) if on]
+    head = [name for name, on in (("transform", cfg.head_transform),
+                                  ("decoder bias", cfg.decoder_bias)) if on]
+    return (f"{cfg.norm_scheme}-norm {cfg.norm}, {ffn}, {cfg.pos_embedding} positions, "
+            f"biases: {', '.join(biases) or 'none'}, MLM head: {', '.join(head) or 'decoder only'}"
+            f"{'' if cfg.tie_weights else ' (untied)'}, pooling: {POOLING_WORDS[cfg.pooler]}")
 
 
 def _rows(fields: list[tuple[str, str]]) -> list[str]:

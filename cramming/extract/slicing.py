@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from crambench.errors import UserError
 from cramming.extract.space import Shape, teacher_shape
 from cramming.model import CrammedBert
 
@@ -102,21 +103,25 @@ def extract_state(state: dict[str, torch.Tensor], selection: Selection, teacher_
     initialized candidate's state dict) fills the FRESH ones."""
     h = selection.hidden
     H, half = teacher_cfg.hidden, teacher_cfg.ffn_hidden // 2
-    out = {
-        "encoder.embedding.word.weight": state["encoder.embedding.word.weight"][:, h],
-        "encoder.embedding.position.scale": state["encoder.embedding.position.scale"],
-        "mlm_head.dense.weight": state["mlm_head.dense.weight"][h][:, h],
-        "mlm_head.bias": state["mlm_head.bias"],
-    }
-    for name in ("encoder.embedding.norm", "encoder.final_norm", "mlm_head.norm"):
+    out = {"encoder.embedding.word.weight": state["encoder.embedding.word.weight"][:, h]}
+    # What the components put outside the blocks, where the teacher has it: the position
+    # scale, the norms (RMSNorm has no bias), the MLM head's transform and vocabulary bias.
+    for name in ("encoder.embedding.position.scale", "mlm_head.bias"):
+        if name in state:
+            out[name] = state[name]
+    for name in ("encoder.embedding.norm", "encoder.final_norm", "mlm_head.norm",
+                 "mlm_head.dense"):
         for part in ("weight", "bias"):
-            out[f"{name}.{part}"] = state[f"{name}.{part}"][h]
-    out["mlm_head.dense.bias"] = state["mlm_head.dense.bias"][h]
+            if f"{name}.{part}" in state:
+                out[f"{name}.{part}"] = state[f"{name}.{part}"][h]
+    if "mlm_head.dense.weight" in out:
+        out["mlm_head.dense.weight"] = out["mlm_head.dense.weight"][:, h]
     for i, layer in enumerate(selection.layers):
         src, dst = f"encoder.blocks.{layer}.", f"encoder.blocks.{i}."
         for name in ("norm1", "norm2"):
             for part in ("weight", "bias"):
-                out[f"{dst}{name}.{part}"] = state[f"{src}{name}.{part}"][h]
+                if f"{src}{name}.{part}" in state:
+                    out[f"{dst}{name}.{part}"] = state[f"{src}{name}.{part}"][h]
         qkv = state[src + "attn.qkv.weight"][:, h]  # (3H, H')
         fresh_qkv = fresh[dst + "attn.qkv.weight"].chunk(3)
         q = _rows(qkv[:H], selection.qk[i], fresh_qkv[0])
@@ -134,6 +139,27 @@ def extract_state(state: dict[str, torch.Tensor], selection: Selection, teacher_
         out[dst + "ffn.up.weight"] = torch.cat([up[:half][units], up[half:][units]])
         out[dst + "ffn.down.weight"] = state[src + "ffn.down.weight"][h][:, units]
     return {name: tensor.contiguous().clone() for name, tensor in out.items()}
+
+
+# The components whose tensors the slices above know, by ModelConfig field; a teacher built
+# with another is refused before any work (cram extract names the field).
+SLICEABLE = {
+    "ffn": ("glu",),
+    "qkv_bias": (False,),
+    "linear_bias": (False,),
+    "pos_embedding": ("scaled-sinusoidal", "sinusoidal", "rotary", "none"),
+    "tie_weights": (True,),
+}
+
+
+def check_sliceable(cfg, where: str = "") -> None:
+    """UserError naming the first ModelConfig field whose component extract cannot slice."""
+    for name, allowed in SLICEABLE.items():
+        value = getattr(cfg, name)
+        if value not in allowed:
+            shown = ", ".join(str(v).lower() for v in allowed)
+            raise UserError(f"{where}model.{name}={str(value).lower()}: extract slices models "
+                            f"with model.{name} {shown} only")
 
 
 def extract_model(teacher: CrammedBert, shape: Shape, *, seed: int = 0):
@@ -160,10 +186,13 @@ def _share(weight: torch.Tensor, dim: int) -> torch.Tensor:
 
 def _hidden_scores(state: dict[str, torch.Tensor], layers: list[int]) -> torch.Tensor:
     """Group magnitude of every residual dimension over the tensors of the kept layers."""
-    dense = state["mlm_head.dense.weight"]  # (H, H): both sides are the residual stream
-    score = _share(state["encoder.embedding.word.weight"], 1) + _share(dense, 0) + _share(dense, 1)
+    score = _share(state["encoder.embedding.word.weight"], 1)
+    if "mlm_head.dense.weight" in state:  # the head transform: (H, H), both sides residual
+        dense = state["mlm_head.dense.weight"]
+        score += _share(dense, 0) + _share(dense, 1)
     for name in ("encoder.embedding.norm", "encoder.final_norm", "mlm_head.norm"):
-        score += _share(state[f"{name}.weight"], 0)
+        if f"{name}.weight" in state:
+            score += _share(state[f"{name}.weight"], 0)
     for layer in layers:
         prefix = f"encoder.blocks.{layer}."
         for name in ("norm1.weight", "norm2.weight"):

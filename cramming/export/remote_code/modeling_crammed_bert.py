@@ -25,7 +25,14 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_crammed_bert import CrammedBertConfig
-from .cramming_model import ClassificationHead, Encoder, MLMHead, ScaledSinusoidal, init_weights
+from .cramming_model import (
+    ClassificationHead,
+    Encoder,
+    MLMHead,
+    RotaryPositions,
+    ScaledSinusoidal,
+    init_weights,
+)
 
 
 class CrammedBertPreTrainedModel(PreTrainedModel):
@@ -35,8 +42,8 @@ class CrammedBertPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # transformers builds the model on the meta device and initialises what the weights
-        # file does not hold: the fixed position table (never saved) and any new head.
-        if isinstance(module, ScaledSinusoidal):
+        # file does not hold: the fixed position tables (never saved) and any new head.
+        if isinstance(module, ScaledSinusoidal | RotaryPositions):
             module.reset_parameters()
         else:
             init_weights(module, self.config.init_std)
@@ -82,7 +89,7 @@ def _resize_rows(module: nn.Module, old: int, new: int, mean_resizing: bool) -> 
 
 
 class CrammedBertModel(CrammedBertPreTrainedModel):
-    """The encoder: embedding, pre-LN blocks, final norm."""
+    """The encoder: embedding, blocks, final norm (as `config` names them)."""
 
     def __init__(self, config: CrammedBertConfig):
         super().__init__(config)
@@ -96,7 +103,8 @@ class CrammedBertModel(CrammedBertPreTrainedModel):
 
 
 class CrammedBertForMaskedLM(CrammedBertPreTrainedModel):
-    """Encoder and the MLM head, whose decoder is the token embedding (tied by construction)."""
+    """Encoder and the MLM head, whose decoder is the token embedding (tied by construction)
+    unless `config.tie_weights` is false. It scores every position (no sparse prediction)."""
 
     def __init__(self, config: CrammedBertConfig):
         super().__init__(config)
@@ -119,7 +127,8 @@ class CrammedBertForMaskedLM(CrammedBertPreTrainedModel):
 
 
 class CrammedBertForSequenceClassification(CrammedBertPreTrainedModel):
-    """Encoder (with `config.dropout` inside, as in BERT fine-tuning) and the first-token head;
+    """Encoder (with `config.dropout` inside, as in BERT fine-tuning) and the pooled head
+    (`config.pooler`);
     `num_labels` 1 is regression (MSE), otherwise cross-entropy or, for multi-label problems,
     binary cross-entropy (the transformers `problem_type` convention)."""
 
@@ -133,7 +142,8 @@ class CrammedBertForSequenceClassification(CrammedBertPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 return_dict: bool | None = None):
-        logits = self.head(self.encoder(input_ids, attention_mask))  # (B, num_labels)
+        h = self.encoder(input_ids, attention_mask)  # (B, T, H)
+        logits = self.head(h, attention_mask)  # (B, num_labels)
         loss = None if labels is None else self._loss(logits, labels)
         output = SequenceClassifierOutput(loss=loss, logits=logits)
         return output if return_dict is not False else output.to_tuple()

@@ -195,20 +195,43 @@ def test_trainer_fine_tunes_the_exported_model(scored_run, exported, tmp_path):
     assert not torch.equal(before, model.encoder.blocks[0].attn.qkv.weight)
 
 
-def test_resize_token_embeddings_resizes_the_mlm_head_and_reloads(exported, tmp_path):
-    """A token added and the embedding resized, as transformers users do: the MLM head's bias
-    follows the embedding's size, the model runs, saves and loads back the same."""
-    model = AutoModelForMaskedLM.from_pretrained(exported, trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(exported)
+def test_resize_token_embeddings_resizes_the_mlm_head_and_reloads(scored_run, exported,
+                                                                  tmp_path):
+    """A token added and the embedding resized, as transformers users do: the MLM head's
+    vocabulary-sized parameters (a decoder bias, an untied decoder) follow the embedding's
+    size, the model runs, saves and loads back the same."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from cramming.export.job import write_config, write_remote_code
+
+    # The run's folder, as a variant whose head has both (the reference has neither).
+    folder = tmp_path / "variant"
+    shutil.copytree(exported, folder)
+    cfg = dataclasses.replace(load_pretrained(scored_run[0] / "final")[0], decoder_bias=True,
+                              tie_weights=False)
+    torch.manual_seed(0)
+    variant = CrammedBert(cfg)
+    with torch.no_grad():
+        variant.mlm_head.bias.normal_()
+    save_file({k: v.contiguous() for k, v in variant.state_dict().items()},
+              folder / "model.safetensors", metadata={"format": "pt"})
+    write_remote_code(folder)
+    write_config(folder, cfg)
+    model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     old = model.get_input_embeddings().weight.shape[0]
     bias = model.mlm_head.bias.detach().clone()
+    decoder = model.mlm_head.decoder.detach().clone()
     assert tokenizer.add_tokens(["[NEWTOKEN]"]) == 1
     model.resize_token_embeddings(len(tokenizer))
     new = len(tokenizer)
     assert new == old + 1
     assert model.get_input_embeddings().weight.shape[0] == new == model.config.vocab_size
-    assert model.mlm_head.bias.shape == (new,)
+    assert model.mlm_head.bias.shape == (new,) and model.mlm_head.decoder.shape[0] == new
     assert torch.equal(model.mlm_head.bias[:old], bias)
+    assert torch.equal(model.mlm_head.decoder[:old], decoder)
     inputs = tokenizer(["the river [NEWTOKEN] flows"], return_tensors="pt")
     with torch.no_grad():
         logits = model(**inputs).logits
@@ -218,9 +241,15 @@ def test_resize_token_embeddings_resizes_the_mlm_head_and_reloads(exported, tmp_
     again = AutoModelForMaskedLM.from_pretrained(tmp_path / "resized", trust_remote_code=True)
     with torch.no_grad():
         torch.testing.assert_close(again(**inputs).logits, logits)
-    smaller = AutoModelForMaskedLM.from_pretrained(exported, trust_remote_code=True)
+    smaller = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
     smaller.resize_token_embeddings(old - 8)
     assert smaller.mlm_head.bias.shape == (old - 8,)
+    # The reference's head holds nothing vocabulary-sized: the resize is the embedding's.
+    reference = AutoModelForMaskedLM.from_pretrained(exported, trust_remote_code=True)
+    reference.resize_token_embeddings(old + 3)
+    assert reference.mlm_head.bias is None and reference.mlm_head.decoder is None
+    with torch.no_grad():
+        assert reference(**inputs).logits.shape[-1] == old + 3
 
 
 def test_model_card_states_budget_hardware_hashes_and_results(scored_run, exported):

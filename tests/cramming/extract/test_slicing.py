@@ -6,12 +6,22 @@ import math
 import pytest
 import torch
 
+from crambench.errors import UserError
 from cramming.config import ModelConfig
-from cramming.extract.slicing import FRESH, evenly_spaced_layers, extract_model, select
+from cramming.extract.slicing import (
+    FRESH,
+    check_sliceable,
+    evenly_spaced_layers,
+    extract_model,
+    select,
+)
 from cramming.extract.space import Shape, teacher_shape
 from cramming.model import CrammedBert
 
-CFG = ModelConfig(vocab_size=97, seq_len=16, hidden=32, layers=4, heads=4, ffn_hidden=64)
+# With the MLM head transform and decoder bias (bert-original's head), so their slices are
+# checked too; the reference's head has neither (test_the_reference_head_...).
+CFG = ModelConfig(vocab_size=97, seq_len=16, hidden=32, layers=4, heads=4, ffn_hidden=64,
+                  head_transform=True, decoder_bias=True)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +148,35 @@ def test_fresh_dimensions_when_too_few_teacher_heads():
     fresh = (sel.qk[0] == FRESH).sum().item()
     assert fresh == 24 - 16  # the second group holds one teacher head of 16
     assert torch.isfinite(student.state_dict()["encoder.blocks.0.attn.qkv.weight"]).all()
+
+
+@pytest.mark.parametrize("components", [
+    {},  # the reference: no head transform, no decoder bias
+    {"norm": "rmsnorm", "pos_embedding": "rotary", "final_norm": False},
+    {"norm_scheme": "post", "pos_embedding": "none", "embedding_norm": False},
+])
+def test_other_components_slice_to_an_exact_copy_at_full_shape(components, ids):
+    import dataclasses
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, head_transform=False, decoder_bias=False, **components)
+    teacher = CrammedBert(cfg).eval()
+    student, _ = extract_model(teacher, teacher_shape(cfg))
+    assert student.state_dict().keys() == teacher.state_dict().keys()
+    with torch.no_grad():
+        assert torch.equal(teacher(ids)[1], student.eval()(ids)[1])
+    smaller, _ = extract_model(teacher, Shape(layers=2, heads=2, hidden=16, ffn=32))
+    with torch.no_grad():
+        assert torch.isfinite(smaller(ids)[1]).all()
+
+
+@pytest.mark.parametrize(("field", "value"), [("ffn", "mlp"), ("linear_bias", True),
+                                              ("qkv_bias", True), ("tie_weights", False),
+                                              ("pos_embedding", "learned")])
+def test_components_the_slices_do_not_know_are_refused_by_name(field, value):
+    import dataclasses
+
+    cfg = dataclasses.replace(CFG, **{field: value})
+    with pytest.raises(UserError, match=rf"^run/final/model_config.json: model\.{field}="
+                                        rf"{str(value).lower()}: extract slices models with"):
+        check_sliceable(cfg, where="run/final/model_config.json: ")
