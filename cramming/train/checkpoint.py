@@ -11,6 +11,11 @@
 Nothing in train_state.json is trusted as written: `check_train_state` checks every field's
 type and range (and its consistency with the config) before a resume uses it, and the weights
 and optimizer state must match their recorded hashes.
+
+RUN/ended.json (`cram-ended/1`) records that training ended, written before the post-loop
+checkpoint and removed once that checkpoint is in place: how it ended (stopped_by, step,
+elapsed_s, counts, train loss) and what a resume needs to redo the steps applied since the
+checkpoint on disk (a StepJournal), if the process dies while the end state is being saved.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ from cramming.train.segments import segments_problem
 
 CHECKPOINT_FORMAT = "cram-checkpoint/2"
 STOPPED_BY = (None, "budget", "steps", "interrupt")  # null: saved while training ran
+END_FORMAT = "cram-ended/1"
+END_RECORD = "ended.json"
+# The train state that ended.json records: how training ended and where.
+END_KEYS = ("stopped_by", "step", "elapsed_s", "tokens", "rows", "nonfinite_skips", "train_loss")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -145,6 +154,40 @@ def apply_checkpoint(checkpoint: dict, *, model, optimizer, scaler,
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return checkpoint["train_state"]
+
+
+class StepJournal:
+    """The optimizer steps applied since the weights were last saved or reloaded: where they
+    began (step, rows, tokens) and the budget fraction each read its schedules at. That is all
+    it takes to redo them: masks are seeded by step, rows by stream position, and the batch
+    size and learning rate follow from the fraction (on `world_size` ranks)."""
+
+    def __init__(self, world_size: int = 1):
+        self.world_size = world_size
+        self.start: dict = {}
+        self.fractions: list[float] = []
+
+    def restart(self, state: dict) -> None:
+        """The weights were saved or reloaded: nothing before this needs redoing."""
+        self.start = {key: state[key] for key in ("step", "rows", "tokens")}
+        self.fractions = []
+
+    def add(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+
+
+def write_end_record(run_dir, state: dict, journal: StepJournal) -> None:
+    """RUN/ended.json: training ended (state's END_KEYS), and the steps since the checkpoint on
+    disk; written whole or not at all, before the end state is saved."""
+    write_json_atomic(Path(run_dir) / END_RECORD, {
+        "format": END_FORMAT, **{key: state[key] for key in END_KEYS},
+        "replay": {**journal.start, "world_size": journal.world_size,
+                   "fractions": journal.fractions}})
+
+
+def clear_end_record(run_dir) -> None:
+    """The end state is in the checkpoint: the record has nothing left to say."""
+    (Path(run_dir) / END_RECORD).unlink(missing_ok=True)
 
 
 def _foreign(folder: Path, err: Exception) -> UserError:

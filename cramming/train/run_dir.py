@@ -14,12 +14,12 @@ from crambench.errors import OutOfSpace, UserError, is_out_of_space
 from crambench.files import refuse_output_over_inputs, tidy, write_json_atomic, write_text_atomic
 from crambench.locks import dir_lock
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
-from cramming.train.checkpoint import check_train_state, read_train_state
+from cramming.train.checkpoint import END_RECORD, check_train_state, read_train_state
 from data_prep import open_data_dir
 
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval",
-             "profile")
+             "profile", END_RECORD)
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
 
 
