@@ -190,6 +190,57 @@ def clear_end_record(run_dir) -> None:
     (Path(run_dir) / END_RECORD).unlink(missing_ok=True)
 
 
+def read_end_record(run_dir, checkpoint: dict, cfg) -> dict | None:
+    """RUN/ended.json when training ended after `checkpoint` (train_state.json, checked) was
+    saved and before the end state was; None without one, or when the checkpoint already holds
+    how training ended. Every field is checked, and against the checkpoint it continues from;
+    UserError naming the field."""
+    path = Path(run_dir) / END_RECORD
+    if not path.exists() or checkpoint["stopped_by"] is not None:
+        return None
+    ended = read_contract(path, END_FORMAT)
+    _check(path, ended, "stopped_by", ended.get("stopped_by") in ("budget", "steps"),
+           "budget or steps")
+    for key in ("step", "tokens", "rows", "nonfinite_skips"):
+        _check(path, ended, key, _is_count(ended.get(key)), "a whole number >= 0")
+    _check(path, ended, "elapsed_s", _is_number(ended.get("elapsed_s"))
+           and ended["elapsed_s"] + 0.001 >= checkpoint["elapsed_s"],  # ms: it is rounded
+           f"a number of seconds >= the checkpoint's elapsed_s {checkpoint['elapsed_s']}")
+    _check(path, ended, "train_loss", ended.get("train_loss") is None
+           or _is_number(ended["train_loss"]), "null or a finite number")
+    if cfg.train.max_steps is not None:
+        _check(path, ended, "step", ended["step"] <= cfg.train.max_steps,
+               f"at most train.max_steps {cfg.train.max_steps}")
+    _check(path, ended, "replay", isinstance(ended.get("replay"), dict), "an object")
+    replay = {f"replay.{key}": value for key, value in ended["replay"].items()}  # as named
+    for key in ("step", "rows", "tokens"):
+        _check(path, replay, f"replay.{key}", _is_count(replay.get(f"replay.{key}")),
+               "a whole number >= 0")
+    ranks = replay.get("replay.world_size")
+    _check(path, replay, "replay.world_size", _is_count(ranks) and ranks >= 1,
+           "a whole number >= 1")
+    # A step reads the clock before it ends: no fraction is past the recorded end.
+    last = min(1.0, (ended["elapsed_s"] + 0.001) / cfg.train.budget_s)
+    fractions = replay.get("replay.fractions")
+    _check(path, replay, "replay.fractions", isinstance(fractions, list), "a list")
+    for number, fraction in enumerate(fractions):  # one at a time: the line names one
+        key, earlier = f"replay.fractions[{number}]", fractions[number - 1] if number else 0.0
+        _check(path, {key: fraction}, key, _is_number(fraction) and earlier <= fraction <= last,
+               f"a budget fraction in [{earlier:g}, {last:g}]")
+    replay = ended["replay"]
+    # It continues the checkpoint on disk: from it, or from a reload of it after a non-finite
+    # loss (one at most: a second stops the run), and it ends where its steps lead.
+    skips = ended["nonfinite_skips"] - checkpoint["nonfinite_skips"]
+    start = [replay[key] for key in ("step", "rows", "tokens")]
+    saved = [checkpoint[key] for key in ("step", "rows", "tokens")]
+    from_checkpoint = skips == 0 and start == saved
+    after_reload = skips == 1 and all(a >= b for a, b in zip(start, saved, strict=True))
+    if not (from_checkpoint or after_reload) or replay["step"] + len(fractions) != ended["step"]:
+        raise UserError(f"{path} does not continue {path.parent / 'checkpoint'} (step "
+                        f"{checkpoint['step']}); remove it to resume from that checkpoint")
+    return ended
+
+
 def _foreign(folder: Path, err: Exception) -> UserError:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if isinstance(err, pickle.UnpicklingError):  # its text suggests unsafe loading

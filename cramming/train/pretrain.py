@@ -25,6 +25,8 @@ from cramming.config import AUTO, PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.train.budget import Budget
 from cramming.train.checkpoint import (
+    END_KEYS,
+    END_RECORD,
     StepJournal,
     apply_checkpoint,
     clear_end_record,
@@ -90,23 +92,45 @@ def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="cram
             dist.on_main(write_run, run, cfg, fresh=resumed is None)
             if cfg.impl.threads:
                 torch.set_num_threads(cfg.impl.threads)
-            if resumed and resumed["stopped_by"] in FINISHED:
+            ended = training_ended(resumed)
+            if ended:
                 # Training ended before a signal or crash cut the write-out short: finish only
                 # the write-out, off the clock (the clock stopped when the loop did); rank 0's.
+                # A crash while the end state was saved lost the steps since the checkpoint: the
+                # end record says how to redo them, as part of the write-out.
                 if not dist.is_main:
-                    return rank_result(dist, resumed)
+                    return rank_result(dist, ended)
+                stop.after_training = AFTER_TRAINING
                 model, optimizer, scaler = build_training(cfg, dev, precision)
                 state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
+                if ended is not resumed:  # its end record: the end state was lost in the save
+                    state = redo_lost_steps(run, model, optimizer, scaler, cfg, data_dir, state,
+                                            ended, precision=precision)
+                    save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                                    train_state=state)
+                clear_end_record(run)  # also one a kill left beside the end state's checkpoint
             else:
                 model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
                                      hardware=hardware, preset=preset, stop=stop, quiet=quiet,
                                      clock=clock, dist=dist)
             if not dist.is_main:
                 return rank_result(dist, state)
-            stop.after_training = ("stop signal received after training ended: finishing the "
-                                   "write-out (final/, val loss, summary) first")
+            stop.after_training = AFTER_TRAINING
             return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
                               precision=precision)
+
+
+AFTER_TRAINING = ("stop signal received after training ended: finishing the write-out "
+                  "(final/, val loss, summary) first")
+
+
+def training_ended(resumed: dict | None) -> dict | None:
+    """How a resumed run's training ended, if it did: its end record (RUN/ended.json, when the
+    end state was lost while it was saved) or its checkpoint's train state; None while it has
+    training left to do."""
+    if not resumed:
+        return None
+    return resumed.get("ended") or (resumed if resumed["stopped_by"] in FINISHED else None)
 
 
 @contextlib.contextmanager
@@ -464,6 +488,49 @@ def start_step(f: float, optimizer, rows, cfg: PretrainConfig, data_dir, step: i
         mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
         random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
     return n_rows, lr, mine, inputs, labels
+
+
+def redo_lost_steps(run, model, optimizer, scaler, cfg: PretrainConfig, data_dir, state: dict,
+                    ended: dict, *, precision: str) -> dict:
+    """Training ended, but the process died while it saved the end state, so the steps applied
+    since the checkpoint (`state`, loaded into the model and optimizer) were lost. Redo them as
+    the end record says: each at the budget fraction it read, so with its own batch size,
+    learning rate, rows and masks. Off the clock: they were trained within the budget once, and
+    the run ends where it ended. Returns the end's train state. One process redoes them,
+    whatever number of ranks trained them."""
+    replay, impl = ended["replay"], cfg.impl
+    if replay["fractions"]:
+        warn(f"training ended at step {ended['step']} ({ended['elapsed_s']:g}s, stopped by "
+             f"{ended['stopped_by']}), but the process died while saving it: redoing steps "
+             f"{replay['step'] + 1}-{ended['step']} from the step {state['step']} checkpoint, "
+             "off the clock")
+    rows = RowStream(data_dir, seed=cfg.seed, start=replay["rows"], chunk=impl.micro_batch)
+    # As the loop ran them: a compiled model's fixed MLM head size and padding.
+    head_rows = (sparse_rows(impl.micro_batch * cfg.model.seq_len, cfg.train.mask_prob)
+                 if impl.compile else None)
+    step, tokens = replay["step"], replay["tokens"]
+    model.train()
+    for f in replay["fractions"]:
+        n_rows, _, _, inputs, labels = start_step(f, optimizer, rows, cfg, data_dir, step,
+                                                  replay["world_size"])
+        masked = int((labels != IGNORE_INDEX).sum())
+        loss = sum(micro_step(model, inputs[begin:begin + impl.micro_batch],
+                              labels[begin:begin + impl.micro_batch], masked, scaler, precision,
+                              pad_to=impl.micro_batch if impl.compile else None,
+                              head_rows=head_rows)
+                   for begin in range(0, n_rows, impl.micro_batch))
+        if not math.isfinite(float(loss)):  # the run applied this step: its loss was finite
+            raise UserError(f"redoing step {step + 1} gave a non-finite loss, which the run did "
+                            f"not have; remove {run / END_RECORD} to resume from the checkpoint "
+                            "and train on instead")
+        optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
+        rows.consume(n_rows)
+        step, tokens = step + 1, tokens + n_rows * cfg.model.seq_len
+    if (step, rows.position, tokens) != (ended["step"], ended["rows"], ended["tokens"]):
+        raise UserError(f"{run / END_RECORD} is damaged: its steps end at step {step}, row "
+                        f"{rows.position}, not at its step {ended['step']}, row {ended['rows']}; "
+                        "remove it to resume from the checkpoint")
+    return {**state, **{key: ended[key] for key in END_KEYS}}
 
 
 def micro_step(net, inputs, labels, total_masked, scaler, precision, *,
