@@ -11,6 +11,11 @@
 Nothing in train_state.json is trusted as written: `check_train_state` checks every field's
 type and range (and its consistency with the config) before a resume uses it, and the weights
 and optimizer state must match their recorded hashes.
+
+RUN/ended.json (`cram-ended/1`) records that training ended, written before the post-loop
+checkpoint and removed once that checkpoint is in place: how it ended (stopped_by, step,
+elapsed_s, counts, train loss) and what a resume needs to redo the steps applied since the
+checkpoint on disk (a StepJournal), if the process dies while the end state is being saved.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ from cramming.train.segments import segments_problem
 
 CHECKPOINT_FORMAT = "cram-checkpoint/2"
 STOPPED_BY = (None, "budget", "steps", "interrupt")  # null: saved while training ran
+END_FORMAT = "cram-ended/1"
+END_RECORD = "ended.json"
+# The train state that ended.json records: how training ended and where.
+END_KEYS = ("stopped_by", "step", "elapsed_s", "tokens", "rows", "nonfinite_skips", "train_loss")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -145,6 +154,91 @@ def apply_checkpoint(checkpoint: dict, *, model, optimizer, scaler,
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return checkpoint["train_state"]
+
+
+class StepJournal:
+    """The optimizer steps applied since the weights were last saved or reloaded: where they
+    began (step, rows, tokens) and the budget fraction each read its schedules at. That is all
+    it takes to redo them: masks are seeded by step, rows by stream position, and the batch
+    size and learning rate follow from the fraction (on `world_size` ranks)."""
+
+    def __init__(self, world_size: int = 1):
+        self.world_size = world_size
+        self.start: dict = {}
+        self.fractions: list[float] = []
+
+    def restart(self, state: dict) -> None:
+        """The weights were saved or reloaded: nothing before this needs redoing."""
+        self.start = {key: state[key] for key in ("step", "rows", "tokens")}
+        self.fractions = []
+
+    def add(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+
+
+def write_end_record(run_dir, state: dict, journal: StepJournal) -> None:
+    """RUN/ended.json: training ended (state's END_KEYS), and the steps since the checkpoint on
+    disk; written whole or not at all, before the end state is saved."""
+    write_json_atomic(Path(run_dir) / END_RECORD, {
+        "format": END_FORMAT, **{key: state[key] for key in END_KEYS},
+        "replay": {**journal.start, "world_size": journal.world_size,
+                   "fractions": journal.fractions}})
+
+
+def clear_end_record(run_dir) -> None:
+    """The end state is in the checkpoint: the record has nothing left to say."""
+    (Path(run_dir) / END_RECORD).unlink(missing_ok=True)
+
+
+def read_end_record(run_dir, checkpoint: dict, cfg) -> dict | None:
+    """RUN/ended.json when training ended after `checkpoint` (train_state.json, checked) was
+    saved and before the end state was; None without one, or when the checkpoint already holds
+    how training ended. Every field is checked, and against the checkpoint it continues from;
+    UserError naming the field."""
+    path = Path(run_dir) / END_RECORD
+    if not path.exists() or checkpoint["stopped_by"] is not None:
+        return None
+    ended = read_contract(path, END_FORMAT)
+    _check(path, ended, "stopped_by", ended.get("stopped_by") in ("budget", "steps"),
+           "budget or steps")
+    for key in ("step", "tokens", "rows", "nonfinite_skips"):
+        _check(path, ended, key, _is_count(ended.get(key)), "a whole number >= 0")
+    _check(path, ended, "elapsed_s", _is_number(ended.get("elapsed_s"))
+           and ended["elapsed_s"] + 0.001 >= checkpoint["elapsed_s"],  # ms: it is rounded
+           f"a number of seconds >= the checkpoint's elapsed_s {checkpoint['elapsed_s']}")
+    _check(path, ended, "train_loss", ended.get("train_loss") is None
+           or _is_number(ended["train_loss"]), "null or a finite number")
+    if cfg.train.max_steps is not None:
+        _check(path, ended, "step", ended["step"] <= cfg.train.max_steps,
+               f"at most train.max_steps {cfg.train.max_steps}")
+    _check(path, ended, "replay", isinstance(ended.get("replay"), dict), "an object")
+    replay = {f"replay.{key}": value for key, value in ended["replay"].items()}  # as named
+    for key in ("step", "rows", "tokens"):
+        _check(path, replay, f"replay.{key}", _is_count(replay.get(f"replay.{key}")),
+               "a whole number >= 0")
+    ranks = replay.get("replay.world_size")
+    _check(path, replay, "replay.world_size", _is_count(ranks) and ranks >= 1,
+           "a whole number >= 1")
+    # A step reads the clock before it ends: no fraction is past the recorded end.
+    last = min(1.0, (ended["elapsed_s"] + 0.001) / cfg.train.budget_s)
+    fractions = replay.get("replay.fractions")
+    _check(path, replay, "replay.fractions", isinstance(fractions, list), "a list")
+    for number, fraction in enumerate(fractions):  # one at a time: the line names one
+        key, earlier = f"replay.fractions[{number}]", fractions[number - 1] if number else 0.0
+        _check(path, {key: fraction}, key, _is_number(fraction) and earlier <= fraction <= last,
+               f"a budget fraction in [{earlier:g}, {last:g}]")
+    replay = ended["replay"]
+    # It continues the checkpoint on disk: from it, or from a reload of it after a non-finite
+    # loss (one at most: a second stops the run), and it ends where its steps lead.
+    skips = ended["nonfinite_skips"] - checkpoint["nonfinite_skips"]
+    start = [replay[key] for key in ("step", "rows", "tokens")]
+    saved = [checkpoint[key] for key in ("step", "rows", "tokens")]
+    from_checkpoint = skips == 0 and start == saved
+    after_reload = skips == 1 and all(a >= b for a, b in zip(start, saved, strict=True))
+    if not (from_checkpoint or after_reload) or replay["step"] + len(fractions) != ended["step"]:
+        raise UserError(f"{path} does not continue {path.parent / 'checkpoint'} (step "
+                        f"{checkpoint['step']}); remove it to resume from that checkpoint")
+    return ended
 
 
 def _foreign(folder: Path, err: Exception) -> UserError:

@@ -25,10 +25,15 @@ from cramming.config import AUTO, PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
 from cramming.train.budget import Budget
 from cramming.train.checkpoint import (
+    END_KEYS,
+    END_RECORD,
+    StepJournal,
     apply_checkpoint,
+    clear_end_record,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
+    write_end_record,
 )
 from cramming.train.distributed import AgreedError, Dist, init_dist
 from cramming.train.hardware import (
@@ -88,23 +93,45 @@ def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="cram
             dist.on_main(write_run, run, cfg, fresh=resumed is None)
             if cfg.impl.threads:
                 torch.set_num_threads(cfg.impl.threads)
-            if resumed and resumed["stopped_by"] in FINISHED:
+            ended = training_ended(resumed)
+            if ended:
                 # Training ended before a signal or crash cut the write-out short: finish only
                 # the write-out, off the clock (the clock stopped when the loop did); rank 0's.
+                # A crash while the end state was saved lost the steps since the checkpoint: the
+                # end record says how to redo them, as part of the write-out.
                 if not dist.is_main:
-                    return rank_result(dist, resumed)
+                    return rank_result(dist, ended)
+                stop.after_training = AFTER_TRAINING
                 model, optimizer, scaler = build_training(cfg, dev, precision)
                 state = load_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler)
+                if ended is not resumed:  # its end record: the end state was lost in the save
+                    state = redo_lost_steps(run, model, optimizer, scaler, cfg, data_dir, state,
+                                            ended, precision=precision)
+                    save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                                    train_state=state)
+                clear_end_record(run)  # also one a kill left beside the end state's checkpoint
             else:
                 model, state = train(run, cfg, data_dir, resumed, dev=dev, precision=precision,
                                      hardware=hardware, preset=preset, stop=stop, quiet=quiet,
                                      clock=clock, dist=dist)
             if not dist.is_main:
                 return rank_result(dist, state)
-            stop.after_training = ("stop signal received after training ended: finishing the "
-                                   "write-out (final/, val loss, summary) first")
+            stop.after_training = AFTER_TRAINING
             return finish_run(run, model, cfg, state, data_dir=data_dir, hardware=hardware,
                               precision=precision)
+
+
+AFTER_TRAINING = ("stop signal received after training ended: finishing the write-out "
+                  "(final/, val loss, summary) first")
+
+
+def training_ended(resumed: dict | None) -> dict | None:
+    """How a resumed run's training ended, if it did: its end record (RUN/ended.json, when the
+    end state was lost while it was saved) or its checkpoint's train state; None while it has
+    training left to do."""
+    if not resumed:
+        return None
+    return resumed.get("ended") or (resumed if resumed["stopped_by"] in FINISHED else None)
 
 
 @contextlib.contextmanager
@@ -152,7 +179,8 @@ def build_training(cfg: PretrainConfig, dev, precision):
 def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardware, preset,
           stop, quiet, clock, dist: Dist):
     """Start (or continue) the clock, build the model and run the loop; save the post-loop
-    checkpoint, which records how training ended. -> (model, train state)."""
+    checkpoint, which records how training ended (after RUN/ended.json, which records it
+    first). -> (model, train state)."""
     # A resumed run's checkpoint is read and checked against its hashes first: a damaged one
     # is refused before the start line is printed and before the clock starts.
     checkpoint = dist.on_main(read_checkpoint, run) if resumed else None
@@ -192,14 +220,22 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
                           resume_elapsed=state["elapsed_s"] if resumed else None,
                           first_fields={"device_names": hardware["device_names"]})
                if dist.is_main else None)
+    journal = StepJournal(dist.world_size)
     with step_profiler(cfg.impl.profile_steps, run / "profile", dev,
                        enabled=dist.is_main) as profiler:
         state["stopped_by"] = train_loop(model, optimizer, scaler, rows, budget, cfg, state,
                                          run=run, metrics=metrics, stop=stop, data_dir=data_dir,
                                          precision=precision, quiet=quiet or not dist.is_main,
-                                         dist=dist, net=net, after_step=profiler)
+                                         dist=dist, net=net, after_step=profiler,
+                                         journal=journal)
     if dist.is_main:
+        # Saving the end state takes as long as any checkpoint; a kill meanwhile keeps the
+        # previous one. The record, small and written first, says that training ended and how
+        # to redo the steps since that checkpoint, so a resume never trains on.
+        if state["stopped_by"] in FINISHED:
+            write_end_record(run, state, journal)
         save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler, train_state=state)
+        clear_end_record(run)
     return model, state
 
 
@@ -253,7 +289,7 @@ def initial_state(cfg: PretrainConfig, data_dir, preset) -> dict:
 def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, state,
                *, run, metrics, stop, data_dir, precision, quiet, durations=None,
                objective=None, dist: Dist | None = None, net=None,
-               command: str = "cram pretrain", after_step=None) -> str:
+               command: str = "cram pretrain", after_step=None, journal=None) -> str:
     """Optimizer steps until the budget, `train.max_steps` or a signal ends the run.
 
     Returns stopped_by: "budget" | "steps" | "interrupt"; `state` is updated in place, the same
@@ -268,7 +304,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     curve is the same quantity. None trains on the MLM loss.
     `dist`: this rank of a DDP job (None: one process); `net` is `model` or its DDP wrapper,
     what the micro-batches run through. `command` names the job in progress and warnings.
-    `after_step()` is called after each applied optimizer step (the profiler's clock)."""
+    `after_step()` is called after each applied optimizer step (the profiler's clock).
+    `journal` (a StepJournal) is kept up to date with the steps since the last checkpoint."""
     t, impl = cfg.train, cfg.impl
     if impl.micro_batch == AUTO:
         raise UserError(f"impl.micro_batch=auto is chosen by `cram pretrain`; {command} needs a "
@@ -285,6 +322,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
     if state["step"] == 0:  # a first checkpoint, so a non-finite loss always has one to reload
         check.checkpoint.update(write_checkpoint(dist, run, model, optimizer, scaler, state,
                                                  budget))
+    journal = journal if journal is not None else StepJournal(dist.world_size)
+    journal.restart(state)  # the model holds what the checkpoint holds
     last_checkpoint = check.elapsed_s
     window = LogWindow(check.elapsed_s, state["tokens"])
     bar = progress_bar(budget, quiet, command)
@@ -310,16 +349,8 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
             return finish("steps", budget.elapsed())
         # Schedules read the job's clock as agreed at the last check: the same on every rank.
         f = check.fraction()
-        n_rows = global_batch_size(f, cfg, dist.world_size)
-        lr = cfg.optim.lr * lr_factor_at(f, t)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        mine, index = rows.peek(n_rows)  # this rank's share of the global batch
-        inputs, labels = mask_tokens(
-            torch.from_numpy(mine), special_ids=data_dir.special_ids,
-            vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, state["step"]),
-            mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
-            random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
+        n_rows, lr, mine, inputs, labels = start_step(f, optimizer, rows, cfg, data_dir,
+                                                      state["step"], dist.world_size)
         # The step's loss stays on the device until the step ends: one host sync per step.
         step_loss, total_masked = torch.zeros((), device=device), 0
         for begin in range(0, len(mine), impl.micro_batch):
@@ -348,6 +379,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                 state["step"] += 1
                 state["rows"] = rows.position
                 state["tokens"] += n_rows * cfg.model.seq_len
+                journal.add(f)
                 window.add(verdict.loss)
                 if after_step is not None:
                     after_step()
@@ -367,6 +399,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
                     check.checkpoint.update(seconds)
                     check.exclude(seconds)  # timed apart from the update
                     last_checkpoint, recovered_since_checkpoint = verdict.elapsed_s, False
+                    journal.restart(state)
                 continue
         # A non-finite loss on some rank: every rank reloads the last checkpoint and skips this
         # batch; twice is an error.
@@ -380,6 +413,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         state["rows"] = rows.position
         state["nonfinite_skips"] += 1
         recovered_since_checkpoint = True
+        journal.restart(state)  # the steps since the checkpoint were undone
         if dist.is_main:
             warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
                  f"skipped {n_rows} rows", command)
@@ -437,6 +471,68 @@ def restore(dist: Dist, run, model, optimizer, scaler, *, restore_rng: bool = Tr
     checkpoint = dist.on_main(read_checkpoint, run)
     return apply_checkpoint(checkpoint, model=model, optimizer=optimizer, scaler=scaler,
                             restore_rng=restore_rng)
+
+
+def start_step(f: float, optimizer, rows, cfg: PretrainConfig, data_dir, step: int,
+               world_size: int):
+    """A step's set-up from f, the budget fraction its schedules read: the learning rate is
+    set, and this rank's rows of the global batch are drawn and masked with the step's own
+    seed. -> (rows in the global batch, lr, this rank's rows, inputs, labels)."""
+    t = cfg.train
+    n_rows = global_batch_size(f, cfg, world_size)
+    lr = cfg.optim.lr * lr_factor_at(f, t)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    mine, index = rows.peek(n_rows)  # this rank's share of the global batch
+    inputs, labels = mask_tokens(
+        torch.from_numpy(mine), special_ids=data_dir.special_ids,
+        vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, step),
+        mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
+        random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
+    return n_rows, lr, mine, inputs, labels
+
+
+def redo_lost_steps(run, model, optimizer, scaler, cfg: PretrainConfig, data_dir, state: dict,
+                    ended: dict, *, precision: str) -> dict:
+    """Training ended, but the process died while it saved the end state, so the steps applied
+    since the checkpoint (`state`, loaded into the model and optimizer) were lost. Redo them as
+    the end record says: each at the budget fraction it read, so with its own batch size,
+    learning rate, rows and masks. Off the clock: they were trained within the budget once, and
+    the run ends where it ended. Returns the end's train state. One process redoes them,
+    whatever number of ranks trained them."""
+    replay, impl = ended["replay"], cfg.impl
+    if replay["fractions"]:
+        warn(f"training ended at step {ended['step']} ({ended['elapsed_s']:g}s, stopped by "
+             f"{ended['stopped_by']}), but the process died while saving it: redoing steps "
+             f"{replay['step'] + 1}-{ended['step']} from the step {state['step']} checkpoint, "
+             "off the clock")
+    rows = RowStream(data_dir, seed=cfg.seed, start=replay["rows"], chunk=impl.micro_batch)
+    # As the loop ran them: a compiled model's fixed MLM head size and padding.
+    head_rows = (sparse_rows(impl.micro_batch * cfg.model.seq_len, cfg.train.mask_prob)
+                 if impl.compile else None)
+    step, tokens = replay["step"], replay["tokens"]
+    model.train()
+    for f in replay["fractions"]:
+        n_rows, _, _, inputs, labels = start_step(f, optimizer, rows, cfg, data_dir, step,
+                                                  replay["world_size"])
+        masked = int((labels != IGNORE_INDEX).sum())
+        loss = sum(micro_step(model, inputs[begin:begin + impl.micro_batch],
+                              labels[begin:begin + impl.micro_batch], masked, scaler, precision,
+                              pad_to=impl.micro_batch if impl.compile else None,
+                              head_rows=head_rows)
+                   for begin in range(0, n_rows, impl.micro_batch))
+        if not math.isfinite(float(loss)):  # the run applied this step: its loss was finite
+            raise UserError(f"redoing step {step + 1} gave a non-finite loss, which the run did "
+                            f"not have; remove {run / END_RECORD} to resume from the checkpoint "
+                            "and train on instead")
+        optimizer_update(model, optimizer, scaler, cfg.optim.grad_clip)
+        rows.consume(n_rows)
+        step, tokens = step + 1, tokens + n_rows * cfg.model.seq_len
+    if (step, rows.position, tokens) != (ended["step"], ended["rows"], ended["tokens"]):
+        raise UserError(f"{run / END_RECORD} is damaged: its steps end at step {step}, row "
+                        f"{rows.position}, not at its step {ended['step']}, row {ended['rows']}; "
+                        "remove it to resume from the checkpoint")
+    return {**state, **{key: ended[key] for key in END_KEYS}}
 
 
 def micro_step(net, inputs, labels, total_masked, scaler, precision, *,

@@ -14,12 +14,17 @@ from crambench.errors import OutOfSpace, UserError, is_out_of_space
 from crambench.files import refuse_output_over_inputs, tidy, write_json_atomic, write_text_atomic
 from crambench.locks import dir_lock
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
-from cramming.train.checkpoint import check_train_state, read_train_state
+from cramming.train.checkpoint import (
+    END_RECORD,
+    check_train_state,
+    read_end_record,
+    read_train_state,
+)
 from data_prep import open_data_dir
 
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval",
-             "profile")
+             "profile", END_RECORD)
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
 
 
@@ -190,6 +195,7 @@ def write_summary(run_dir, summary: dict) -> None:
 def resolve_run(request: RunRequest, *, quiet=False):
     """-> (run dir, resolved config, checkpoint train_state or None, opened data dir), writing
     nothing: every mismatch between preset, data dir and a run being resumed is a UserError here.
+    The train state's "ended" is the run's end record (checked), or None.
 
     A resumed run knows its data dir and budget (config.yaml); `data` and `budget_s` may be None
     then, and must match the run when given. A run dir that never trained (killed before its
@@ -251,6 +257,8 @@ def resolve_run(request: RunRequest, *, quiet=False):
             raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume "
                             "with the same recipe (impl.* may change)")
         check_train_state(resumed, cfg, run)
+        # Set when training ended after this checkpoint and the end state was lost in the save.
+        resumed["ended"] = read_end_record(run, resumed, cfg)
         if (run / "metrics.jsonl").exists():
             kept = metrics_up_to(run / "metrics.jsonl", resumed["step"], resumed["elapsed_s"])
             last = json.loads(kept[-1]) if kept else {}

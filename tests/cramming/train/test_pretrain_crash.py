@@ -22,7 +22,9 @@ KILL_POINTS = [
     ("checkpoint:1", "the first checkpoint built but not yet in place"),
     ("checkpoint:2", "inside the swap of the second checkpoint: no checkpoint/ at all"),
     ("*.partial:1", "after a swap, before the old checkpoint is removed"),
-    (f"train_state.json:{STEPS + 2}", "building the post-loop checkpoint"),
+    ("ended.json:1", "training ended, its end record not yet in place"),
+    (f"train_state.json:{STEPS + 2}", "building the post-loop checkpoint (the end record in "
+                                      "place)"),
     ("final:1", "the write-out: final/ built but not yet in place"),
     ("summary.json:1", "the write-out: final/ in place, no summary yet"),
 ]
@@ -56,3 +58,31 @@ def test_a_killed_pretrain_leaves_a_resumable_run(kill, moment, pretrain_data,
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no lock file, no temporary dir
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == STEPS
+
+
+@pytest.mark.slow
+def test_a_kill_while_the_end_state_is_saved_costs_no_budget(pretrain_data, pretrain_overrides,
+                                                             tmp_path):
+    """The only checkpoint before the post-loop one is step 0's (impl.checkpoint_every_min is a
+    minute): the resume redoes the run's steps from the end record, off the clock, and ends
+    where the killed run ended."""
+    run = tmp_path / "run"
+    overrides = [*pretrain_overrides, f"train.max_steps={STEPS}"]
+    argv = ["pretrain", "--data", str(pretrain_data), "--preset", "tiny", "--budget", "60s",
+            "--out", str(run), "--quiet", *overrides]
+    killed = cram_killed_at("train_state.json:2", argv)  # building the post-loop checkpoint
+    assert killed.returncode == -9, killed.stderr
+    ended = json.loads((run / "ended.json").read_text())
+    assert json.loads((run / "checkpoint" / "train_state.json").read_text())["step"] == 0
+    assert ended["stopped_by"] == "steps" and len(ended["replay"]["fractions"]) == STEPS
+
+    def no_clock():
+        raise AssertionError("the budget's clock was read: the resume spent budget")
+
+    summary = pretrain(resume=run, quiet=True, clock=no_clock)
+    assert summary["status"] == "complete" and summary["steps"] == STEPS
+    assert summary["train_elapsed_s"] == ended["elapsed_s"]
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS  # the record is gone
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, STEPS]  # the killed run's lines, none repeated
+    assert metrics[-1]["elapsed_s"] <= summary["train_elapsed_s"]
