@@ -107,7 +107,7 @@ def train_unigram(documents: Iterable[str], vocab_size: int) -> Tokenizer:
     trained.train_from_iterator(documents, trainer=trainer)
     pieces = [(piece, score) for piece, score in json.loads(trained.to_str())["model"]["vocab"]
               if piece not in SPECIAL_TOKENS]
-    lowest = min(score for _, score in pieces)
+    lowest = round(min(score for _, score in pieces), SCORE_DECIMALS)
     canonical = sorted((piece, lowest if len(piece) == 1 and score < lowest + LOWEST_SPAN
                         else round(score, SCORE_DECIMALS)) for piece, score in pieces)
     specials = [(token, 0.0) for token in SPECIAL_TOKENS]
