@@ -4,7 +4,8 @@ Each pass over the corpus (tokenizer training, encoding) runs this same stream, 
 sees exactly the same documents; the counts of the last pass go into the manifest. Steps, in
 order: normalize (data_prep.normalize, which also drops words too long for WordPiece), cut
 documents longer than MAX_DOC_CHARS into pieces (data_prep.segment), then per document: drop
-it when too short (data_prep.filters), drop it when seen before (data_prep.dedup).
+it when too short (data_prep.filters), drop it when seen before (data_prep.dedup; unless
+`--dedup off`). Copies of one document share a digest, so they land in the same split.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class CleanCounts:
 
 
 def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs: int | None,
-                    min_chars: int = MIN_CHARS) -> Iterator[tuple[str, bytes]]:
-    """Yield (normalized text, digest) for each kept document, counting every drop."""
+                    min_chars: int = MIN_CHARS, dedup: bool = True) -> Iterator[tuple[str, bytes]]:
+    """Yield (normalized text, digest) for each kept document, counting every drop. With
+    `dedup` False (`--dedup off`) a document seen before is kept again."""
     seen = Deduplicator()
     replaced_at_start = replaced_bytes()
     try:
@@ -59,7 +61,7 @@ def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs:
                         counts.dropped_too_short += 1
                         continue
                     doc_digest = digest(piece)
-                    if not seen.is_new(doc_digest):
+                    if dedup and not seen.is_new(doc_digest):
                         counts.dropped_duplicates += 1
                         continue
                     counts.documents_kept += 1

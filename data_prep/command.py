@@ -10,6 +10,7 @@ import argparse
 
 from crambench import options
 from crambench.progress import QUIET_HELP
+from data_prep.filters import TRASH_CUTOFF
 from data_prep.manifest import MAX_VOCAB, MIN_SEQ_LEN, SPECIAL_TOKENS
 
 
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data dir to create (required with --source)")
     parser.add_argument("--vocab-size", type=options.whole(len(SPECIAL_TOKENS) + 1, MAX_VOCAB),
                         default=32768,
-                        help="WordPiece vocabulary size (default 32768, cramming recipe)")
+                        help="tokenizer vocabulary size (default 32768, cramming recipe)")
     parser.add_argument("--seq-len", type=options.whole(MIN_SEQ_LEN), default=128,
                         help="tokens per row (default 128)")
     parser.add_argument("--val-fraction", type=options.number(0, 1, open_high=True), default=0.01,
@@ -31,6 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", metavar="DATA_OR_JSON",
                         help="reuse the tokenizer of a data dir or a tokenizer.json "
                              "(its vocabulary replaces --vocab-size)")
+    parser.add_argument("--tokenizer-model", metavar="MODEL", default=None,
+                        help="wordpiece (default), bpe or unigram: the subword model to train "
+                             "(with --tokenizer, the reused one's)")
+    parser.add_argument("--trash-cutoff", type=cutoff, default=TRASH_CUTOFF, metavar="X",
+                        help=f"drop documents of X or more tokens per character (default "
+                             f"{TRASH_CUTOFF}, cramming recipe), or off")
+    parser.add_argument("--dedup", choices=("on", "off"), default="on",
+                        help="drop exact duplicate documents (default on)")
+    parser.add_argument("--order", metavar="ORDER", default="random",
+                        help="train rows: random (default; shuffled by pretraining from its "
+                             "seed), or a curriculum pretraining keeps: prevalence (rarest "
+                             "tokens first), sentence-length (most sentences first)")
     parser.add_argument("--workers", type=options.whole(1), default=1,
                         help="tokenizer threads (default 1; results do not depend on it)")
     parser.add_argument("--force", action="store_true", help="replace an existing DATA")
@@ -38,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", metavar="DATA",
                         help="check an existing data dir instead: every manifest claim against "
                              "the tokenizer and shards (sizes, sha256, token ids)")
+
+
+def cutoff(text: str) -> float | None:
+    """--trash-cutoff: a number of tokens per character above 0, or `off` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return options.number(0, open_low=True)(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (or off)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = prepare(args.source, args.out, vocab_size=args.vocab_size, seq_len=args.seq_len,
                        val_fraction=args.val_fraction, max_docs=args.max_docs,
                        tokenizer=args.tokenizer, workers=args.workers, force=args.force,
-                       quiet=args.quiet)
+                       quiet=args.quiet, trash_cutoff=args.trash_cutoff, dedup=args.dedup,
+                       order=args.order, tokenizer_model=args.tokenizer_model)
     print(f"wrote {args.out}: train {manifest['num_sequences']['train']} rows, val "
           f"{manifest['num_sequences']['val']} rows of {manifest['seq_len']}, vocab "
           f"{manifest['vocab_size']}, {documents_line(manifest['pipeline']['counts'])}, "

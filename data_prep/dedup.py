@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 DIGEST_BYTES = 16  # 128 bits: a chance collision is negligible at any corpus size
+METHOD = "exact-blake2b-128-normalized"  # as the manifest records it (`--dedup on`)
 
 
 def digest(text: str) -> bytes:

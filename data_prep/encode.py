@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from crambench.progress import bar
 from data_prep.dedup import is_validation
-from data_prep.filters import not_trash
+from data_prep.filters import TRASH_CUTOFF, not_trash
 from data_prep.pack import Packer
 from data_prep.shards import ShardWriter
 from data_prep.tokenizer import SPECIAL_IDS, text_only
@@ -49,10 +49,14 @@ def prenormalized(tokenizer: Tokenizer) -> Tokenizer:
 
 
 def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
-                  reference: Tokenizer, root: Path, *, seq_len: int, val_fraction: float,
-                  quiet: bool) -> dict:
+                  reference: Tokenizer | None, root: Path, *, seq_len: int, val_fraction: float,
+                  quiet: bool, trash_cutoff: float | None = TRASH_CUTOFF) -> dict:
+    """Encode, filter, split and pack `stream` into shards under `root`. The trash filter
+    keeps documents of fewer than `trash_cutoff` tokens per character as `reference` counts
+    them (data_prep.filters); with `reference` None it keeps every document."""
     encoder = prenormalized(tokenizer)
-    judge = encoder if reference is tokenizer else prenormalized(reference)
+    judge = (None if reference is None
+             else encoder if reference is tokenizer else prenormalized(reference))
     sep = SPECIAL_IDS["sep"]
     packers = {"train": Packer(seq_len, sep), "val": Packer(seq_len, sep)}
     writers = {"train": ShardWriter(root, "train"), "val": ShardWriter(root, "val")}
@@ -67,8 +71,8 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
         timings["read_clean"] += now - clock
         progress.update(len(batch))
         texts = [text for text, _ in batch]
-        if judge is not encoder:  # judge first, so trash is never encoded twice
-            keep = [not_trash(len(ids), len(text))
+        if judge is not None and judge is not encoder:  # judge first: trash is encoded once
+            keep = [not_trash(len(ids), len(text), trash_cutoff)
                     for ids, text in zip(encode_ids(judge, texts), texts, strict=True)]
             batch = [item for item, kept in zip(batch, keep, strict=True) if kept]
             texts = [text for text, _ in batch]
@@ -79,7 +83,7 @@ def encode_corpus(stream: Iterable[tuple[str, bytes]], tokenizer: Tokenizer,
         encoded = encode_ids(encoder, texts)
         by_split: dict[str, list[list[int]]] = {"train": [], "val": []}
         for (text, doc_digest), ids in zip(batch, encoded, strict=True):
-            if judge is encoder and not not_trash(len(ids), len(text)):
+            if judge is encoder and not not_trash(len(ids), len(text), trash_cutoff):
                 dropped_trash += 1
                 continue
             split = "val" if is_validation(doc_digest, val_fraction) else "train"

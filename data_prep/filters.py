@@ -9,6 +9,13 @@
   ~32k WordPiece vocabulary, so the ratio is measured with a reference WordPiece of
   REFERENCE_VOCAB trained on the same cleaned stream: the trained tokenizer itself when its
   vocabulary has that size, otherwise one more pass trains the reference (data_prep.prepare).
+  `--trash-cutoff X` sets the cutoff (cramming's `trash_cutoff`, 0.3 in some of its configs),
+  `--trash-cutoff off` drops no document as trash (cramming's `remove_trash: False`).
+  The reference is a WordPiece whatever `--tokenizer-model` trains: a BPE or Unigram
+  vocabulary cuts text into another number of pieces, so the cutoff would mean something
+  else, and changing the tokenizer would change which documents are kept; the ablation
+  compares tokenizers on the same documents. (cramming too measured with a fixed tokenizer,
+  ALBERT's, unless its config said `remove_trash: self`.)
 """
 
 from __future__ import annotations

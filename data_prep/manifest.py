@@ -16,6 +16,9 @@ MIN_SEQ_LEN = 8
 # Fixed ids every stage relies on: the tokenizer trains these tokens first, in this order.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_IDS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+# How pretraining reads the train rows: a seeded permutation per epoch, or (a curriculum,
+# data_prep.order) their stored order. A manifest without the field predates curricula.
+TRAIN_ORDERS = ("shuffle", "curriculum")
 
 # key -> type every reader relies on
 REQUIRED = {
@@ -53,6 +56,9 @@ def check_manifest(manifest: dict, where) -> None:
     if not len(SPECIAL_TOKENS) < manifest["vocab_size"] <= 65535 or manifest["seq_len"] < 1:
         raise UserError(f"{where} is corrupt: vocab_size {manifest['vocab_size']} or seq_len "
                         f"{manifest['seq_len']} out of range for uint16 rows")
+    if manifest.get("train_order", "shuffle") not in TRAIN_ORDERS:
+        raise UserError(f"{where}: unknown train_order {manifest['train_order']!r} (this "
+                        f"version reads {', '.join(TRAIN_ORDERS)})")
     if manifest["special_ids"] != SPECIAL_IDS:
         raise UserError(f"{where}: special token ids {manifest['special_ids']} differ from "
                         f"{SPECIAL_IDS}")

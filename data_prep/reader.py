@@ -17,7 +17,7 @@ from crambench.files import interrupted_swap, tidy
 from crambench.locks import dir_lock
 from data_prep.manifest import MANIFEST, SPLITS, TOKENIZER, read_manifest
 from data_prep.pack import TOKEN_DTYPE
-from data_prep.shards import data_sha256
+from data_prep.shards import manifest_data_sha256
 
 
 class DataDir:
@@ -31,6 +31,8 @@ class DataDir:
         self.special_ids: dict[str, int] = dict(manifest["special_ids"])
         self.tokenizer_path = path / TOKENIZER
         self.data_sha256: str = manifest["data_sha256"]
+        # A curriculum (data_prep.order) is the stored order of the train rows: kept.
+        self.curriculum: bool = manifest.get("train_order") == "curriculum"
         self._shards = {s: [x for x in manifest["shards"] if x["split"] == s] for s in SPLITS}
         # offsets[split][i] = first global row of shard i; the last entry is the total
         self._offsets = {s: np.cumsum([0] + [x["sequences"] for x in self._shards[s]])
@@ -97,7 +99,8 @@ class DataDir:
         seed=None: one pass in file order; the last batch may be short.
         seed given: the stream of one process, forever: a fresh permutation per epoch (from
         (seed, epoch)), the epochs one after another; every batch is full and may run across an
-        epoch boundary.
+        epoch boundary. The train split of a curriculum dir (`curriculum`) keeps its stored
+        order in every epoch instead: the order is the recipe, so the seed does not change it.
         Rank `rank` of `world_size` reads positions rank, rank + world_size, ... of that stream
         (or of the file order), so the ranks together read exactly the rows one process would,
         in the same order, with nothing dropped at an epoch boundary. `start` skips the rows
@@ -119,10 +122,12 @@ class DataDir:
         pending = np.empty(0, dtype=np.int64)
         # int32 halves the permutation's memory (340 MB at cramming's 85M sequences)
         index_dtype = np.int32 if total < 2**31 else np.int64
+        stored = self.curriculum and split == "train"
         while True:
             if offset < total:
-                order = np.random.default_rng([seed, epoch]).permutation(
-                    np.arange(total, dtype=index_dtype))
+                order = np.arange(total, dtype=index_dtype)
+                if not stored:
+                    order = np.random.default_rng([seed, epoch]).permutation(order)
                 mine = order[offset::world_size]
                 pending = np.concatenate([pending, mine])
                 offset += world_size * len(mine)
@@ -138,9 +143,9 @@ class DataDir:
             if sha256_file(self.path / shard["file"]) != shard["sha256"]:
                 raise UserError(f"{self.path / shard['file']} is corrupt: sha256 does not match "
                                 "the manifest")
-        if data_sha256(self.manifest["shards"]) != self.data_sha256:
+        if manifest_data_sha256(self.manifest) != self.data_sha256:
             raise UserError(f"{self.path / MANIFEST} is corrupt: data_sha256 does not match its "
-                            "shard hashes")
+                            "shard hashes and settings")
 
 
 def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.pack import TOKEN_DTYPE
+from data_prep.settings import hashed_lines
 
 ROWS_PER_SHARD = 1 << 16  # 65,536 rows x 128 x 2 bytes = 16 MiB: cheap to hash and re-read
 
@@ -64,7 +65,15 @@ class ShardWriter:
         return self.records
 
 
-def data_sha256(shards: list[dict]) -> str:
-    """The hash over the shard hashes, in manifest order: sha256 of "split sha256\\n" lines."""
+def data_sha256(shards: list[dict], settings: dict | None = None) -> str:
+    """The hash over the shard hashes, in manifest order, and the data settings not at their
+    default: sha256 of "split sha256\\n" lines, then data_prep.settings.hashed_lines(settings)
+    (none for a dir prepared with the defaults, so its hash is the shard lines' alone)."""
     lines = "".join(f"{s['split']} {s['sha256']}\n" for s in shards)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return hashlib.sha256((lines + hashed_lines(settings or {})).encode()).hexdigest()
+
+
+def manifest_data_sha256(manifest: dict) -> str:
+    """`data_sha256` as a manifest's shard list and pipeline settings give it."""
+    settings = manifest.get("pipeline", {}).get("settings")
+    return data_sha256(manifest["shards"], settings if isinstance(settings, dict) else {})

@@ -1,4 +1,5 @@
-"""WordPiece tokenizer: built and trained with Hugging Face `tokenizers`.
+"""The tokenizer every stage shares, and WordPiece, the default model: built and trained with
+Hugging Face `tokenizers` (the other models are data_prep.tokenizer_models).
 
 Special tokens are trained first, so their ids are fixed: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3
 [MASK]=4 (every stage relies on these). The normalizer folds text as data_prep.normalize does
@@ -32,10 +33,10 @@ from data_prep.normalize import ASCII_PUNCTUATION, MAX_WORD_CHARS
 CONTINUATION_SEEDS = tuple(f"##{c}" for c in "0123456789abcdefghijklmnopqrstuvwxyz")
 
 
-def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]",
-                                           max_input_chars_per_word=MAX_WORD_CHARS))
-    tokenizer.normalizer = normalizers.Sequence(
+def folding_normalizer() -> normalizers.Normalizer:
+    """data_prep.normalize's folding as a `tokenizers` normalizer; every tokenizer model
+    (data_prep.tokenizer_models) carries it, so downstream text is folded like the corpus."""
+    return normalizers.Sequence(
         [normalizers.Replace(src, dst) for src, dst in ASCII_PUNCTUATION.items()]
         + [
             normalizers.NFKD(),
@@ -44,6 +45,12 @@ def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
             normalizers.Replace(Regex(r"[^\x00-\x7F]"), ""),
         ]
     )
+
+
+def new_tokenizer(vocab: dict[str, int] | None = None) -> Tokenizer:
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]",
+                                           max_input_chars_per_word=MAX_WORD_CHARS))
+    tokenizer.normalizer = folding_normalizer()
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer
@@ -107,8 +114,13 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int) -> Tokenizer:
                                show_progress=False)  # the caller shows progress
     trained.train_from_iterator(documents, trainer=trainer)
     rest = sorted(token for token in trained.get_vocab() if token not in SPECIAL_TOKENS)
-    tokenizer = new_tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(rest))})
-    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))  # the seeds stay ordinary pieces
+    return finished(new_tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + tuple(rest))}))
+
+
+def finished(tokenizer: Tokenizer) -> Tokenizer:
+    """A freshly built tokenizer, made ready for every stage: the special tokens (only these:
+    training seeds stay ordinary pieces), the BERT template, the ids checked, text-only."""
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
     add_bert_template(tokenizer)
     check_special_ids(tokenizer, "the trained tokenizer")
     return text_only(tokenizer)

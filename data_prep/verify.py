@@ -8,7 +8,8 @@ tokenizer file present). This adds what needs a full read:
 - the pipeline's `tokens_packed` equals the rows times `seq_len` (as `num_tokens` does);
 - every shard: its sha256, every token id below `vocab_size`, and none of the ids packing
   never writes ([PAD], [CLS], [MASK]: rows are documents joined by [SEP], no padding);
-- `data_sha256` over the shard hashes.
+- `data_sha256` over the shard hashes and the data settings (data_prep.settings);
+- `train_order` (stored or shuffled train rows) as the `order` setting makes it.
 Each failure is one UserError naming the file and what disagrees with what.
 """
 
@@ -23,7 +24,8 @@ from crambench.errors import UserError
 from data_prep.manifest import MANIFEST, SPECIAL_TOKENS
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.reader import DataDir, open_data_dir
-from data_prep.shards import data_sha256
+from data_prep.settings import DEFAULTS
+from data_prep.shards import manifest_data_sha256
 
 _ROWS_PER_READ = 1 << 15  # 4 MiB of uint16 rows of 128 per read: constant memory
 NEVER_PACKED = ("pad", "cls", "mask")
@@ -39,8 +41,9 @@ def verify_data_dir(path) -> dict:
         raise UserError(f"{where}: pipeline tokens_packed {packed} disagrees with num_tokens "
                         f"{manifest['num_tokens']}")
     max_id = max((_check_shard(data, shard) for shard in manifest["shards"]), default=0)
-    if data_sha256(manifest["shards"]) != data.data_sha256:
-        raise UserError(f"{where}: data_sha256 does not match its shard hashes")
+    if manifest_data_sha256(manifest) != data.data_sha256:
+        raise UserError(f"{where}: data_sha256 does not match its shard hashes and settings")
+    _check_train_order(manifest, where)
     return {"data": data, "tokenizer_size": tokenizer_size, "max_token_id": max_id}
 
 
@@ -93,3 +96,17 @@ def _check_digest(file, digest, shard: dict, max_id: int) -> int:
     if digest.hexdigest() != shard["sha256"]:
         raise UserError(f"{file} is corrupt: sha256 does not match the manifest")
     return max_id
+
+
+def _check_train_order(manifest: dict, where) -> None:
+    """`train_order`, which the reader obeys, must be what the hashed `order` setting makes."""
+    from data_prep.order import ORDERS
+
+    name = manifest["pipeline"].get("settings", {}).get("order", DEFAULTS["order"])
+    if name not in ORDERS:
+        raise UserError(f"{where}: unknown order {name!r} in the pipeline settings")
+    expected = "curriculum" if ORDERS[name].curriculum else "shuffle"
+    found = manifest.get("train_order", "shuffle")
+    if found != expected:
+        raise UserError(f"{where}: train_order {found!r} disagrees with the order {name!r} "
+                        f"it was prepared with ({expected!r})")

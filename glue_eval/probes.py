@@ -6,7 +6,8 @@ concatenated rows at [SEP] gives back token-level documents. Two binary tasks co
 - `continuation`: is segment B the text that follows segment A in the same document, or a
   segment of another document? (both segments have the same fixed length, so length is no cue)
 - `word_order`: is this segment's word order original, or are its words shuffled? (words are
-  WordPiece tokens grouped with their `##` continuations, so a shuffle never splits a word)
+  tokens grouped with the pieces that continue them, `##` pieces for WordPiece and BPE, pieces
+  without a leading `▁` for Unigram: data_prep.tokenizer_models; a shuffle never splits a word)
 
 Train and dev examples come from disjoint documents. They are fine-tuned and scored with the
 same recipe as GLUE (the `quick` protocol, 5 epochs), recorded as `suite: "probe"`, never
@@ -133,6 +134,8 @@ def split_documents(docs: list[np.ndarray], rng: np.random.Generator) -> dict[st
 
 def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str, dict]:
     """probe -> {"train": (rows, labels), "dev": (rows, labels)} from the val split."""
+    from data_prep.tokenizer_models import continues_word
+
     special = data_dir.special_ids
     n = data_dir.num_rows("val")
     if n == 0:
@@ -142,9 +145,10 @@ def build_probes(data_dir, tokenizer, *, seed: int, max_length: int) -> dict[str
     rng = np.random.default_rng(seed)
     parts = split_documents(docs, rng)
     vocab = tokenizer.get_vocab()
+    continues = continues_word(tokenizer)
     is_continuation = np.zeros(max(vocab.values()) + 1, dtype=bool)
     for token, idx in vocab.items():
-        is_continuation[idx] = token.startswith("##")
+        is_continuation[idx] = continues(token)
     probes = {}
     for name in PROBES:
         probes[name] = {}

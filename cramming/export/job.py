@@ -7,7 +7,7 @@
     OUT/model.safetensors              the run's final/model.safetensors, byte for byte; for a
                                        compressed run, its weights as dense tensors (pruned
                                        entries as zeros, quantized ones dequantized)
-    OUT/tokenizer.json, tokenizer_config.json   a fast BERT-style tokenizer (the run's WordPiece)
+    OUT/tokenizer.json, tokenizer_config.json   a fast tokenizer (the run's WordPiece, BPE, Unigram)
     OUT/README.md                      the model card: budget, hardware, data, hashes, results
     OUT/cram_run.json                  the run's summary and results files, as recorded
 
@@ -180,9 +180,10 @@ def write_config(folder: Path, cfg) -> None:
 
 
 def write_tokenizer(folder: Path, tokenizer_json: Path, max_length: int) -> None:
-    """The run's WordPiece (normalizer, pre-tokenizer, [CLS] A [SEP] B [SEP] template) as a
-    transformers fast tokenizer with BERT's special tokens. No token type ids: the model has no
-    segment embedding."""
+    """The run's tokenizer (normalizer, pre-tokenizer, its WordPiece, BPE or Unigram model,
+    [CLS] A [SEP] B [SEP] template) as a transformers fast tokenizer with BERT's special
+    tokens: the generic class, since BertTokenizerFast holds a WordPiece only. No token type
+    ids: the model has no segment embedding."""
     from transformers import PreTrainedTokenizerFast
 
     from data_prep import load_tokenizer
