@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -155,12 +156,23 @@ class DataConfig:
 
 
 @dataclass
+class PluginConfig:
+    """The run's own code (crambench.plugin): set by `cram pretrain --plugin FILE`, options by
+    `plugin.options.K=V`. Its hash and options are part of the recipe."""
+
+    file: str = ""  # the run's copy, relative to the run dir (code/plugin.py); "": none
+    sha256: str = ""  # of that copy
+    options: dict[str, Any] = field(default_factory=dict)  # passed to every hook
+
+
+@dataclass
 class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     impl: ImplConfig = field(default_factory=ImplConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    plugin: PluginConfig = field(default_factory=PluginConfig)
     seed: int = 0  # initialization, data order, masking
 
 
@@ -190,14 +202,14 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = (),
     """Defaults <- preset YAML(s) <- `key=value` overrides, in struct mode (a typo is an
     error). `saved`: the YAML is a run's config.yaml, whose missing component fields are
     LEGACY's."""
-    base = OmegaConf.structured(PretrainConfig)
-    OmegaConf.set_struct(base, True)
+    base = _structured()
     merged = OmegaConf.merge(base, LEGACY) if saved else base
     for path in preset_paths(preset):
         try:
             merged = OmegaConf.merge(merged, _read_yaml(path))
         except OmegaConfBaseException as err:
             raise UserError(f"bad preset {path}: {_one_line(err)}") from None
+    OmegaConf.set_struct(merged.plugin.options, False)
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value (e.g. optim.lr=5e-4)")
@@ -210,6 +222,15 @@ def load_config(preset: str | Path, overrides: list[str] | tuple[str, ...] = (),
     return cfg
 
 
+def _structured() -> DictConfig:
+    """The config tree's defaults in struct mode (an unknown key is an error), except
+    plugin.options: the plug-in's own keys, any names."""
+    base = OmegaConf.structured(PretrainConfig)
+    OmegaConf.set_struct(base, True)
+    OmegaConf.set_struct(base.plugin.options, False)
+    return base
+
+
 def load_saved_config(path: str | Path, overrides=()) -> PretrainConfig:
     """A run's saved config.yaml, then `key=value` overrides. It was written with every field
     of the tree but those that came later (LEGACY's, which read as what the run was trained
@@ -217,6 +238,7 @@ def load_saved_config(path: str | Path, overrides=()) -> PretrainConfig:
     a recipe with defaults filled in."""
     saved, expected = _read_yaml(Path(path)), OmegaConf.structured(PretrainConfig)
     later = {f"{section}.{key}" for section, fields in LEGACY.items() for key in fields}
+    later |= {"plugin.file", "plugin.sha256"}  # no plug-in: what older runs had
     missing = [key for key in _leaf_keys(expected) if OmegaConf.select(saved, key) is None
                and OmegaConf.select(expected, key) is not None and key not in later]
     if missing:
@@ -320,7 +342,7 @@ def config_from_yaml(path: str | Path) -> PretrainConfig:
     """Read a saved RUN/config.yaml back into the typed tree (unknown keys are an error;
     missing component fields are LEGACY's: the file predates them)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), LEGACY, _read_yaml(path))
+        merged = OmegaConf.merge(_structured(), LEGACY, _read_yaml(path))
     except OmegaConfBaseException as err:
         raise UserError(f"cannot read config {path}: {_one_line(err)}") from None
     return OmegaConf.to_object(merged)
@@ -351,6 +373,8 @@ def recipe_dict(cfg: PretrainConfig) -> dict:
         for key, value in fields.items():
             if recipe[section][key] == value:
                 del recipe[section][key]
+    if cfg.plugin.file:  # the code itself, by its hash, and what it was told
+        recipe["plugin"] = {"sha256": cfg.plugin.sha256, "options": dict(cfg.plugin.options)}
     return recipe
 
 

@@ -25,15 +25,21 @@ class FinalModel:
     vocab_size: int
 
 
-def open_final(final) -> FinalModel:
+def open_final(final, stage: str) -> FinalModel:
     """Read and check the `final/` folder `final`: model_config.json against
     model.safetensors (every tensor and shape, `cramming.weights`), tokenizer.json present and
     loadable with its special tokens, and no token id past the model's vocabulary. UserError
-    naming the file otherwise."""
-    from cramming.weights import load_pretrained_with_masks
+    naming the file otherwise, and for a run that trained with a plug-in (`stage`, e.g.
+    "cram compress", derives only from runs of the harness's own code)."""
+    from crambench.plugin import RUN_COPY
+    from cramming.weights import built_by_plugin, load_pretrained_with_masks
     from data_prep import load_tokenizer
 
     final = Path(final)
+    if built_by_plugin(final) or (final.parent / RUN_COPY).exists():
+        # A derived run trains with its parent's recipe, and would need the parent's code.
+        raise UserError(f"{final.parent} trained with a plug-in ({RUN_COPY}); {stage} derives "
+                        "only from runs of the harness's own code")
     cfg, state, masks = load_pretrained_with_masks(final)
     tokenizer_path = final / "tokenizer.json"
     if not tokenizer_path.is_file():

@@ -22,12 +22,13 @@ from cramming.model import CrammedBert, CrammedBertForSequenceClassification, co
 MODEL_FORMAT = "cram-model/1"
 
 
-def save_pretrained(model: CrammedBert, final_dir, *, masks=None) -> None:
+def save_pretrained(model: CrammedBert, final_dir, *, masks=None, plugin=None) -> None:
     """Write `model.safetensors` + `model_config.json` into an existing directory (atomically).
 
     `masks` (weight name -> bool keep-mask) stores those weights sparsely, in the compact form
     of `cramming.compress.storage` (a pruned run); the model's weights must already be zero
-    where a mask is False."""
+    where a mask is False. `plugin`: {"sha256", "options"} of the run's plug-in when its
+    build_model hook built the model (the run's code/plugin.py builds it again to load it)."""
     final_dir = Path(final_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if masks:
@@ -35,7 +36,7 @@ def save_pretrained(model: CrammedBert, final_dir, *, masks=None) -> None:
     else:
         write_bytes_atomic(final_dir / "model.safetensors", save(state, metadata={"format": "pt"}))
     meta = {"format": MODEL_FORMAT, **dataclasses.asdict(model.cfg),
-            "params": count_parameters(model)}
+            "params": count_parameters(model), **({"plugin": plugin} if plugin else {})}
     write_json_atomic(final_dir / "model_config.json", meta)
 
 
@@ -58,12 +59,37 @@ def load_pretrained_with_masks(final_dir):
             raise UserError(f"pretrained model incomplete: {path} is missing")
     meta = read_contract(meta_path, MODEL_FORMAT)
     cfg = model_config_from(meta, meta_path)
+    build = model_builder(final_dir, meta)
     try:
         state, masks, _ = load_compact(weights)
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise UserError(f"cannot load {weights}: {err}") from None
-    check_weights(cfg, state, config_path=meta_path, weights_path=weights)
+    check_weights(cfg, state, config_path=meta_path, weights_path=weights, build=build)
     return cfg, state, masks
+
+
+def model_builder(final_dir: Path, meta: dict):
+    """(ModelConfig, dropout) -> the model of these weights: CrammedBert, or the run's
+    plug-in's build_model (its copy in the run dir, checked against the recorded hash)."""
+    record = meta.get("plugin")
+    if not record:
+        return lambda cfg, dropout=0.0: CrammedBert(cfg, dropout=dropout)
+    from crambench.plugin import RUN_COPY, load_plugin
+    from cramming.plugins import build_model
+
+    copy = final_dir.parent / RUN_COPY
+    if not copy.is_file():
+        raise UserError(f"{final_dir}/model_config.json says a plug-in built this model, but "
+                        f"{copy} is missing (the run dir's code/ must travel with it)")
+    plugin = load_plugin(copy, expected_sha256=record.get("sha256"))
+    options = record.get("options") or {}
+    return lambda cfg, dropout=0.0: build_model(cfg, plugin, options, dropout)
+
+
+def built_by_plugin(final_dir) -> bool:
+    """Whether a plug-in's build_model built the model in `final_dir` (or RUN/final)."""
+    path = _final_dir(final_dir) / "model_config.json"
+    return bool(path.is_file() and read_contract(path, MODEL_FORMAT).get("plugin"))
 
 
 def model_config_from(meta: dict, path) -> ModelConfig:
@@ -98,12 +124,13 @@ FIELD_KINDS = {
 
 
 def check_weights(cfg: ModelConfig, state: dict[str, torch.Tensor], *, config_path,
-                  weights_path) -> None:
+                  weights_path, build=None) -> None:
     """The weights must be exactly the tensors, of exactly the shapes, of the model the config
     describes: the first difference is one line naming both files (built on the meta device,
     so checking costs no memory)."""
+    build = build or (lambda cfg: CrammedBert(cfg))
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in CrammedBert(cfg).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in build(cfg).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     where = f"{config_path} does not match {weights_path}"
     wrong = [k for k in expected if k in got and got[k] != expected[k]]
@@ -128,6 +155,9 @@ def load_classifier(final_dir, num_labels: int, dropout: float = 0.1):
     starts fresh (seed torch before calling). UserError when the weights do not fit the config."""
     cfg, state = load_pretrained(final_dir)
     model = CrammedBertForSequenceClassification(cfg, num_labels, dropout)
+    meta = read_contract(_final_dir(final_dir) / "model_config.json", MODEL_FORMAT)
+    if meta.get("plugin"):  # the plug-in's encoder (with the fine-tuning dropout), fresh head
+        model.encoder = model_builder(_final_dir(final_dir), meta)(cfg, dropout).encoder
     prefix = "encoder."
     encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     missing, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)

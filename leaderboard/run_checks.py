@@ -149,6 +149,7 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
     check("tokenizer_sha256", lambda: sha256_file(run_file(run, "final/tokenizer.json")))
     if config is not None:
         check("config_sha256", lambda: config_sha256(config))
+        problems += plugin_problems(run, config)
     check("model_sha256", lambda: sha256_file(run_file(run, "final/model.safetensors")))
     try:
         results = run_file(run, entry["results_file"], "results_file")
@@ -157,6 +158,26 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
     if results.is_file():  # if not, the results check says so
         check("eval_sha256", lambda: sha256_file(results))
     return problems
+
+
+def plugin_problems(run: Path, config) -> list[str]:
+    """The run's copy of its plug-in (RUN/code/plugin.py) against the hash config.yaml records,
+    which config_sha256 covers: rehashed, never imported (the validator runs no entrant's
+    code)."""
+    if not config.plugin.file:
+        return []
+    try:
+        copy = run_file(run, config.plugin.file, "plugin.file of config.yaml")
+        actual = sha256_file(copy)
+    except UserError as err:
+        return [f"the run's plug-in cannot be checked: {err}"]
+    except OSError as err:
+        return [f"the run's plug-in cannot be checked: {err.filename}: {err.strerror}"]
+    if actual != config.plugin.sha256:
+        shown = hash_pair(config.plugin.sha256, actual)
+        return [f"{copy} has sha256 {shown[1]}, not the {shown[0]} that config.yaml records "
+                "(plugin.sha256): the run's code was changed after it trained"]
+    return []
 
 
 def lineage_problems(entry: dict, run: Path) -> list[str]:

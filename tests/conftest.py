@@ -451,3 +451,21 @@ def save_tiny_bert(shared_data: Path, folder: Path) -> Path:
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
     BertForMaskedLM(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def quick_probes(monkeypatch):
+    """The probes at a fraction of their rows and epochs, and a short latency timing: what
+    is tested is that each variant evaluates, not its score."""
+    import dataclasses
+    import functools
+
+    from cramming.compress import deployment
+    from glue_eval import probes
+
+    monkeypatch.setattr(probes, "PROBE_PROTOCOL", dataclasses.replace(
+        probes.PROBE_PROTOCOL, epochs=1, max_train_rows=64, max_dev_rows=32))
+    monkeypatch.setattr(probes, "MAX_TRAIN", 64)
+    monkeypatch.setattr(probes, "MAX_DEV", 32)
+    monkeypatch.setattr(deployment, "cpu_latency",
+                        functools.partial(deployment.cpu_latency, min_run_s=0.01))

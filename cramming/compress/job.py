@@ -71,7 +71,7 @@ def _compress(run: Path, stage: Method, out: Path, *, budget, device, overrides,
         raise UserError(f"{out} already exists; use --force to replace it")
     # The parent's final/ whole (config against weights, tokenizer), and what quantization
     # will meet in it, before the clock starts and before anything is written.
-    model = open_final(run / "final")
+    model = open_final(run / "final", "cram compress")
     if total.bits is not None:
         from cramming.compress.quantize import check_model_config, check_supported
 

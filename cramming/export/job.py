@@ -62,6 +62,12 @@ def export_run(run, out, *, force: bool = False) -> dict:
     at `out` unless the whole folder was written and loaded back by transformers."""
     run, out = Path(run), Path(out)
     final = final_model_dir(run)
+    from cramming.weights import built_by_plugin
+
+    if built_by_plugin(final):
+        raise UserError(f"{final}/model_config.json: the run's plug-in built this model, and "
+                        "an export ships cramming/model.py only; load the run with its "
+                        "code/plugin.py instead")
     check_out(out, force)
     refuse_output_over_inputs(out, run=run)
     summary = read_summary(run)

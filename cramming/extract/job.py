@@ -96,7 +96,7 @@ def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temp
         raise UserError(f"--alpha {alpha} must lie in [0, 1] (the weight of the soft targets)")
     teacher, out = Path(teacher), Path(out)
     parent = read_parent(teacher)
-    final = open_final(teacher / "final")
+    final = open_final(teacher / "final", "cram extract")
     teacher_cfg, teacher_state = final.cfg, final.state
     from cramming.extract.slicing import check_sliceable
 

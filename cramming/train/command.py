@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ranked: refuse GPUs outside the ranked track; open: any, labelled")
     parser.add_argument("--seed", type=options.seed, default=None,
                         help="seed (default: the preset's, 0)")
+    parser.add_argument("--plugin", metavar="FILE.py",
+                        help="your own code: a file of hooks (docs/plugins.md), copied into the "
+                             "run; its options as plugin.options.KEY=VALUE")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run: its data, budget, recipe and clock")
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
@@ -68,7 +71,7 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
     words = ["--device", args.device, "--gpu-check", args.gpu_check]
     for flag, value in (("--data", args.data), ("--budget", args.budget_s),
                         ("--preset", args.preset), ("--out", args.out), ("--seed", args.seed),
-                        ("--resume", args.resume)):
+                        ("--resume", args.resume), ("--plugin", args.plugin)):
         if value is not None:
             words += [flag, str(value)]
     words += [flag for flag, on in (("--force", args.force), ("--quiet", args.quiet)) if on]
@@ -86,6 +89,7 @@ def train(args: argparse.Namespace) -> int:
             args.data, args.out, budget_s=args.budget_s, preset=args.preset or "crammed-bert",
             overrides=args.overrides, device=args.device, gpu_check=args.gpu_check,
             seed=args.seed, resume=args.resume, force=args.force, quiet=args.quiet,
+            plugin=args.plugin,
         )
     except AgreedError:
         if _rank() == 0:

@@ -20,9 +20,11 @@ from functools import partial
 import torch
 
 from crambench.errors import OutOfSpace, UserError
+from crambench.plugin import loaded_plugin
 from crambench.progress import progress_line
 from cramming.config import AUTO, PretrainConfig, config_sha256
-from cramming.model import IGNORE_INDEX, CrammedBert, count_parameters
+from cramming.model import IGNORE_INDEX, count_parameters
+from cramming.plugins import build_model, build_optimizer, lr_at, rows_at, run_plugin
 from cramming.train.budget import Budget
 from cramming.train.checkpoint import (
     END_KEYS,
@@ -47,7 +49,6 @@ from cramming.train.hardware import (
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
 from cramming.train.micro_batch import CPU_MICRO_BATCH, choose_micro_batch, cuda_size_trial
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
-from cramming.train.optimizers import build_optimizer
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import (
     FINISHED,
@@ -57,7 +58,6 @@ from cramming.train.run_dir import (
     resolve_run,
     write_run,
 )
-from cramming.train.schedules import batch_size_at, lr_factor_at
 from cramming.train.segments import continue_segments, segment
 from cramming.train.stop import StopCheck, StopSignal
 from cramming.train.summary import finish_run
@@ -66,13 +66,14 @@ from data_prep import open_data_dir
 
 def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="crammed-bert",
              overrides=(), device="auto", gpu_check="open", seed=None, resume=None, force=False,
-             quiet=False, clock=time.monotonic) -> dict:
+             quiet=False, clock=time.monotonic, plugin=None) -> dict:
     """Train within `budget_s` seconds (`parse_budget("24h")`) on the prepared data dir `data`;
     returns the summary (on ranks other than 0 of a DDP job: {"rank", "stopped_by", "steps",
     "train_elapsed_s"}).
 
     With `resume`, `data` and `budget_s` default to the run's own and must match it when given.
     seed None keeps the preset's (0) or, on resume, the run's. `clock` is injectable for tests.
+    `plugin`: a plug-in file (crambench.plugin) for a new run; the run keeps a copy.
     Raises UserError on bad input and RunFailed (after writing the summary) when the run ends
     over its budget or without an optimizer step."""
     with init_dist() as dist, contextlib.ExitStack() as held:
@@ -82,7 +83,7 @@ def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="cram
         request = RunRequest(data=data, out=out,
                              budget_s=None if budget_s is None else float(budget_s), preset=preset,
                              overrides=tuple(overrides), device=device, seed=seed, resume=resume,
-                             force=force)
+                             force=force, plugin=None if plugin is None else str(plugin))
         run, cfg, resumed, data_dir = resolve_on_main(dist, request,
                                                       quiet=quiet or not dist.is_main)
         dev = dist.use_device(resolve_device(cfg.impl.device))
@@ -90,7 +91,10 @@ def pretrain(data=None, out=None, *, budget_s: float | None = None, preset="cram
         dist.on_main(check_track, hardware, gpu_check, cfg.train.budget_s)
         precision = resolve_precision(cfg.impl.precision, dev)
         with StopSignal() as stop, resume_hint_on_full_disk(run):
-            dist.on_main(write_run, run, cfg, fresh=resumed is None)
+            dist.on_main(write_run, run, cfg, fresh=resumed is None,
+                         plugin_source=plugin if resume is None else None)
+            dist.barrier()  # every rank loads the run's copy of the plug-in, once written
+            run_plugin(run, cfg)
             if cfg.impl.threads:
                 torch.set_num_threads(cfg.impl.threads)
             ended = training_ended(resumed)
@@ -170,8 +174,9 @@ def rank_result(dist: Dist, state: dict) -> dict:
 def build_training(cfg: PretrainConfig, dev, precision):
     """The model (seeded), its optimizer and the fp16 grad scaler (off otherwise)."""
     torch.manual_seed(cfg.seed)
-    model = CrammedBert(cfg.model, dropout=cfg.train.dropout).to(dev)
-    optimizer = build_optimizer(model, cfg.optim, dev)
+    plugin, options = loaded_plugin(cfg.plugin.sha256), cfg.plugin.options
+    model = build_model(cfg.model, plugin, options, cfg.train.dropout).to(dev)
+    optimizer = build_optimizer(model, cfg.optim, plugin, options, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
     return model, optimizer, scaler
 
@@ -435,9 +440,7 @@ def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
     """Sequences in this step, all ranks together: the batch schedule at f = elapsed / budget,
     rounded down to a multiple of the world size (at least one row per rank) so every rank
     runs the same number of micro-batches."""
-    t = cfg.train
-    rows = (batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
-            if t.batch_ramp else t.batch_size)
+    rows = rows_at(f, cfg)
     return max(world_size, rows - rows % world_size)
 
 
@@ -480,7 +483,7 @@ def start_step(f: float, optimizer, rows, cfg: PretrainConfig, data_dir, step: i
     seed. -> (rows in the global batch, lr, this rank's rows, inputs, labels)."""
     t = cfg.train
     n_rows = global_batch_size(f, cfg, world_size)
-    lr = cfg.optim.lr * lr_factor_at(f, t)
+    lr = lr_at(f, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
     mine, index = rows.peek(n_rows)  # this rank's share of the global batch

@@ -11,8 +11,15 @@ from pathlib import Path
 
 from crambench.contracts import read_json_object
 from crambench.errors import OutOfSpace, UserError, is_out_of_space
-from crambench.files import refuse_output_over_inputs, tidy, write_json_atomic, write_text_atomic
+from crambench.files import (
+    refuse_output_over_inputs,
+    tidy,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from crambench.locks import dir_lock
+from crambench.plugin import RUN_COPY, load_plugin
 from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
 from cramming.train.checkpoint import (
     END_RECORD,
@@ -45,6 +52,7 @@ class RunRequest:
     seed: int | None = None  # None: the preset's, or the resumed run's
     resume: str | None = None  # run dir to continue
     force: bool = False  # replace a run already in `out`
+    plugin: str | None = None  # the entrant's code (crambench.plugin), copied into the run
 
 
 @contextlib.contextmanager
@@ -91,9 +99,10 @@ def check_fresh(out, *, force: bool) -> Path:
     return out
 
 
-def write_run(run: Path, cfg, *, fresh: bool) -> None:
+def write_run(run: Path, cfg, *, fresh: bool, plugin_source=None) -> None:
     """Create the run dir (a fresh one replaces only a previous run's own files, never anything
-    else the folder holds) and save the resolved config."""
+    else the folder holds) and save the resolved config. `plugin_source`: the plug-in file a
+    new run was given, copied to RUN/code/plugin.py (what every later stage loads)."""
     if fresh:
         for name in RUN_FILES:
             target = run / name
@@ -105,6 +114,12 @@ def write_run(run: Path, cfg, *, fresh: bool) -> None:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as err:  # a file in the way, no permission
             raise UserError(f"cannot create run dir {run}: {err.strerror or err}") from None
+    copy = run / RUN_COPY
+    if plugin_source is not None:
+        copy.parent.mkdir(exist_ok=True)
+        write_bytes_atomic(copy, Path(plugin_source).read_bytes())
+    elif fresh and not cfg.plugin.file and copy.exists():  # a replaced run's code
+        copy.unlink()
     write_text_atomic(run / "config.yaml", to_yaml(cfg))
 
 
@@ -207,6 +222,9 @@ def resolve_run(request: RunRequest, *, quiet=False):
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise UserError(f"--resume {resume} writes into that run; drop --out {out}")
+        if request.plugin is not None:
+            raise UserError(f"--plugin does not apply with --resume: {resume} loads its own "
+                            f"copy ({RUN_COPY})")
         run = open_resumable(resume)
         cfg = load_saved_config(run / "config.yaml", overrides)
         if budget_s is not None and budget_s != cfg.train.budget_s:
@@ -233,6 +251,7 @@ def resolve_run(request: RunRequest, *, quiet=False):
         data_dir = open_data_dir(data)
         refuse_output_over_inputs(out, data=data)
         cfg = _load_preset(preset, overrides, budget_s, data_dir, device, quiet)
+        _attach_plugin(cfg, request.plugin)
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
     if device != "auto":
@@ -268,6 +287,23 @@ def resolve_run(request: RunRequest, *, quiet=False):
                 resumed["train_loss"] = last.get("loss", resumed["train_loss"])
     data_dir.check_token_ids()  # last (it reads every shard once): not found mid-training
     return run, cfg, resumed, data_dir
+
+
+def _attach_plugin(cfg, source) -> None:
+    """Load and check a new run's plug-in (every hook it defines called once, before anything
+    is written) and record where the run will keep it and its hash."""
+    if source is None:
+        if cfg.plugin.options:
+            raise UserError("plugin.options given without --plugin FILE")
+        if cfg.plugin.file or cfg.plugin.sha256:
+            raise UserError("plugin.file and plugin.sha256 are set by --plugin FILE, not by "
+                            "a preset or override")
+        return
+    from cramming.plugins import check_hooks
+
+    plugin = load_plugin(source)
+    cfg.plugin.file, cfg.plugin.sha256 = RUN_COPY, plugin.sha256
+    check_hooks(plugin, cfg)
 
 
 def _open_data(data, recorded: str, run: Path):

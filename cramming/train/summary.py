@@ -15,6 +15,7 @@ from crambench.errors import UserError
 from crambench.files import atomic_dir
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
+from cramming.plugins import model_record
 from cramming.train.hardware import autocast, software_info
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
 from cramming.train.run_dir import write_summary
@@ -54,7 +55,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
     val_loss, model_sha256 = None, None
     if status == "complete":
         with atomic_dir(final, force=True) as tmp:
-            save_pretrained(model, tmp)
+            save_pretrained(model, tmp, plugin=model_record(cfg))
             shutil.copyfile(data_dir.tokenizer_path, tmp / "tokenizer.json")
             # The copy must be the tokenizer the data dir's manifest names (the hash chain's
             # tokenizer link); a file changed since the data dir was opened is not.
@@ -91,6 +92,7 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "data_path": str(Path(data_dir.path).resolve()),
         "tokenizer_sha256": data_dir.manifest["tokenizer_sha256"],
         "config_sha256": config_sha256(cfg),
+        "plugin_sha256": cfg.plugin.sha256 or None,  # RUN/code/plugin.py, part of the recipe
         "model_sha256": model_sha256,
         "code_version": code_version(),
         "code_sha256": code_sha256(),

@@ -6,8 +6,6 @@ count alone decides the run and an interrupted run can be compared weight for we
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import os
 import signal
@@ -46,21 +44,6 @@ def data(tmp_path_factory):
                              val_fraction=0.3)
 
 
-@pytest.fixture
-def quick_probes(monkeypatch):
-    """The probes at a fraction of their rows and epochs, and a short latency timing: what
-    is tested is that each variant evaluates, not its score."""
-    from cramming.compress import deployment
-    from glue_eval import probes
-
-    monkeypatch.setattr(probes, "PROBE_PROTOCOL", dataclasses.replace(
-        probes.PROBE_PROTOCOL, epochs=1, max_train_rows=64, max_dev_rows=32))
-    monkeypatch.setattr(probes, "MAX_TRAIN", 64)
-    monkeypatch.setattr(probes, "MAX_DEV", 32)
-    monkeypatch.setattr(deployment, "cpu_latency",
-                        functools.partial(deployment.cpu_latency, min_run_s=0.01))
-
-
 class StillClock:
     """Time that never passes: the budget fraction stays 0 for the whole run."""
 
@@ -68,7 +51,7 @@ class StillClock:
         return 1000.0
 
 
-def _run(data, run, overrides, *, interrupt_at=None):
+def _run(data, run, overrides, *, interrupt_at=None, plugin=None):
     real, calls = pretrain_module.micro_step, {"n": 0}
 
     def micro_step(*args, **kwargs):
@@ -80,7 +63,7 @@ def _run(data, run, overrides, *, interrupt_at=None):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pretrain_module, "micro_step", micro_step)
         return pretrain(data, run, budget_s=60, preset="tiny", quiet=True, clock=StillClock(),
-                        overrides=overrides)
+                        overrides=overrides, plugin=plugin)
 
 
 @pytest.mark.parametrize("component", VARIANTS + SCHEDULES)
