@@ -20,7 +20,9 @@ SUFFIXES = (".py", ".yaml", ".json", ".html", ".css", ".js", ".txt")
 
 
 def code_version() -> str:
-    """Package version plus the git commit of the code, when it runs from a checkout."""
+    """Package version plus the git commit of the code, when it runs from a checkout, and
+    `.dirty` when the checkout's package files differ from that commit (the run keeps the
+    difference: `local_changes`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -37,7 +39,26 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return f"{base}+git.{commit}" if commit else base
+    if not commit:
+        return base
+    return f"{base}+git.{commit}{'.dirty' if local_changes() else ''}"
+
+
+@functools.cache
+def local_changes() -> str:
+    """`git diff HEAD` of the package folders ("" for a clean checkout or none at all): what a
+    run from a modified harness ran beyond its commit. New files git does not track are not
+    in it (add them to show them)."""
+    try:
+        return subprocess.run(
+            ["git", "diff", "HEAD", "--", *PACKAGES],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 @functools.cache

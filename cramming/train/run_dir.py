@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from crambench.code import local_changes
 from crambench.contracts import read_json_object
 from crambench.errors import OutOfSpace, UserError, is_out_of_space
 from crambench.files import (
@@ -32,6 +33,7 @@ from data_prep import open_data_dir
 RUN_FORMAT = "cram-run/1"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint", "final", "summary.json", "eval",
              "profile", END_RECORD)
+HARNESS_DIFF = "code/harness.diff"  # a run from a modified checkout: `git diff HEAD`
 FINISHED = ("budget", "steps")  # stopped_by values of a run that cannot be resumed
 
 
@@ -114,6 +116,12 @@ def write_run(run: Path, cfg, *, fresh: bool, plugin_source=None) -> None:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as err:  # a file in the way, no permission
             raise UserError(f"cannot create run dir {run}: {err.strerror or err}") from None
+    diff = run / HARNESS_DIFF
+    if fresh and local_changes():  # a modified checkout: what it changed, beside the run
+        diff.parent.mkdir(exist_ok=True)
+        write_text_atomic(diff, local_changes())
+    elif fresh and diff.exists():
+        diff.unlink()
     copy = run / RUN_COPY
     if plugin_source is not None:
         copy.parent.mkdir(exist_ok=True)

@@ -18,7 +18,7 @@ from cramming.model import IGNORE_INDEX, count_parameters
 from cramming.plugins import model_record
 from cramming.train.hardware import autocast, software_info
 from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
-from cramming.train.run_dir import write_summary
+from cramming.train.run_dir import HARNESS_DIFF, write_summary
 from cramming.train.segments import run_hardware
 from cramming.weights import save_pretrained
 
@@ -96,6 +96,9 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "model_sha256": model_sha256,
         "code_version": code_version(),
         "code_sha256": code_sha256(),
+        # A modified checkout (code_version ends .dirty): its `git diff HEAD`, kept in the run.
+        "harness_diff_sha256": (sha256_file(run / HARNESS_DIFF)
+                                if (run / HARNESS_DIFF).is_file() else None),
         "started_utc": state["started_utc"],
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
