@@ -11,6 +11,7 @@ DIR/report.json (`cram-sweep-report/1`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import statistics
 from pathlib import Path
@@ -25,6 +26,7 @@ from sweep.spec import LOWER_IS_BETTER, SweepSpec, parse_spec
 
 FORMAT = "cram-sweep-report/1"
 REPORT = "report.json"
+BOOTSTRAP_SEED = 0  # the replicates are drawn from this seed: a report is reproducible
 
 
 def sweep_report(out, *, spec_path=None, metric: str | None = None,
@@ -79,17 +81,19 @@ def build_report(out: Path, spec: SweepSpec) -> dict:
             warnings.append(f"arm {name}: {len(started) - len(unscored)} of {len(arm['runs'])} "
                             f"runs scored ({listed}): n counts the scored ones")
     comparisons = compare(spec, arms)
-    notes = []
-    if spec.eval.suite == "glue" and spec.metric != "val_loss":
-        notes.append("GLUE scores are compared by Welch's t over pretraining seeds (each run's "
-                     "score the median over its fine-tuning seeds); the dev examples' own "
-                     "sampling noise is not resampled")
+    if bootstrapped(spec):
+        from sweep.resample import REPLICATES
+
+        method = {"test": "two-level bootstrap: pretraining seeds, then dev examples",
+                  "replicates": REPLICATES, "seed": BOOTSTRAP_SEED, "correction": "Holm",
+                  "confidence": 0.95}
+    else:
+        method = {"test": "Welch's t over pretraining seeds", "correction": "Holm",
+                  "confidence": 1 - spec.alpha}
     return {"format": FORMAT, "dir": str(out), "metric": spec.metric,
             "lower_is_better": spec.metric in LOWER_IS_BETTER, "alpha": spec.alpha,
             "budget_s": spec.budget_s, "seeds": list(spec.seeds),
-            "method": {"test": "Welch's t over pretraining seeds", "correction": "Holm",
-                       "confidence": 1 - spec.alpha},
-            "arms": arms, "comparisons": comparisons, "warnings": warnings, "notes": notes}
+            "method": method, "arms": arms, "comparisons": comparisons, "warnings": warnings}
 
 
 def _what(run: dict) -> str:
@@ -111,13 +115,22 @@ def arm_summary(arm, outcomes) -> dict:
             "tokens_per_s": _mean([o.tokens_per_s for o in complete])}
 
 
+def bootstrapped(spec: SweepSpec) -> bool:
+    """GLUE scores are resampled over pretraining seeds and dev examples (sweep.resample);
+    run-level metrics (val loss, the probes' accuracy) take Welch's t over the seeds."""
+    return spec.eval.suite == "glue" and spec.metric != "val_loss"
+
+
 def compare(spec: SweepSpec, arms: dict) -> dict:
-    """variant -> its comparison with the baseline (Welch per variant, then Holm)."""
+    """variant -> its comparison with the baseline (a test per variant, then Holm)."""
     base = arms[spec.baseline.name]
-    confidence = 1 - spec.alpha
-    tests = {arm.name: stats.welch(base["values"], arms[arm.name]["values"],
-                                   confidence=confidence)
-             for arm in spec.variants if base["values"] and arms[arm.name]["values"]}
+    testable = [arm.name for arm in spec.variants if base["values"] and arms[arm.name]["values"]]
+    if bootstrapped(spec) and testable:
+        test = glue_test(spec, arms)
+    else:
+        def test(name):
+            return stats.welch(base["values"], arms[name]["values"], confidence=1 - spec.alpha)
+    tests = {name: test(name) for name in testable}
     adjusted = dict(zip(tests, stats.holm([t["p"] for t in tests.values()]), strict=True))
     result = {}
     for arm in spec.variants:
@@ -133,6 +146,34 @@ def compare(spec: SweepSpec, arms: dict) -> dict:
                                                      lower_is_better=spec.lower_is_better,
                                                      n=n)}
     return result
+
+
+def glue_test(spec: SweepSpec, arms: dict):
+    """The two-level bootstrap's test of a variant against the baseline, over every scored run
+    of the sweep (sweep.resample)."""
+    import numpy as np
+
+    from glue_eval import TASKS
+    from sweep import resample
+
+    scored = {name: [run for run in arm["runs"] if run["status"] == "complete"
+                     and run["value"] is not None] for name, arm in arms.items()}
+    paths = {f"{name}/{run['seed']}": Path(run["run"]) for name, runs in scored.items()
+             for run in runs}
+    task = spec.metric.partition(".")[0]
+    if task in TASKS:
+        tasks = [task]
+    else:  # the averages: every task the runs were scored on
+        first = json.loads((next(iter(paths.values())) / "eval" / "glue.json").read_text())
+        tasks = [name for name in TASKS if name in first.get("tasks", {})]
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    labels, predictions = resample.read_glue_predictions(paths, tasks, spec.eval.glue_dir)
+    per_run = resample.glue_replicates(rng, labels, predictions, spec.metric)
+    replicated = {name: np.stack([per_run[f"{name}/{run['seed']}"] for run in runs])
+                  for name, runs in scored.items() if runs}
+    observed = {name: [run["value"] for run in runs] for name, runs in scored.items()}
+    return lambda name: resample.compare_arms(rng, observed, replicated, spec.baseline.name,
+                                              name)
 
 
 def _mean(values) -> float | None:
@@ -163,7 +204,7 @@ def format_report(record: dict) -> str:
         lines.append(f"{name:<16}{diff:>10}  {interval:<22}{_p(row['p']):>8}"
                      f"{_p(row['p_holm']):>10}  {row['verdict']}")
     lines += [f"warning: {w}" for w in record["warnings"]]
-    lines += [f"note: {n}" for n in record["notes"]]
+    lines.append(f"test: {record['method']['test']}; p (Holm): adjusted across the variants")
     return "\n".join(lines)
 
 
