@@ -165,6 +165,8 @@ def execute(spec: SweepSpec, cells: list[Cell], *, quiet: bool, clock_factory) -
                       "the same command again to resume it")
                 return 130
             trained = summary["train_elapsed_s"] - cell.trained_s
+            print(f"cram sweep: arm {cell.arm.name}, seed {cell.seed}: {summary['steps']} steps "
+                  f"in {summary['train_elapsed_s']:.1f}s, val loss {summary['val_loss']}")
         elif cell.state == "failed":
             failed += 1
             continue

@@ -145,3 +145,15 @@ def test_a_val_loss_sweep_over_other_masking_is_refused_before_training(pretrain
                                         r"mask40: train.mask_prob differs \(0.25 vs 0.4\)"):
         run_sweep(spec, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_one_cell_of_the_plan_runs_alone_as_a_job_of_an_array(pretrain_data, tmp_path, capsys):
+    spec = write_spec(tmp_path / "sweep.yaml", pretrain_data)
+    out = tmp_path / "out"
+    assert run_sweep(spec, out, cell=1, quiet=True, clock_factory=fake_clock) == 0
+    assert [p.relative_to(out / "runs").as_posix() for p in (out / "runs").glob("*/*")] == \
+        ["mlp/seed-0"]
+    with pytest.raises(UserError, match=r"--cell 4: the plan has cells 0 to 3"):
+        run_sweep(spec, out, cell=4)
+    assert run_sweep(spec, out, dry_run=True) == 0
+    assert "   1  mlp                 0  done" in capsys.readouterr().out
