@@ -240,7 +240,10 @@ def format_plan(spec: SweepSpec, out: Path, cells: list[Cell]) -> str:
                      f"{recipe}")
     todo = [c for c in cells if c.state in ("new", "resume")]
     training = sum(max(0.0, spec.budget_s - c.trained_s) for c in todo)
+    after = "set-up and val loss" if spec.eval.suite == "none" else \
+        f"set-up, val loss and {spec.eval.suite} evaluation"
     lines.append(f"to run: {len(todo)} of {len(cells)} runs, {format_duration(training)} of "
-                 "pretraining, plus each run's set-up, val loss and "
-                 + ("scoring" if spec.eval.suite == "none" else f"{spec.eval.suite} evaluation"))
+                 f"pretraining, plus each run's {after}" if todo
+                 else "to run: nothing; every run of the sweep has ended (a run not yet scored "
+                      "is scored)")
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 Per arm: the runs that started (failed and interrupted ones shown as such, never dropped
 quietly), n, the mean and sample standard deviation of the metric over pretraining seeds, each
 seed's value, and the steps, tokens seen and tokens/s beside it (a change can trade speed for
-quality per token). Per variant: the difference of means, its confidence interval, Welch's
-p-value, Holm's adjusted p-value across the variants, and the verdict (sweep.stats). Written to
+quality per token). Per variant: the difference of means, its confidence interval and p-value
+(Welch's t over the seeds, sweep.stats; for GLUE metrics the two-level bootstrap of
+sweep.resample), Holm's adjusted p-value across the variants, and the verdict. Written to
 DIR/report.json (`cram-sweep-report/1`).
 """
 

@@ -4,6 +4,7 @@ runs recorded. Fast: the run dirs are written here, nothing trains."""
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from scipy import stats as scipy_stats
@@ -106,3 +107,57 @@ def test_a_dir_without_a_recorded_spec_asks_for_one(collected):
     out, _ = collected
     with pytest.raises(UserError, match=r"sweep.json not found: not a sweep dir \(give --spec"):
         sweep_report(out)
+
+
+def write_glue_dev(glue, labels):
+    """A GLUE folder holding only RTE's dev split, with these labels (0 entailment)."""
+    names = ("entailment", "not_entailment")
+    (glue / "RTE").mkdir(parents=True)
+    rows = [f"{i}\tpremise {i}\thypothesis {i}\t{names[y]}" for i, y in enumerate(labels)]
+    (glue / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n"
+                                          + "\n".join(rows) + "\n")
+
+
+def write_glue_results(run, labels, error_rate, seed):
+    """RUN/eval/glue.json scoring RTE from predictions that miss `error_rate` of the labels."""
+    from crambench.contracts import sha256_file
+    from glue_eval.results import format_predictions
+
+    predictions = np.where(np.random.default_rng(seed).random(len(labels)) < error_rate,
+                           1 - labels, labels)
+    folder = run / "eval" / "glue-predictions"
+    folder.mkdir(parents=True)
+    (folder / "rte-dev-seed0.tsv").write_text(format_predictions(np.arange(len(labels)),
+                                                                 predictions))
+    accuracy = 100.0 * float((predictions == labels).mean())
+    record = {"format": "cram-glue/2", "suite": "glue", "protocol": {"name": "quick",
+                                                                     "seeds": [0]},
+              "tasks": {"rte": {"metrics": {"accuracy": accuracy}, "seeds": [{
+                  "seed": 0, "metrics": {"accuracy": accuracy},
+                  "predictions": [{"split": "dev", "file": "glue-predictions/rte-dev-seed0.tsv",
+                                   "sha256": sha256_file(folder / "rte-dev-seed0.tsv")}]}]}}}
+    (run / "eval" / "glue.json").write_text(json.dumps(record))
+    return accuracy
+
+
+def test_glue_metrics_take_the_two_level_bootstrap(tmp_path):
+    labels = np.random.default_rng(0).integers(0, 2, 200)
+    write_glue_dev(tmp_path / "glue", labels)
+    spec = {"format": "cram-sweep/1", "data": "data/demo", "budget": "40s", "seeds": [0, 1, 2],
+            "baseline": {"preset": "tiny"},
+            "variants": [{"name": "good", "overrides": ["model.ffn=mlp"]}],
+            "eval": {"suite": "glue", "tasks": ["rte"], "protocol": "quick",
+                     "glue_dir": str(tmp_path / "glue")}, "metric": "rte.accuracy"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    scores = {}
+    for arm, rate in (("baseline", 0.45), ("good", 0.1)):
+        for seed in range(3):
+            run = tmp_path / "sweep" / "runs" / arm / f"seed-{seed}"
+            write_run(run, val_loss=2.5)
+            scores.setdefault(arm, []).append(write_glue_results(run, labels, rate, 10 * seed))
+    record = sweep_report(tmp_path / "sweep", spec_path=tmp_path / "spec.yaml")
+    assert record["method"]["test"].startswith("two-level bootstrap")
+    row = record["comparisons"]["good"]
+    assert record["arms"]["good"]["values"] == scores["good"]
+    assert row["diff"] == pytest.approx(np.mean(scores["good"]) - np.mean(scores["baseline"]))
+    assert row["interval"][0] > 0 and row["p"] < 0.01 and row["verdict"] == "better"
