@@ -24,6 +24,7 @@ from sweep.layout import run_dir, save_spec
 from sweep.spec import Arm, SweepSpec, load_spec
 
 EVAL_FILES = {"probe": "probe.json", "glue": "glue.json"}
+TO_TRAIN = ("new", "resume", "restart")  # the cell states that train
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Cell:
     arm: Arm
     seed: int
     path: Path
-    state: str  # new | resume | done | failed
+    state: str  # new | resume | restart | done | failed
     config_sha256: str
     trained_s: float = 0.0  # training time already on the run's clock (a resumed run)
 
@@ -112,8 +113,10 @@ def plan(spec: SweepSpec, out: Path) -> list[Cell]:
 
 
 def cell_state(path: Path, expected: str) -> tuple[str, float]:
-    """(new | resume | done | failed, training seconds already done) of a run dir; a run of
-    another recipe is a UserError naming the run dir."""
+    """(new | resume | restart | done | failed, training seconds already done) of a run dir; a
+    run of another recipe is a UserError naming the run dir. `restart`: killed before its first
+    checkpoint, so nothing can be resumed; it trains again from the start, same recipe and
+    seed."""
     from crambench.contracts import read_json_object
     from cramming.config import config_sha256
 
@@ -130,8 +133,9 @@ def cell_state(path: Path, expected: str) -> tuple[str, float]:
     if summary.get("stopped_by") in ("budget", "steps"):
         return "done", summary.get("train_elapsed_s") or 0.0
     state = path / "checkpoint" / "train_state.json"
-    trained = read_json_object(state).get("elapsed_s", 0.0) if state.is_file() else 0.0
-    return "resume", trained
+    if not state.is_file():
+        return "restart", 0.0
+    return "resume", read_json_object(state).get("elapsed_s", 0.0)
 
 
 def execute(spec: SweepSpec, cells: list[Cell], *, quiet: bool, clock_factory) -> int:
@@ -146,13 +150,14 @@ def execute(spec: SweepSpec, cells: list[Cell], *, quiet: bool, clock_factory) -
                       f"{cell.seed} ({cell.state}); {left} left for the sweep", quiet=quiet)
         t0 = time.monotonic()
         extra = {} if clock_factory is None else {"clock": clock_factory()}
-        if cell.state in ("new", "resume"):
+        if cell.state in TO_TRAIN:
             try:
-                if cell.state == "new":
+                if cell.state in ("new", "restart"):
                     summary = pretrain(cell.arm.data, cell.path, budget_s=spec.budget_s,
                                        preset=cell.arm.preset,
                                        overrides=fitted_overrides(cell.arm), device=spec.device,
-                                       seed=cell.seed, quiet=quiet, **extra)
+                                       seed=cell.seed, quiet=quiet,
+                                       force=cell.state == "restart", **extra)
                 else:
                     summary = pretrain(resume=cell.path, device=spec.device, quiet=quiet,
                                        **extra)
@@ -182,7 +187,7 @@ def execute(spec: SweepSpec, cells: list[Cell], *, quiet: bool, clock_factory) -
 def time_left(spec: SweepSpec, cells: list[Cell], overheads: list[float]) -> str:
     """The sweep's remaining time: the training left in each run, plus each run's set-up, val
     loss and scoring as measured on the runs done so far (unknown before the first)."""
-    todo = [c for c in cells if c.state in ("new", "resume")]
+    todo = [c for c in cells if c.state in TO_TRAIN]
     training = sum(max(0.0, spec.budget_s - c.trained_s) for c in todo)
     if not overheads:
         return f"at least {format_duration(training)}"
@@ -238,7 +243,7 @@ def format_plan(spec: SweepSpec, out: Path, cells: list[Cell]) -> str:
         recipe = " ".join([f"--preset {cell.arm.preset}", *cell.arm.overrides])
         lines.append(f"{cell.index:>4}  {cell.arm.name:<16}{cell.seed:>5}  {cell.state:<8}"
                      f"{recipe}")
-    todo = [c for c in cells if c.state in ("new", "resume")]
+    todo = [c for c in cells if c.state in TO_TRAIN]
     training = sum(max(0.0, spec.budget_s - c.trained_s) for c in todo)
     after = "set-up and val loss" if spec.eval.suite == "none" else \
         f"set-up, val loss and {spec.eval.suite} evaluation"

@@ -157,3 +157,19 @@ def test_one_cell_of_the_plan_runs_alone_as_a_job_of_an_array(pretrain_data, tmp
         run_sweep(spec, out, cell=4)
     assert run_sweep(spec, out, dry_run=True) == 0
     assert "   1  mlp                 0  done" in capsys.readouterr().out
+
+
+def test_a_run_killed_before_its_first_checkpoint_trains_again(pretrain_data, tmp_path, capsys):
+    import shutil
+
+    spec = write_spec(tmp_path / "sweep.yaml", pretrain_data)
+    out = tmp_path / "out"
+    assert run_sweep(spec, out, cell=0, quiet=True, clock_factory=fake_clock) == 0
+    run = out / "runs" / "baseline" / "seed-0"
+    for name in ("checkpoint", "final"):  # as a kill before the first checkpoint leaves it
+        shutil.rmtree(run / name)
+    (run / "summary.json").unlink()
+    assert run_sweep(spec, out, dry_run=True) == 0
+    assert "   0  baseline            0  restart" in capsys.readouterr().out
+    assert run_sweep(spec, out, cell=0, quiet=True, clock_factory=fake_clock) == 0
+    assert json.loads((run / "summary.json").read_text())["status"] == "complete"
