@@ -6,7 +6,7 @@ seed's value, and the steps, tokens seen and tokens/s beside it (a change can tr
 quality per token). Per variant: the difference of means, its confidence interval and p-value
 (Welch's t over the seeds, sweep.stats; for GLUE metrics the two-level bootstrap of
 sweep.resample), Holm's adjusted p-value across the variants, and the verdict. Written to
-DIR/report.json (`cram-sweep-report/1`).
+DIR/report.json (`cram-sweep-report/1`) and drawn as DIR/report.svg (sweep.figure).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sweep.spec import LOWER_IS_BETTER, SweepSpec, parse_spec
 
 FORMAT = "cram-sweep-report/1"
 REPORT = "report.json"
+FIGURE = "report.svg"
 BOOTSTRAP_SEED = 0  # the replicates are drawn from this seed: a report is reproducible
 
 
@@ -42,6 +43,9 @@ def sweep_report(out, *, spec_path=None, metric: str | None = None,
     with dir_lock(out, owner="cram sweep report"):
         record = build_report(out, spec)
         write_json_atomic(out / REPORT, record)
+        from sweep.figure import draw_report
+
+        draw_report(record, out / FIGURE)
     return record
 
 

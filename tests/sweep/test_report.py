@@ -63,6 +63,8 @@ def test_the_report_equals_a_computation_by_hand(collected):
     assert record["arms"]["fast"]["tokens_per_s"] == pytest.approx(409600 / 40)
     assert json.loads((out / "report.json").read_text())["comparisons"]["fast"]["verdict"] == \
         "better"
+    figure = (out / "report.svg").read_text()
+    assert figure.startswith("<?xml") and "tokens/s" in figure and "fast" in figure
 
 
 def test_failed_and_missing_runs_are_shown_not_dropped(collected, capsys):
