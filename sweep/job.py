@@ -75,9 +75,12 @@ def arm_config(spec: SweepSpec, arm: Arm, seed: int):
     """The resolved config a run of `arm` with `seed` trains (as cram pretrain resolves it)."""
     from cramming.config import load_config, validate
 
-    cfg = load_config(arm.preset, fitted_overrides(arm))
-    cfg.train.budget_s, cfg.seed = spec.budget_s, seed
-    validate(cfg)
+    try:
+        cfg = load_config(arm.preset, fitted_overrides(arm))
+        cfg.train.budget_s, cfg.seed = spec.budget_s, seed
+        validate(cfg)
+    except UserError as err:
+        raise UserError(f"arm {arm.name}: {err}") from None
     return cfg
 
 
