@@ -183,8 +183,8 @@ def test_relative_links_lead_to_files(path):
 
 
 _CITED_PAGE = re.compile(r"\bdocs/[A-Za-z0-9_-]+\.md\b")
-_SOURCES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "tests", "bench",
-            "scripts")
+_SOURCES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "sweep", "tests",
+            "bench", "scripts")
 
 
 def test_code_cites_pages_that_exist():

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard")
+PACKAGES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "sweep")
 
 # The pipeline, bottom to top: a module may import from its own layer and the ones below it.
 # crambench's shell (the `cram` CLI and `cram demo`) is the one layer above every stage.
-LAYERS = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "crambench.shell")
+LAYERS = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "sweep",
+          "crambench.shell")
 
 
 def _layer(module: str) -> int:

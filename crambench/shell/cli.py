@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("cramming.export.command", "write a run as a Hugging Face transformers folder"),
     "extract": ("cramming.extract.command", "extract and distill a smaller model from a run"),
     "plan": ("cramming.plan.command", "size a model to a budget and a GPU"),
+    "sweep": ("sweep.command", "a baseline against its variants: seeds, budget, verdict"),
     "demo": ("crambench.shell.demo", "the whole pipeline on the embedded demo corpus"),
 }
 
