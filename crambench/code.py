@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 # The packages of this harness, by folder name beside this one.
-PACKAGES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard")
+PACKAGES = ("crambench", "data_prep", "cramming", "glue_eval", "leaderboard", "sweep")
 # What the harness runs from: sources, presets and the records shipped with them.
 SUFFIXES = (".py", ".yaml", ".json", ".html", ".css", ".js", ".txt")
 
