@@ -73,6 +73,8 @@ def load_plugin(path, *, expected_sha256: str | None = None) -> Plugin:
     error (with its line), an exception while importing, a missing or other CRAM_PLUGIN_API,
     or a public function that is not a hook."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"plugin {path} is a folder; give the .py file of hooks")
     if not path.is_file():
         raise UserError(f"plugin file not found: {path}")
     if path.suffix != ".py":
@@ -132,6 +134,9 @@ def check_module(module: ModuleType, path: Path) -> None:
         if name not in HOOKS:
             raise UserError(f"{path}: unknown hook {name!r}; the hooks are "
                             f"{', '.join(HOOKS)} (name helpers with a leading _)")
+    if not any(inspect.isfunction(getattr(module, name, None)) for name in HOOKS):
+        raise UserError(f"{path} defines none of the hooks {', '.join(HOOKS)}: it would "
+                        "change nothing")
 
 
 def _first_line(err: Exception) -> str:

@@ -248,6 +248,16 @@ def load_saved_config(path: str | Path, overrides=()) -> PretrainConfig:
     return load_config(path, overrides, saved=True)
 
 
+def check_derived_overrides(overrides, stage: str) -> None:
+    """A stage that trains on from a parent's model (`cram compress`, `cram extract`) keeps
+    that model and its data: only optim.*, train.* and impl.* overrides apply."""
+    for item in overrides:
+        key = str(item).split("=", 1)[0]
+        if not key.startswith(("optim.", "train.", "impl.")):
+            raise UserError(f"{stage}: override {item!r} would change the parent's "
+                            f"{key.split('.')[0]}; only optim.*, train.* and impl.* apply")
+
+
 def with_legacy(section: str, values: dict) -> dict:
     """A saved section (e.g. a model_config.json's fields) with LEGACY's filled in where the
     file predates them."""
@@ -290,14 +300,20 @@ def check_choices(tree: dict, *sections: str) -> None:
 def validate(cfg: PretrainConfig) -> None:
     o, t, i = cfg.optim, cfg.train, cfg.impl
     validate_model(cfg.model)
-    if not 0 < t.mask_prob < 1 or t.mask_token_prob + t.random_token_prob > 1:
-        raise UserError("train.mask_* probabilities must lie in (0, 1) and sum to at most 1")
+    if not 0 < t.mask_prob < 1:
+        raise UserError(f"train.mask_prob={t.mask_prob} must lie in (0, 1)")
+    if not (0 <= t.mask_token_prob and 0 <= t.random_token_prob
+            and t.mask_token_prob + t.random_token_prob <= 1):
+        raise UserError(f"train.mask_token_prob={t.mask_token_prob} and "
+                        f"train.random_token_prob={t.random_token_prob} must be at least 0 and "
+                        "sum to at most 1")
     if not 0 < t.lr_peak_at < 1 or not 0 < t.batch_ramp_until <= 1:
         raise UserError("train.lr_peak_at and train.batch_ramp_until must lie in (0, 1]")
     check_choices({"optim": dataclasses.asdict(o), "train": dataclasses.asdict(t)},
                   "optim", "train")
-    if not 0 <= t.warmup_fraction < 1 or not 0 <= t.dropout < 1:
-        raise UserError("train.warmup_fraction and train.dropout must lie in [0, 1)")
+    for name in ("warmup_fraction", "dropout"):
+        if not 0 <= getattr(t, name) < 1:
+            raise UserError(f"train.{name}={getattr(t, name)} must lie in [0, 1)")
     if t.schedule == "one-cycle" and t.warmup_fraction:
         raise UserError("train.warmup_fraction is for the other schedules; train.schedule="
                         "one-cycle rises from train.lr_start_factor to its peak at "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from pathlib import Path
 
 import torch
@@ -35,9 +36,11 @@ def lr_at(f: float, cfg: PretrainConfig) -> float:
     return cfg.optim.lr * lr_factor(f, cfg.train, plugin, cfg.plugin.options)
 
 
-def rows_at(f: float, cfg: PretrainConfig) -> int:
-    """Sequences in the step at f, all ranks together, before rounding to the world size."""
-    return batch_size(f, cfg.train, loaded_plugin(cfg.plugin.sha256), cfg.plugin.options)
+def rows_at(f: float, cfg: PretrainConfig, max_rows: int | None = None) -> int:
+    """Sequences in the step at f, all ranks together, before rounding to the world size;
+    a plug-in's count past `max_rows` (the train split) is refused."""
+    return batch_size(f, cfg.train, loaded_plugin(cfg.plugin.sha256), cfg.plugin.options,
+                      max_rows)
 
 
 def model_record(cfg: PretrainConfig) -> dict | None:
@@ -74,27 +77,41 @@ def build_optimizer(model, o: OptimConfig, plugin: Plugin | None, options: dict,
 def lr_factor(f: float, t: TrainConfig, plugin: Plugin | None, options: dict) -> float:
     if plugin is None or plugin.hook("lr_factor") is None:
         return lr_factor_at(f, t)
-    factor = plugin.call("lr_factor", f, t, dict(options))
-    if isinstance(factor, bool) or not isinstance(factor, int | float) \
-            or not math.isfinite(factor) or factor < 0:
+    factor = _number(plugin.call("lr_factor", f, t, dict(options)), numbers.Real)
+    if factor is None or not math.isfinite(factor) or factor < 0:
         raise UserError(f"{plugin.path}: hook lr_factor returned {factor!r} at f={f:.4g}, "
                         "not a finite number >= 0")
     return float(factor)
 
 
-def batch_size(f: float, t: TrainConfig, plugin: Plugin | None, options: dict) -> int:
+def _number(value, kind):
+    """A Python, numpy or one-element torch number of `kind` (numbers.Integral or Real) as a
+    Python number; None for anything else (bools included)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return None
+    return int(value) if kind is numbers.Integral else float(value)
+
+
+def batch_size(f: float, t: TrainConfig, plugin: Plugin | None, options: dict,
+               max_rows: int | None = None) -> int:
     if plugin is None or plugin.hook("batch_size") is None:
         if not t.batch_ramp:
             return t.batch_size
         return batch_size_at(f, t.batch_start, t.batch_size, t.batch_ramp_until)
-    rows = plugin.call("batch_size", f, t, dict(options))
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise UserError(f"{plugin.path}: hook batch_size returned {rows!r} at f={f:.4g}, not "
-                        "a whole number >= 1")
+    returned = plugin.call("batch_size", f, t, dict(options))
+    rows = _number(returned, numbers.Integral)
+    if rows is None or rows < 1:
+        raise UserError(f"{plugin.path}: hook batch_size returned {returned!r} at f={f:.4g}, "
+                        "not a whole number >= 1")
+    if max_rows is not None and rows > max_rows:
+        raise UserError(f"{plugin.path}: hook batch_size returned {rows:,} at f={f:.4g}, more "
+                        f"than the data dir's {max_rows:,} train rows")
     return rows
 
 
-def check_hooks(plugin: Plugin, cfg: PretrainConfig) -> None:
+def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = None) -> None:
     """Call every hook the plug-in defines once: on a 1-layer model of the run's components
     at width 2 x heads x 4, a batch of 2 rows of 8 tokens, and f in {0, 0.5, 1}. The
     optimizer takes a step and must come back from its state_dict."""
@@ -128,5 +145,5 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig) -> None:
                         "checkpoint could not resume it") from err
     for f in (0.0, 0.5, 1.0):
         lr_factor(f, cfg.train, plugin, options)
-        batch_size(f, cfg.train, plugin, options)
+        batch_size(f, cfg.train, plugin, options, train_rows)
 

@@ -50,6 +50,7 @@ def compress(run, method: str, out, *, budget=None, device="auto", overrides=(),
 
 def _compress(run: Path, stage: Method, out: Path, *, budget, device, overrides, force, quiet,
               clock) -> dict:
+    from cramming.config import check_derived_overrides
     from cramming.final import open_final
     from cramming.train.budget import parse_budget
 
@@ -64,6 +65,7 @@ def _compress(run: Path, stage: Method, out: Path, *, budget, device, overrides,
     if not stage.trains and overrides:
         raise UserError(f"{overrides[0]!r}: key=value overrides change pruning's recovery "
                         f"training, and --method {stage} trains nothing")
+    check_derived_overrides(overrides, "cram compress")
     budget_s = parse_budget(budget) if stage.trains else 0.0
     # The run, and the data dir its recovery training reads.
     refuse_output_over_inputs(out, run=run, data=parent.get("data_path"))

@@ -75,7 +75,7 @@ def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temp
     import torch
 
     from crambench.files import refuse_output_over_inputs
-    from cramming.config import load_config
+    from cramming.config import check_derived_overrides, load_config
     from cramming.final import open_final
     from cramming.lineage import read_parent
     from cramming.train.budget import parse_budget
@@ -95,6 +95,7 @@ def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temp
     if not 0 <= alpha <= 1:
         raise UserError(f"--alpha {alpha} must lie in [0, 1] (the weight of the soft targets)")
     teacher, out = Path(teacher), Path(out)
+    check_derived_overrides(overrides, "cram extract")
     parent = read_parent(teacher)
     final = open_final(teacher / "final", "cram extract")
     teacher_cfg, teacher_state = final.cfg, final.state
@@ -112,7 +113,7 @@ def _extract(teacher, data, out, *, budget, search_budget, space, tradeoff, temp
     if out.exists() and not force:
         raise UserError(f"{out} already exists; use --force to replace it")
 
-    base = load_config(teacher / "config.yaml", overrides)
+    base = load_config(teacher / "config.yaml", overrides, saved=True)  # LEGACY-filled
     base.train.budget_s = stage_budget_s
     base.data.path = str(Path(data_dir.path).resolve())
     if device != "auto":

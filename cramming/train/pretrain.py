@@ -436,11 +436,12 @@ def compile_mode(mode: str) -> str | None:
     return None if mode == "default" else mode
 
 
-def global_batch_size(f: float, cfg: PretrainConfig, world_size: int) -> int:
+def global_batch_size(f: float, cfg: PretrainConfig, world_size: int,
+                      max_rows: int | None = None) -> int:
     """Sequences in this step, all ranks together: the batch schedule at f = elapsed / budget,
     rounded down to a multiple of the world size (at least one row per rank) so every rank
     runs the same number of micro-batches."""
-    rows = rows_at(f, cfg)
+    rows = rows_at(f, cfg, max_rows)  # max_rows: the train split, a plug-in's bound
     return max(world_size, rows - rows % world_size)
 
 
@@ -482,7 +483,7 @@ def start_step(f: float, optimizer, rows, cfg: PretrainConfig, data_dir, step: i
     set, and this rank's rows of the global batch are drawn and masked with the step's own
     seed. -> (rows in the global batch, lr, this rank's rows, inputs, labels)."""
     t = cfg.train
-    n_rows = global_batch_size(f, cfg, world_size)
+    n_rows = global_batch_size(f, cfg, world_size, data_dir.num_rows("train"))
     lr = lr_at(f, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr

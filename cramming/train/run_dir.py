@@ -21,7 +21,13 @@ from crambench.files import (
 )
 from crambench.locks import dir_lock
 from crambench.plugin import RUN_COPY, load_plugin
-from cramming.config import config_sha256, load_config, load_saved_config, to_yaml, validate
+from cramming.config import (
+    config_sha256,
+    load_config,
+    load_saved_config,
+    to_yaml,
+    validate,
+)
 from cramming.train.checkpoint import (
     END_RECORD,
     check_train_state,
@@ -259,7 +265,7 @@ def resolve_run(request: RunRequest, *, quiet=False):
         data_dir = open_data_dir(data)
         refuse_output_over_inputs(out, data=data)
         cfg = _load_preset(preset, overrides, budget_s, data_dir, device, quiet)
-        _attach_plugin(cfg, request.plugin)
+        _attach_plugin(cfg, request.plugin, data_dir.num_rows("train"))
     cfg.train.budget_s = budget_s
     cfg.data.path = str(Path(data_dir.path).resolve())  # readers may run from another folder
     if device != "auto":
@@ -275,14 +281,21 @@ def resolve_run(request: RunRequest, *, quiet=False):
                 f"model.{field}={ours} ({origin}) does not match the data dir "
                 f"{data_dir.path} ({field} {theirs}); prepare the data with a matching "
                 f"--{field.replace('_', '-')} or override model.{field}={theirs}")
-    if data_dir.num_rows("train") < 1:
+    train_rows = data_dir.num_rows("train")
+    if train_rows < 1:
         raise UserError(f"data dir {data_dir.path} has no training rows")
+    for name in ("batch_size", "batch_start"):  # one step never sees a row twice
+        if getattr(cfg.train, name) > train_rows:
+            raise UserError(f"train.{name}={getattr(cfg.train, name)} is more than the "
+                            f"{train_rows:,} train rows of {data_dir.path}: one step would see "
+                            f"rows twice; lower it or prepare more data")
     if resume is None:
         run = check_fresh(out, force=request.force)
     elif resumed:
         if resumed["config_sha256"] != config_sha256(cfg):
-            raise UserError(f"--resume {run}: --seed or overrides change its recipe; resume "
-                            "with the same recipe (impl.* may change)")
+            changed = _first_change(load_saved_config(run / "config.yaml"), cfg)
+            raise UserError(f"--resume {run}: {changed} changes its recipe; resume with the "
+                            "same recipe (impl.* may change)")
         check_train_state(resumed, cfg, run)
         # Set when training ended after this checkpoint and the end state was lost in the save.
         resumed["ended"] = read_end_record(run, resumed, cfg)
@@ -297,7 +310,29 @@ def resolve_run(request: RunRequest, *, quiet=False):
     return run, cfg, resumed, data_dir
 
 
-def _attach_plugin(cfg, source) -> None:
+def _first_change(saved, cfg) -> str:
+    """The first recipe field where `cfg` departs from the run's `saved` config, as
+    "key=new (the run's: old)"."""
+    def flat(tree, prefix=""):
+        items = {}
+        for key, value in tree.items():
+            items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict)
+                         else {f"{prefix}{key}": value})
+        return items
+
+    def recipe(c):  # every field that decides the result, at its value (none left out)
+        return {"model": dataclasses.asdict(c.model), "optim": dataclasses.asdict(c.optim),
+                "train": dataclasses.asdict(c.train), "seed": c.seed,
+                "plugin": dataclasses.asdict(c.plugin)}
+
+    old, new = flat(recipe(saved)), flat(recipe(cfg))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            return f"{key}={new.get(key)} (the run's: {old.get(key)})"
+    return "--seed or an override"
+
+
+def _attach_plugin(cfg, source, train_rows: int) -> None:
     """Load and check a new run's plug-in (every hook it defines called once, before anything
     is written) and record where the run will keep it and its hash."""
     if source is None:
@@ -311,7 +346,7 @@ def _attach_plugin(cfg, source) -> None:
 
     plugin = load_plugin(source)
     cfg.plugin.file, cfg.plugin.sha256 = RUN_COPY, plugin.sha256
-    check_hooks(plugin, cfg)
+    check_hooks(plugin, cfg, train_rows)
 
 
 def _open_data(data, recorded: str, run: Path):

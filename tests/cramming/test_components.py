@@ -163,7 +163,7 @@ def test_schedules_are_functions_of_the_budget_fraction():
     ("train.schedule=cosine-decay", r"^train\.schedule='cosine-decay': choose one-cycle, "),
     ("train.schedule=inverse-sqrt", r"needs train\.warmup_fraction > 0"),
     ("train.warmup_fraction=0.1", r"train\.warmup_fraction is for the other schedules"),
-    ("train.dropout=1.5", r"train\.warmup_fraction and train\.dropout must lie in \[0, 1\)"),
+    ("train.dropout=1.5", r"^train\.dropout=1\.5 must lie in \[0, 1\)$"),
     ("optim.momentum=1", r"optim\.momentum=1.0 must lie in \[0, 1\)"),
     ("model.qkv_bias=maybe", r"^bad override 'model\.qkv_bias=maybe'"),
 ])
@@ -217,3 +217,14 @@ def test_each_model_variant_exports_and_loads_with_transformers(variant, tmp_pat
     with torch.no_grad():
         torch.testing.assert_close(theirs(input_ids=ids, attention_mask=mask).logits,
                                    ours(ids, mask), atol=1e-5, rtol=0)
+
+
+def test_derived_stages_take_only_training_overrides():
+    from cramming.config import check_derived_overrides
+
+    check_derived_overrides(["optim.lr=5e-4", "train.batch_size=64", "impl.threads=1"],
+                            "cram compress")
+    for item in ("model.ffn=glu", "data.path=elsewhere", "plugin.options.x=1", "seed=3"):
+        with pytest.raises(UserError, match=rf"^cram compress: override '{item}' would change "
+                                            r"the parent's \w+; only optim"):
+            check_derived_overrides([item], "cram compress")

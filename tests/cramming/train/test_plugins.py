@@ -56,6 +56,10 @@ def test_example_trains_resumes_exactly_and_evaluates(example, extra, data, tmp_
     stopped = plugin_run(data, tmp_path / "resumed", source, extra, interrupt_at=4)
     assert stopped["stopped_by"] == "interrupt" and 0 < stopped["steps"] < STEPS
     source.write_text(source.read_text() + "\nraise RuntimeError('edited')\n")  # no effect now
+    with pytest.raises(UserError, match=r"^--resume .*: model\.ffn=mlp \(the run's: glu\) "
+                                        r"changes its recipe"):
+        pretrain(resume=tmp_path / "resumed", quiet=True, clock=StillClock(),
+                 overrides=["model.ffn=mlp"])
     resumed = pretrain(resume=tmp_path / "resumed", quiet=True, clock=StillClock())
     assert resumed["steps"] == STEPS == straight["steps"]
     assert resumed["config_sha256"] == straight["config_sha256"]
@@ -113,6 +117,11 @@ BAD = {
                     "    return 1 / 0\n", r"bad\.py: hook lr_factor raised ZeroDivisionError"),
     "wrong type": ("CRAM_PLUGIN_API = 1\ndef batch_size(f, train, options):\n"
                    "    return 8.5\n", r"bad\.py: hook batch_size returned 8\.5 at f=0"),
+    "past the data": ("CRAM_PLUGIN_API = 1\ndef batch_size(f, train, options):\n"
+                      "    return 10 ** 9\n",
+                      r"bad\.py: hook batch_size returned 1,000,000,000 at f=0, more than the "
+                      r"data dir's [\d,]+ train rows"),
+    "no hooks": ("CRAM_PLUGIN_API = 1\nSCALE = 2\n", r"bad\.py defines none of the hooks"),
     "not a model": ("CRAM_PLUGIN_API = 1\nimport torch\ndef build_model(cfg, options, dropout):"
                     "\n    return torch.nn.Linear(2, 2)\n",
                     r"bad\.py: hook build_model returned Linear, not a cramming\.model"),
@@ -152,4 +161,28 @@ def test_missing_plugin_and_misplaced_options(data, tmp_path):
     with pytest.raises(UserError, match=r"^plugin\.options given without --plugin FILE$"):
         pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
                  overrides=overrides(data, "plugin.options.lr_scale=2"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_numpy_and_torch_numbers_from_hooks_are_numbers(data, tmp_path):
+    plugin = tmp_path / "numbers.py"
+    plugin.write_text("CRAM_PLUGIN_API = 1\nimport numpy as np\nimport torch\n"
+                      "def batch_size(f, train, options):\n    return np.int64(8)\n"
+                      "def lr_factor(f, train, options):\n    return torch.tensor(0.5)\n")
+    summary = pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
+                       overrides=overrides(data), clock=StillClock(), plugin=plugin)
+    assert summary["steps"] == STEPS
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["batch_size"] == 8 and first["lr"] == pytest.approx(0.5e-3)
+
+
+def test_a_folder_and_an_oversized_batch_are_refused(data, tmp_path):
+    (tmp_path / "ideas").mkdir()
+    with pytest.raises(UserError, match=r"^plugin .*ideas is a folder; give the \.py file"):
+        pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
+                 overrides=overrides(data), plugin=tmp_path / "ideas")
+    with pytest.raises(UserError, match=r"^train\.batch_size=1000000000 is more than the "
+                                        r"[\d,]+ train rows of .*: one step would see rows twice"):
+        pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
+                 overrides=overrides(data, "train.batch_size=1000000000"))
     assert not (tmp_path / "run").exists()
