@@ -52,6 +52,13 @@ def load_pretrained(final_dir) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
 def load_pretrained_with_masks(final_dir):
     """(ModelConfig, state_dict, masks): `load_pretrained` plus the pruning masks (weight name
     -> bool keep-mask) a pruned run stores; {} for a run that was not pruned."""
+    cfg, state, masks, _ = _read_final(final_dir)
+    return cfg, state, masks
+
+
+def _read_final(final_dir):
+    """(ModelConfig, state_dict, masks, builder): the checked weights of `final_dir`, and the
+    `model_builder` of a model a plug-in built (None for the harness's own)."""
     final_dir = _final_dir(final_dir)
     weights, meta_path = final_dir / "model.safetensors", final_dir / "model_config.json"
     for path in (weights, meta_path):
@@ -65,7 +72,7 @@ def load_pretrained_with_masks(final_dir):
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise UserError(f"cannot load {weights}: {err}") from None
     check_weights(cfg, state, config_path=meta_path, weights_path=weights, build=build)
-    return cfg, state, masks
+    return cfg, state, masks, (build if meta.get("plugin") else None)
 
 
 def model_builder(final_dir: Path, meta: dict):
@@ -153,11 +160,10 @@ def check_weights(cfg: ModelConfig, state: dict[str, torch.Tensor], *, config_pa
 def load_classifier(final_dir, num_labels: int, dropout: float = 0.1):
     """A fine-tuning model whose encoder holds a pretraining run's `final/` weights; the head
     starts fresh (seed torch before calling). UserError when the weights do not fit the config."""
-    cfg, state = load_pretrained(final_dir)
+    cfg, state, _, plugin_build = _read_final(final_dir)
     model = CrammedBertForSequenceClassification(cfg, num_labels, dropout)
-    meta = read_contract(_final_dir(final_dir) / "model_config.json", MODEL_FORMAT)
-    if meta.get("plugin"):  # the plug-in's encoder (with the fine-tuning dropout), fresh head
-        model.encoder = model_builder(_final_dir(final_dir), meta)(cfg, dropout).encoder
+    if plugin_build:  # the plug-in's encoder (with the fine-tuning dropout), fresh head
+        model.encoder = plugin_build(cfg, dropout).encoder
     prefix = "encoder."
     encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     missing, unexpected = model.encoder.load_state_dict(encoder_state, strict=False)
