@@ -50,6 +50,7 @@ SUMMARY_FIELDS = {
     "software": ("software",),
     "code_version": ("code_version",),
     "code_sha256": ("code_sha256",),
+    "code": ("code",),
     "lineage": ("lineage",),
     "compression": ("compression",),
 }

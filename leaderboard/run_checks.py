@@ -26,6 +26,7 @@ from pathlib import Path
 
 from crambench.contracts import hash_pair, sha256_file
 from crambench.errors import UserError
+from crambench.plugin import defined_hooks
 from glue_eval.model_folder import identity_files, listing_differences
 from leaderboard import claims, compressed, cross_checks
 from leaderboard.extraction import extraction_run_problems
@@ -39,6 +40,7 @@ from leaderboard.records import (
     read_data_manifest,
     read_parent_summary,
     read_run_summary,
+    read_train_state,
     run_file,
 )
 from leaderboard.values import differences
@@ -149,7 +151,7 @@ def _hash_problems(entry: dict, run: Path, summary: dict, config) -> list[str]:
     check("tokenizer_sha256", lambda: sha256_file(run_file(run, "final/tokenizer.json")))
     if config is not None:
         check("config_sha256", lambda: config_sha256(config))
-        problems += plugin_problems(run, config)
+        problems += plugin_problems(run, config) + code_record_problems(entry, run, config)
     check("model_sha256", lambda: sha256_file(run_file(run, "final/model.safetensors")))
     try:
         results = run_file(run, entry["results_file"], "results_file")
@@ -178,6 +180,61 @@ def plugin_problems(run: Path, config) -> list[str]:
         return [f"{copy} has sha256 {shown[1]}, not the {shown[0]} that config.yaml records "
                 "(plugin.sha256): the run's code was changed after it trained"]
     return []
+
+
+def code_record_problems(entry: dict, run: Path, config) -> list[str]:
+    """The entry's code record against the records it repeats: the harness fields at the top
+    level, the plug-in and its options in config.yaml, the local-changes diff in RUN/code/
+    (rehashed), init_sha256 in the checkpoint's train state."""
+    code = entry.get("code")
+    if code is None:  # a run from before the record
+        return []
+    problems = [f"code.{key} {code[key]!r} is not the entry's {top} {entry.get(top)!r}"
+                for key, top in (("version", "code_version"), ("sha256", "code_sha256"))
+                if code[key] != entry.get(top)]
+    if code["plugin_sha256"] != (config.plugin.sha256 or None):
+        problems.append(f"code.plugin_sha256 is {code['plugin_sha256']!r} but config.yaml's "
+                        f"plugin.sha256 is {config.plugin.sha256 or None!r}")
+    if config.plugin.file:
+        try:
+            hooks = defined_hooks(run_file(run, config.plugin.file, "plugin.file of config.yaml"))
+        except UserError:
+            hooks = None  # plugin_problems names the file
+        if hooks is not None and code["plugin_hooks"] != hooks:
+            problems.append(f"code.plugin_hooks {code['plugin_hooks']} are not the hooks "
+                            f"{hooks} that {config.plugin.file} defines")
+    elif code["plugin_hooks"]:
+        problems.append(f"code.plugin_hooks {code['plugin_hooks']} but the run has no plug-in")
+    if code["plugin_options"] != dict(config.plugin.options):
+        problems.append("code.plugin_options differ from config.yaml's plugin.options")
+    version = str(code["version"] or "")
+    if "+git." in version and code["local_changes"] != version.endswith(".dirty"):
+        problems.append(f"code.local_changes is {code['local_changes']} but code.version "
+                        f"{version!r} says the checkout was "
+                        f"{'modified' if version.endswith('.dirty') else 'clean'}")
+    diff = run / "code" / "harness.diff"
+    if code["local_changes"]:
+        try:
+            actual = sha256_file(run_file(run, "code/harness.diff"))
+        except (UserError, OSError):
+            problems.append(f"code.local_changes is true but {diff} cannot be read: the "
+                            "run keeps its checkout's diff there")
+        else:
+            if actual != code["harness_diff_sha256"]:
+                shown = hash_pair(code["harness_diff_sha256"], actual)
+                problems.append(f"{diff} has sha256 {shown[1]}, not the {shown[0]} of "
+                                "code.harness_diff_sha256: the diff was changed")
+    elif diff.exists() or code["harness_diff_sha256"] is not None:
+        problems.append(f"code.local_changes is false but the run has {diff} or a "
+                        "harness_diff_sha256")
+    try:
+        state = read_train_state(run)
+    except UserError:
+        return problems  # the time claims say so
+    if code["init_sha256"] != state.get("init_sha256"):
+        problems.append(f"code.init_sha256 {code['init_sha256']!r} is not the "
+                        f"{state.get('init_sha256')!r} of checkpoint/train_state.json")
+    return problems
 
 
 def lineage_problems(entry: dict, run: Path) -> list[str]:

@@ -149,6 +149,8 @@ def build_entry(run: Path, name: str) -> dict:
         "claims": [],  # cross-checked against the run dir by `submit`
         "loss_curve": loss_curve(run),
     }
+    if "code" in summary:  # absent in summaries written before the code record
+        entry["code"] = summary["code"]
     if "lineage" in summary:  # a derived run (cram compress, cram extract)
         entry["lineage"] = summary["lineage"]
     if "extracted_from" in summary:  # cram extract: the search table travels with the entry

@@ -175,10 +175,13 @@ def _summary(run: Path, out: Path, parent: dict, tmp: Path, stage: Method, total
              budget_s: float, trained: dict, started: str) -> dict:
     from crambench.code import code_sha256, code_version
     from cramming.compress.storage import stored_stats
-    from cramming.config import config_sha256
+    from cramming.config import config_sha256, load_config
     from cramming.train.hardware import software_info
+    from cramming.train.run_dir import keep_local_changes
+    from cramming.train.summary import code_record
 
     final = tmp / "final"
+    keep_local_changes(tmp)
     stats = stored_stats(final / "model.safetensors")
     spec = deployment_spec(total)
     write_json_atomic(final / SPEC_FILE, spec)
@@ -216,6 +219,8 @@ def _summary(run: Path, out: Path, parent: dict, tmp: Path, stage: Method, total
         "model_sha256": sha256_file(final / "model.safetensors"),
         "code_version": code_version(),
         "code_sha256": code_sha256(),
+        # This stage's code; it starts from the parent's weights (lineage), no built ones.
+        "code": code_record(tmp, load_config(tmp / "config.yaml", saved=True), {}),
         "started_utc": started,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "lineage": lineage,

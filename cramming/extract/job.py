@@ -380,6 +380,7 @@ class Extraction:
         from crambench.files import write_json_atomic, write_text_atomic
         from cramming.config import to_yaml
         from cramming.lineage import lineage_record, lineage_totals
+        from cramming.train.run_dir import keep_local_changes
         from cramming.train.summary import RunFailed, finish_run, run_failure
 
         stage_elapsed = state["elapsed_s"]
@@ -387,6 +388,7 @@ class Extraction:
         if failure:  # the run would not count: write nothing (exit status 1, as pretrain's)
             raise RunFailed(f"extraction failed, nothing written: {failure}")
         write_text_atomic(tmp / "config.yaml", to_yaml(self.final_cfg))
+        keep_local_changes(tmp)  # the code record's diff, as a pretraining run keeps it
         write_json_atomic(tmp / SEARCH_FILE, search)
         lineage = lineage_record(self.teacher_run, out=self.out, stage="extract",
                                  method=f"distill:{search['chosen']}",

@@ -45,9 +45,9 @@ END_KEYS = ("stopped_by", "step", "elapsed_s", "tokens", "rows", "nonfinite_skip
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> None:
+def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> str:
     """Build the new checkpoint beside the old one and swap it in, so a crash mid-write keeps
-    the previous checkpoint intact."""
+    the previous checkpoint intact. Returns the weights' tensors_sha256."""
     with atomic_dir(Path(run_dir) / "checkpoint", force=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         data = save(weights)
@@ -58,10 +58,11 @@ def save_checkpoint(run_dir, *, model, optimizer, scaler, train_state: dict) -> 
         state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng}
         with atomic_file(tmp / "state.pt") as handle:  # streamed: optimizer state is 2x the model
             torch.save(state, handle)
+        tensors = tensors_sha256_of_bytes(data, "checkpoint weights")
         write_json_atomic(tmp / "train_state.json", {
             "format": CHECKPOINT_FORMAT, **train_state, "model_sha256": model_sha256,
-            "tensors_sha256": tensors_sha256_of_bytes(data, "checkpoint weights"),
-            "state_sha256": handle.sha256()})
+            "tensors_sha256": tensors, "state_sha256": handle.sha256()})
+    return tensors
 
 
 def read_train_state(run_dir) -> dict:

@@ -122,12 +122,8 @@ def write_run(run: Path, cfg, *, fresh: bool, plugin_source=None) -> None:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as err:  # a file in the way, no permission
             raise UserError(f"cannot create run dir {run}: {err.strerror or err}") from None
-    diff = run / HARNESS_DIFF
-    if fresh and local_changes():  # a modified checkout: what it changed, beside the run
-        diff.parent.mkdir(exist_ok=True)
-        write_text_atomic(diff, local_changes())
-    elif fresh and diff.exists():
-        diff.unlink()
+    if fresh:
+        keep_local_changes(run)
     copy = run / RUN_COPY
     if plugin_source is not None:
         copy.parent.mkdir(exist_ok=True)
@@ -135,6 +131,17 @@ def write_run(run: Path, cfg, *, fresh: bool, plugin_source=None) -> None:
     elif fresh and not cfg.plugin.file and copy.exists():  # a replaced run's code
         copy.unlink()
     write_text_atomic(run / "config.yaml", to_yaml(cfg))
+
+
+def keep_local_changes(run: Path) -> None:
+    """RUN/code/harness.diff: what a modified checkout changed (`git diff HEAD`), kept beside
+    the run it trained; removed for a clean checkout (a replaced run's)."""
+    diff = run / HARNESS_DIFF
+    if local_changes():
+        diff.parent.mkdir(exist_ok=True)
+        write_text_atomic(diff, local_changes())
+    elif diff.exists():
+        diff.unlink()
 
 
 def open_resumable(run) -> Path:

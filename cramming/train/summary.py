@@ -13,6 +13,7 @@ from crambench.code import code_sha256, code_version
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
 from crambench.files import atomic_dir
+from crambench.plugin import defined_hooks
 from cramming.config import PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
 from cramming.plugins import model_record
@@ -92,13 +93,10 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
         "data_path": str(Path(data_dir.path).resolve()),
         "tokenizer_sha256": data_dir.manifest["tokenizer_sha256"],
         "config_sha256": config_sha256(cfg),
-        "plugin_sha256": cfg.plugin.sha256 or None,  # RUN/code/plugin.py, part of the recipe
         "model_sha256": model_sha256,
         "code_version": code_version(),
         "code_sha256": code_sha256(),
-        # A modified checkout (code_version ends .dirty): its `git diff HEAD`, kept in the run.
-        "harness_diff_sha256": (sha256_file(run / HARNESS_DIFF)
-                                if (run / HARNESS_DIFF).is_file() else None),
+        "code": code_record(run, cfg, state),
         "started_utc": state["started_utc"],
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -107,6 +105,23 @@ def finish_run(run, model, cfg: PretrainConfig, state: dict, *, data_dir, hardwa
     if failure:
         raise RunFailed(f"{run}: {failure} (see {run / 'summary.json'})")
     return {"format": "cram-run/1", **summary}
+
+
+def code_record(run: Path, cfg: PretrainConfig, state: dict) -> dict:
+    """What code trained the run, as summary.json and the entry carry it: the harness (its
+    version and package hash, the same as the top-level code_version and code_sha256), whether
+    its checkout had local changes (their `git diff HEAD` is RUN/code/harness.diff, hashed
+    here), the plug-in (RUN/code/plugin.py), its options and the hooks it defines, and
+    `init_sha256`, the tensors hash (crambench.tensor_hash) of the weights before the first
+    step. None where a run from before the record lacks the value."""
+    diff = run / HARNESS_DIFF
+    return {"version": code_version(), "sha256": code_sha256(),
+            "local_changes": diff.is_file(),
+            "harness_diff_sha256": sha256_file(diff) if diff.is_file() else None,
+            "plugin_sha256": cfg.plugin.sha256 or None,
+            "plugin_options": dict(cfg.plugin.options),
+            "plugin_hooks": defined_hooks(run / cfg.plugin.file) if cfg.plugin.file else [],
+            "init_sha256": state.get("init_sha256")}
 
 
 @torch.no_grad()
