@@ -6,9 +6,11 @@
         return Lion(model.parameters(), lr=optim.lr, ...)
 
 A hook the file leaves out is the built-in. The harness keeps everything else: the clock,
-checkpoints and resume, ranks, data order, masking, the fine-tuning protocol. Every public
+checkpoints and resume, ranks, data order, the fine-tuning protocol. Every public
 function of the file must be a hook (helpers start with `_`), so a misspelt hook is an error
-and not a silently unused function. `cram pretrain --plugin FILE` copies the file into the run
+and not a silently unused function, and every hook a top-level `def`, so that the validator
+reads which hooks a file defines from its source (`defined_hooks`) without running it.
+`cram pretrain --plugin FILE` copies the file into the run
 (`RUN/code/plugin.py`); its sha256 and `plugin.options` enter `config_sha256`, and every later
 stage loads the run's copy, checked against that hash, never the user's path.
 
@@ -17,6 +19,7 @@ Torch-free: the validator rehashes a run's copy without importing it.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import sys
@@ -38,7 +41,16 @@ HOOKS = {
     "lr_factor": "(f, train_cfg, options) -> the factor of optim.lr at f = elapsed / budget, "
                  "a number >= 0",
     "batch_size": "(f, train_cfg, options) -> sequences in the step at f, a whole number >= 1",
+    "mask_tokens": "(input_ids, special_ids, vocab_size, generator, train_cfg, options) -> "
+                   "(inputs, labels): (B, T) int64 CPU tensors, labels the original id where "
+                   "the loss applies and -100 elsewhere; random draws only from `generator`",
+    "objective": "(model, inputs, labels, options) -> (loss, mlm_loss): 0-d tensors, the loss "
+                 "to minimize and the MLM loss to log (a changed objective runs in the open "
+                 "track)",
 }
+# Hooks that change what is trained for, not how: a run whose plug-in defines one is not ranked
+# (Rules v1 section 6: the benchmark ranks masked-language-model pretraining).
+OPEN_TRACK_HOOKS = ("objective",)
 
 
 @dataclass
@@ -134,9 +146,29 @@ def check_module(module: ModuleType, path: Path) -> None:
         if name not in HOOKS:
             raise UserError(f"{path}: unknown hook {name!r}; the hooks are "
                             f"{', '.join(HOOKS)} (name helpers with a leading _)")
+    written = defined_hooks(path)
+    for name in HOOKS:
+        if inspect.isfunction(getattr(module, name, None)) and name not in written:
+            raise UserError(f"{path}: hook {name} is not a top-level def of the file (write "
+                            f"`def {name}(...)`, so that a reader of the source sees it)")
     if not any(inspect.isfunction(getattr(module, name, None)) for name in HOOKS):
         raise UserError(f"{path} defines none of the hooks {', '.join(HOOKS)}: it would "
                         "change nothing")
+
+
+def defined_hooks(path) -> list[str]:
+    """The hooks a plug-in file defines, read from its source (top-level `def`s with a hook's
+    name), in HOOKS order; nothing is imported or run. Raises UserError for a file that cannot
+    be read or parsed."""
+    try:
+        tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+    except SyntaxError as err:
+        raise UserError(f"{path}:{err.lineno}: syntax error: {err.msg}") from None
+    except OSError as err:
+        raise UserError(f"cannot read plugin {path}: {err.strerror or err}") from None
+    names = {node.name for node in tree.body
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return [name for name in HOOKS if name in names]
 
 
 def _first_line(err: Exception) -> str:

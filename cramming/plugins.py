@@ -9,6 +9,7 @@ state a checkpoint cannot hold is one line naming the file and the hook.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import numbers
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 from crambench.errors import UserError
 from crambench.plugin import Plugin, load_plugin, loaded_plugin
 from cramming.config import ModelConfig, OptimConfig, PretrainConfig, TrainConfig
-from cramming.model import CrammedBert
+from cramming.model import IGNORE_INDEX, CrammedBert
+from cramming.train.objective import mask_tokens, step_generator
 from cramming.train.optimizers import build_optimizer as builtin_optimizer
 from cramming.train.schedules import batch_size_at, lr_factor_at
 
@@ -111,6 +113,99 @@ def batch_size(f: float, t: TrainConfig, plugin: Plugin | None, options: dict,
     return rows
 
 
+def rank_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator a mask_tokens hook draws from on `rank` at `step`: the built-in masking's
+    on rank 0 (so one process hands a hook what it would draw itself), an independent one on
+    each other rank. A hook sees only its rank's rows, so its masks depend on the world size."""
+    if rank == 0:
+        return step_generator(seed, step)
+    # CPU generators keep 32 bits of a seed: mix all three numbers into those.
+    digest = hashlib.sha256(f"cram-mask {seed} {step} {rank}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:4], "little"))
+
+
+def mask_rows(rows, index, n_rows: int, *, cfg: PretrainConfig, special_ids: dict,
+              step: int, rank: int = 0, world_size: int = 1, position: int = 0):
+    """(inputs, labels) for this rank's `rows` (B, T) of a global batch of `n_rows` (`index`:
+    where each row sits in it), masked with the step's seed: by the run's mask_tokens hook, or
+    built in. When one process holds every rank's rows of a step trained on `world_size` ranks
+    (a redo of lost steps), each rank's share is masked as that rank masked it (`position`:
+    the stream position of the batch's first row)."""
+    t, rows = cfg.train, torch.as_tensor(rows)
+    plugin = loaded_plugin(cfg.plugin.sha256)
+    if plugin is None or plugin.hook("mask_tokens") is None:
+        return mask_tokens(rows, special_ids=special_ids, vocab_size=cfg.model.vocab_size,
+                           generator=step_generator(cfg.seed, step), mask_prob=t.mask_prob,
+                           mask_token_prob=t.mask_token_prob,
+                           random_token_prob=t.random_token_prob, batch_rows=n_rows,
+                           row_index=index)
+    if world_size == 1 or len(rows) < n_rows:  # this rank's share
+        return hook_masks(plugin, rows, cfg, special_ids, rank_generator(cfg.seed, step, rank))
+    inputs, labels = torch.empty_like(rows), torch.empty_like(rows)
+    for r in range(world_size):  # rank r held global rows (r - position) % world_size + k n
+        share = torch.arange((r - position) % world_size, n_rows, world_size)
+        inputs[share], labels[share] = hook_masks(plugin, rows[share], cfg, special_ids,
+                                                  rank_generator(cfg.seed, step, r))
+    return inputs, labels
+
+
+def hook_masks(plugin: Plugin, rows: torch.Tensor, cfg: PretrainConfig, special_ids: dict,
+               generator: torch.Generator):
+    """The mask_tokens hook on (B, T) rows, its answer checked: two (B, T) integer tensors,
+    inputs in the vocabulary, labels -100 or in the vocabulary."""
+    vocab = cfg.model.vocab_size
+    returned = plugin.call("mask_tokens", rows.clone(), dict(special_ids), vocab, generator,
+                           cfg.train, dict(cfg.plugin.options))
+    where = f"{plugin.path}: hook mask_tokens returned"
+    if not (isinstance(returned, tuple) and len(returned) == 2
+            and all(isinstance(x, torch.Tensor) for x in returned)):
+        raise UserError(f"{where} {type(returned).__name__}, not a tuple (inputs, labels) "
+                        "of two tensors")
+    for name, x in zip(("inputs", "labels"), returned, strict=True):
+        if x.shape != rows.shape or x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise UserError(f"{where} {name} of {x.dtype} {tuple(x.shape)}, not integer ids "
+                            f"of the rows' shape {tuple(rows.shape)}")
+    inputs, labels = (x.to("cpu", torch.int64) for x in returned)
+    if inputs.numel() and (inputs.min() < 0 or inputs.max() >= vocab):
+        raise UserError(f"{where} inputs outside the vocabulary 0..{vocab - 1}")
+    targets = labels[labels != IGNORE_INDEX]
+    if targets.numel() and (targets.min() < 0 or targets.max() >= vocab):
+        raise UserError(f"{where} labels that are neither {IGNORE_INDEX} nor ids in the "
+                        f"vocabulary 0..{vocab - 1}")
+    return inputs, labels
+
+
+def objective_of(cfg: PretrainConfig):
+    """The run's objective hook as train_loop takes it, `(model, inputs, labels) -> (loss,
+    mlm_loss)` with its answer checked; None: the built-in MLM loss."""
+    plugin = loaded_plugin(cfg.plugin.sha256)
+    if plugin is None or plugin.hook("objective") is None:
+        return None
+    options = dict(cfg.plugin.options)
+
+    def hooked(model, inputs, labels):
+        returned = plugin.call("objective", model, inputs, labels, options)
+        if not (isinstance(returned, tuple) and len(returned) == 2
+                and all(isinstance(x, torch.Tensor) and x.dim() == 0 for x in returned)):
+            raise UserError(f"{plugin.path}: hook objective returned "
+                            f"{_shapes(returned)}, not a tuple (loss, mlm_loss) of two 0-d "
+                            "tensors")
+        if not returned[0].requires_grad:
+            raise UserError(f"{plugin.path}: hook objective returned a loss with no gradient "
+                            "(compute it from the model's outputs, without torch.no_grad)")
+        return returned
+
+    return hooked
+
+
+def _shapes(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shapes(x) for x in value) + ")"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
 def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = None) -> None:
     """Call every hook the plug-in defines once: on a 1-layer model of the run's components
     at width 2 x heads x 4, a batch of 2 rows of 8 tokens, and f in {0, 0.5, 1}. The
@@ -123,6 +218,8 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
     model = build_model(tiny, plugin, options, cfg.train.dropout)
     ids = torch.randint(5, tiny.vocab_size, (2, tiny.seq_len))
     labels = torch.where(torch.arange(tiny.seq_len) % 4 == 0, ids, -100)
+    if plugin.hook("mask_tokens") is not None:
+        ids, labels = check_masking(plugin, ids, cfg)
     try:
         loss, _ = model(ids, labels)
     except Exception as err:
@@ -131,6 +228,13 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
     if not (isinstance(loss, torch.Tensor) and loss.dim() == 0 and torch.isfinite(loss)):
         raise UserError(f"{plugin.path}: the model from hook build_model returned a loss that "
                         "is not a finite scalar tensor")
+    hooked = objective_of(cfg)
+    if hooked is not None:
+        model.zero_grad()
+        loss, logged = hooked(model, ids, labels)
+        if not (torch.isfinite(loss) and torch.isfinite(logged)):
+            raise UserError(f"{plugin.path}: hook objective returned a non-finite loss on a "
+                            "batch of 2 x 8 tokens")
     loss.backward()
     optimizer = build_optimizer(model, cfg.optim, plugin, options, torch.device("cpu"))
     optimizer.step()
@@ -147,3 +251,27 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
         lr_factor(f, cfg.train, plugin, options)
         batch_size(f, cfg.train, plugin, options, train_rows)
 
+
+def check_masking(plugin: Plugin, ids: torch.Tensor, cfg: PretrainConfig):
+    """The mask_tokens hook twice on the same rows with equally seeded generators: the same
+    masks (so a resume redraws them), and no draw from torch's, numpy's or Python's global
+    random state (which a checkpoint restores only in part). -> (inputs, labels)."""
+    import random
+
+    import numpy as np
+
+    from data_prep.manifest import SPECIAL_IDS as special
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    first = hook_masks(plugin, ids, cfg, special, step_generator(0, 0))
+    after = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    if not (torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+            and before[2] == after[2]):
+        raise UserError(f"{plugin.path}: hook mask_tokens draws from a global random state; "
+                        "draw only from the generator it is given (torch.rand(..., "
+                        "generator=generator)), so that a resumed run draws the same masks")
+    again = hook_masks(plugin, ids, cfg, special, step_generator(0, 0))
+    if not all(torch.equal(a, b) for a, b in zip(first, again, strict=True)):
+        raise UserError(f"{plugin.path}: hook mask_tokens gave other masks for the same rows "
+                        "and an equally seeded generator; its draws must come from that "
+                        "generator alone")
+    return first

@@ -7,6 +7,7 @@ ranked); `rule_violations` lists what makes an entry invalid in either track.
 
 from __future__ import annotations
 
+from crambench.plugin import OPEN_TRACK_HOOKS
 from cramming.rules import (
     OUTSIDE_MODEL_REASON,
     RANKED_BUDGET_S,
@@ -44,6 +45,11 @@ def track_reasons(entry: dict) -> list[str]:
                         for name in part["device_names"] if not is_ranked_gpu(name)})
     if elsewhere and is_ranked_gpu(hardware.get("gpu_name")):
         reasons.append(f"part of the training ran on {', '.join(elsewhere)}, not a ranked GPU")
+    changed = [hook for hook in (entry.get("code") or {}).get("plugin_hooks", [])
+               if hook in OPEN_TRACK_HOOKS]
+    if changed:
+        reasons.append(f"the plug-in's {' and '.join(changed)} hook changes what is trained "
+                       "for (the ranked track is masked-language-model pretraining)")
     recovery = (entry.get("compression") or {}).get("recovery_hardware")
     if recovery and not (is_ranked_gpu(recovery["gpu_name"])
                          and recovery["gpu_count"] == RANKED_GPU_COUNT):

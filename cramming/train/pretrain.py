@@ -24,7 +24,15 @@ from crambench.plugin import loaded_plugin
 from crambench.progress import progress_line
 from cramming.config import AUTO, PretrainConfig, config_sha256
 from cramming.model import IGNORE_INDEX, count_parameters
-from cramming.plugins import build_model, build_optimizer, lr_at, rows_at, run_plugin
+from cramming.plugins import (
+    build_model,
+    build_optimizer,
+    lr_at,
+    mask_rows,
+    objective_of,
+    rows_at,
+    run_plugin,
+)
 from cramming.train.budget import Budget
 from cramming.train.checkpoint import (
     END_KEYS,
@@ -48,7 +56,7 @@ from cramming.train.hardware import (
 )
 from cramming.train.metrics_log import LogWindow, progress_bar, show, warn
 from cramming.train.micro_batch import CPU_MICRO_BATCH, choose_micro_batch, cuda_size_trial
-from cramming.train.objective import mask_tokens, pad_rows, sparse_rows, step_generator
+from cramming.train.objective import pad_rows, sparse_rows
 from cramming.train.rows import RowStream
 from cramming.train.run_dir import (
     FINISHED,
@@ -232,7 +240,7 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
                                          run=run, metrics=metrics, stop=stop, data_dir=data_dir,
                                          precision=precision, quiet=quiet or not dist.is_main,
                                          dist=dist, net=net, after_step=profiler,
-                                         journal=journal)
+                                         journal=journal, objective=objective_of(cfg))
     if dist.is_main:
         # Saving the end state takes as long as any checkpoint; a kill meanwhile keeps the
         # previous one. The record, small and written first, says that training ended and how
@@ -460,11 +468,14 @@ def batch_rounding(cfg: PretrainConfig, world_size: int) -> str | None:
 
 
 def write_checkpoint(dist: Dist, run, model, optimizer, scaler, state, budget) -> float:
-    """Rank 0 saves, every rank waits for it; returns the seconds it took (on the clock)."""
+    """Rank 0 saves, every rank waits for it; returns the seconds it took (on the clock). The
+    step-0 checkpoint holds the weights as built: their hash is the run's init_sha256."""
     started = budget.elapsed()
     if dist.is_main:
-        save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
-                        train_state={**state, "elapsed_s": started})
+        tensors = save_checkpoint(run, model=model, optimizer=optimizer, scaler=scaler,
+                                  train_state={**state, "elapsed_s": started})
+        if state["step"] == 0:  # later checkpoints carry it in their train state
+            state["init_sha256"] = tensors
     dist.barrier()
     return budget.elapsed() - started
 
@@ -482,17 +493,14 @@ def start_step(f: float, optimizer, rows, cfg: PretrainConfig, data_dir, step: i
     """A step's set-up from f, the budget fraction its schedules read: the learning rate is
     set, and this rank's rows of the global batch are drawn and masked with the step's own
     seed. -> (rows in the global batch, lr, this rank's rows, inputs, labels)."""
-    t = cfg.train
     n_rows = global_batch_size(f, cfg, world_size, data_dir.num_rows("train"))
     lr = lr_at(f, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
     mine, index = rows.peek(n_rows)  # this rank's share of the global batch
-    inputs, labels = mask_tokens(
-        torch.from_numpy(mine), special_ids=data_dir.special_ids,
-        vocab_size=cfg.model.vocab_size, generator=step_generator(cfg.seed, step),
-        mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
-        random_token_prob=t.random_token_prob, batch_rows=n_rows, row_index=index)
+    inputs, labels = mask_rows(torch.from_numpy(mine), index, n_rows, cfg=cfg,
+                               special_ids=data_dir.special_ids, step=step, rank=rows.rank,
+                               world_size=world_size, position=rows.position)
     return n_rows, lr, mine, inputs, labels
 
 
@@ -515,6 +523,7 @@ def redo_lost_steps(run, model, optimizer, scaler, cfg: PretrainConfig, data_dir
     head_rows = (sparse_rows(impl.micro_batch * cfg.model.seq_len, cfg.train.mask_prob)
                  if impl.compile else None)
     step, tokens = replay["step"], replay["tokens"]
+    objective = objective_of(cfg)  # the run's plug-in hook, or None: the MLM loss
     model.train()
     for f in replay["fractions"]:
         n_rows, _, _, inputs, labels = start_step(f, optimizer, rows, cfg, data_dir, step,
@@ -523,7 +532,7 @@ def redo_lost_steps(run, model, optimizer, scaler, cfg: PretrainConfig, data_dir
         loss = sum(micro_step(model, inputs[begin:begin + impl.micro_batch],
                               labels[begin:begin + impl.micro_batch], masked, scaler, precision,
                               pad_to=impl.micro_batch if impl.compile else None,
-                              head_rows=head_rows)
+                              head_rows=head_rows, objective=objective)
                    for begin in range(0, n_rows, impl.micro_batch))
         if not math.isfinite(float(loss)):  # the run applied this step: its loss was finite
             raise UserError(f"redoing step {step + 1} gave a non-finite loss, which the run did "

@@ -47,6 +47,8 @@ def plugin_run(data, run, plugin, extra=(), **kwargs):
     ("lion.py", ["plugin.options.lr_scale=0.5"]),
     ("squared_relu.py", []),
     ("wsd.py", ["plugin.options.decay=0.3"]),
+    ("span_masking.py", ["plugin.options.mean_span=2"]),
+    ("label_smoothing.py", ["plugin.options.eps=0.2"]),
 ])
 def test_example_trains_resumes_exactly_and_evaluates(example, extra, data, tmp_path,
                                                       quick_probes):
@@ -63,7 +65,8 @@ def test_example_trains_resumes_exactly_and_evaluates(example, extra, data, tmp_
     resumed = pretrain(resume=tmp_path / "resumed", quiet=True, clock=StillClock())
     assert resumed["steps"] == STEPS == straight["steps"]
     assert resumed["config_sha256"] == straight["config_sha256"]
-    assert resumed["plugin_sha256"] == straight["plugin_sha256"] is not None
+    assert resumed["code"] == straight["code"] and resumed["code"]["plugin_sha256"] is not None
+    assert resumed["code"]["init_sha256"] is not None  # carried by the checkpoints
     a = load_file(tmp_path / "straight" / "final" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "final" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -104,6 +107,80 @@ def test_a_plugin_run_is_submitted_and_validated_on_its_own_copy(data, tmp_path,
         evaluate_probes(run, quiet=True, device="cpu", force=True)
 
 
+def test_an_objective_plugin_is_open_track_and_its_code_record_validates(data, tmp_path,
+                                                                         quick_probes, capsys):
+    from safetensors.torch import save
+
+    from crambench.shell.cli import main
+    from crambench.tensor_hash import tensors_sha256_of_bytes
+    from cramming import load_config
+    from cramming.model import CrammedBert
+
+    source = tmp_path / "label_smoothing.py"
+    shutil.copy(EXAMPLES / "label_smoothing.py", source)
+    run = tmp_path / "run"
+    summary = plugin_run(data, run, source, ["plugin.options.eps=0.2"])
+    code = summary["code"]
+    assert code["plugin_hooks"] == ["objective"]
+    assert code["plugin_options"] == {"eps": 0.2}
+    assert code["version"] == summary["code_version"] and code["sha256"] == summary["code_sha256"]
+    assert code["local_changes"] == (run / "code" / "harness.diff").is_file()
+    # init_sha256: the weights the recipe builds from its seed, before any step
+    cfg = load_config(run / "config.yaml", saved=True)
+    torch.manual_seed(cfg.seed)
+    built = CrammedBert(cfg.model, dropout=cfg.train.dropout)
+    assert code["init_sha256"] == tensors_sha256_of_bytes(save(built.state_dict()), "init")
+    # the logged loss is the plain MLM loss, below the smoothed loss that was minimized
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["loss"] > 0 for record in records)
+    evaluate_probes(run, quiet=True, device="cpu")
+    entry_path = tmp_path / "entry.json"
+    assert main(["submit", "--run", str(run), "--name", "smooth", "--out", str(entry_path)]) == 0
+    entry = json.loads(entry_path.read_text())
+    assert entry["code"] == code
+    assert "the plug-in's objective hook changes what is trained for" in entry["track_reason"]
+    assert main(["leaderboard", "validate", str(entry_path), "--run", str(run)]) == 0
+    capsys.readouterr()
+    # a hidden objective hook is found in the run's copy without running it
+    entry["code"]["plugin_hooks"] = []
+    entry["track_reason"] = entry["track_reason"].split("; the plug-in")[0]
+    entry_path.write_text(json.dumps(entry))
+    assert main(["leaderboard", "validate", str(entry_path), "--run", str(run)]) != 0
+    out = capsys.readouterr().out
+    assert "code.plugin_hooks [] are not the hooks ['objective'] that code/plugin.py defines" \
+        in out
+
+
+def test_a_mask_hook_on_several_ranks_masks_each_share_as_that_rank(data, tmp_path):
+    """Ranks mask their own rows with their own generators; one process redoing a step of two
+    ranks (the end record's replay) masks each share as its rank did."""
+    from crambench.plugin import load_plugin
+    from cramming import load_config
+    from cramming.plugins import mask_rows
+
+    plugin = load_plugin(EXAMPLES / "span_masking.py")
+    cfg = load_config("tiny", overrides(data))
+    cfg.plugin.file, cfg.plugin.sha256 = "code/plugin.py", plugin.sha256
+    special = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+    full = torch.randint(5, cfg.model.vocab_size, (16, 32),
+                         generator=torch.Generator().manual_seed(1))
+    position = 3  # the batch's first stream position: rank 1 holds global rows 0, 2, ...
+    whole = mask_rows(full, torch.arange(16), 16, cfg=cfg, special_ids=special, step=7,
+                      world_size=2, position=position)
+    shares = []
+    for rank in range(2):
+        index = torch.arange((rank - position) % 2, 16, 2)
+        share = mask_rows(full[index], index, 16, cfg=cfg, special_ids=special, step=7,
+                          rank=rank, world_size=2, position=position)
+        assert torch.equal(share[0], whole[0][index]) and torch.equal(share[1], whole[1][index])
+        shares.append(share[1] != -100)
+    assert not torch.equal(shares[0], shares[1])  # each rank draws its own masks
+    selected = whole[1] != -100
+    assert 0.1 < selected.float().mean() < 0.35  # about train.mask_prob = 0.25
+    runs = (selected[:, 1:] & selected[:, :-1]).sum() / selected.sum()
+    assert runs > 0.3  # neighbours masked together: spans, not single tokens
+
+
 BAD = {
     "syntax": ("CRAM_PLUGIN_API = 1\ndef lr_factor(f, train, options)\n    return 1.0\n",
                r"bad\.py:2: syntax error"),
@@ -128,6 +205,36 @@ BAD = {
     "not an optimizer": ("CRAM_PLUGIN_API = 1\ndef build_optimizer(model, optim, options):\n"
                          "    return list(model.parameters())\n",
                          r"bad\.py: hook build_optimizer returned list"),
+    "global random state": ("CRAM_PLUGIN_API = 1\nimport torch\n"
+                            "def mask_tokens(ids, special, vocab, generator, train, options):\n"
+                            "    labels = torch.where(torch.rand(ids.shape) < 0.2, ids, -100)\n"
+                            "    return ids.clone(), labels\n",
+                            r"bad\.py: hook mask_tokens draws from a global random state"),
+    "masks of the wrong shape": (
+        "CRAM_PLUGIN_API = 1\n"
+        "def mask_tokens(ids, special, vocab, generator, train, options):\n"
+        "    return ids[:, 1:], ids[:, 1:]\n",
+        r"bad\.py: hook mask_tokens returned inputs of torch\.int64 \(2, 7\), not integer "
+        r"ids of the rows' shape \(2, 8\)"),
+    "labels outside the vocabulary": (
+        "CRAM_PLUGIN_API = 1\n"
+        "def mask_tokens(ids, special, vocab, generator, train, options):\n"
+        "    return ids.clone(), ids + vocab\n",
+        r"bad\.py: hook mask_tokens returned labels that are neither -100 nor ids"),
+    "objective not a pair": (
+        "CRAM_PLUGIN_API = 1\ndef objective(model, inputs, labels, options):\n"
+        "    return model(inputs, labels)[0].item()\n",
+        r"bad\.py: hook objective returned float, not a tuple \(loss, mlm_loss\)"),
+    "objective without a gradient": (
+        "CRAM_PLUGIN_API = 1\nimport torch\n"
+        "def objective(model, inputs, labels, options):\n"
+        "    with torch.no_grad():\n"
+        "        loss = model(inputs, labels)[0]\n"
+        "    return loss, loss\n",
+        r"bad\.py: hook objective returned a loss with no gradient"),
+    "a hook not written as a def": (
+        "CRAM_PLUGIN_API = 1\ndef _factor(f, train, options):\n    return 1.0\n"
+        "lr_factor = _factor\n", r"bad\.py: hook lr_factor is not a top-level def of the file"),
     "state a checkpoint cannot hold": (
         "CRAM_PLUGIN_API = 1\nimport torch\n"
         "class Odd(torch.optim.SGD):\n"
