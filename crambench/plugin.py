@@ -11,8 +11,9 @@ function of the file must be a hook (helpers start with `_`), so a misspelt hook
 and not a silently unused function. `cram pretrain --plugin FILE` copies the file into the run
 (`RUN/code/plugin.py`); its sha256 and `plugin.options` enter `config_sha256`, and every later
 stage loads the run's copy, checked against that hash, never the user's path.
-`keep_document` is the one hook of `cram prepare --plugin FILE` (data_prep.plugin): it filters
-the corpus's documents, and the data dir keeps the copy (`DATA/code/plugin.py`) and its hash.
+`keep_document` is the one hook of `cram prepare --plugin FILE` (data_prep.keep_document): it
+filters the corpus's documents, and the data dir keeps the copy (`DATA/code/plugin.py`) and its
+hash.
 
 Torch-free: the validator rehashes a run's copy without importing it.
 """

@@ -22,7 +22,7 @@ from cramming.model import CrammedBert
 from cramming.train.optimizers import build_optimizer as builtin_optimizer
 from cramming.train.schedules import batch_size_at, lr_factor_at
 
-PREPARE_HOOKS = ("keep_document",)  # cram prepare's hooks (data_prep.plugin): not run here
+PREPARE_HOOKS = ("keep_document",)  # cram prepare's hooks (data_prep.keep_document): not run here
 
 
 def run_plugin(run, cfg: PretrainConfig) -> Plugin | None:

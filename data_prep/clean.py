@@ -6,7 +6,7 @@ order: normalize (data_prep.normalize, which also drops words too long for WordP
 documents longer than MAX_DOC_CHARS into pieces (data_prep.segment), then per document: drop
 it when too short (data_prep.filters), drop it when seen before (data_prep.dedup; unless
 `--dedup off`), drop it when a plug-in's keep_document hook says so (`--plugin`,
-data_prep.plugin). Copies of one document share a digest, so they land in the same split.
+data_prep.keep_document). Copies of one document share a digest, so they land in the same split.
 """
 
 from __future__ import annotations

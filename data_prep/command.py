@@ -72,9 +72,9 @@ def cutoff(text: str) -> float | None:
 
 
 def plugin_option(text: str):
-    """--plugin-option KEY=VALUE: (KEY, VALUE) (data_prep.plugin.option_pair)."""
+    """--plugin-option KEY=VALUE: (KEY, VALUE) (data_prep.keep_document.option_pair)."""
     from crambench.errors import UserError
-    from data_prep.plugin import option_pair
+    from data_prep.keep_document import option_pair
 
     try:
         return option_pair(text)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.source or not args.out:
         raise UserError("--source and --out are required (or --verify DATA)")
-    from data_prep.plugin import plugin_options
+    from data_prep.keep_document import plugin_options
     from data_prep.prepare import prepare
 
     manifest = prepare(args.source, args.out, vocab_size=args.vocab_size, seq_len=args.seq_len,

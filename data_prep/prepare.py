@@ -2,7 +2,7 @@
 
 Passes over the sources (each re-reads them; nothing holds the corpus in memory):
 1. clean (normalize, drop short, drop exact duplicates unless `dedup="off"`, drop what a
-   plug-in's keep_document hook refuses, data_prep.plugin) -> train the
+   plug-in's keep_document hook refuses, data_prep.keep_document) -> train the
    tokenizer (`tokenizer_model`, data_prep.tokenizer_models; skipped with `tokenizer=`, which
    reuses an existing one);
 2. only when the trash filter is on and the tokenizer is not a WordPiece of its reference
@@ -36,10 +36,10 @@ from data_prep.clean import CleanCounts, clean_documents, texts
 from data_prep.dedup import METHOD as DEDUP_METHOD
 from data_prep.encode import encode_corpus
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
+from data_prep.keep_document import DocumentFilter, load_document_filter
 from data_prep.manifest import DATA_FORMAT, MANIFEST, MAX_VOCAB, MIN_SEQ_LEN, SPLITS, TOKENIZER
 from data_prep.normalize import MAX_WORD_CHARS
 from data_prep.order import get_order, sort_train_rows
-from data_prep.plugin import DocumentFilter, load_document_filter
 from data_prep.segment import MAX_DOC_CHARS
 from data_prep.shards import data_sha256
 from data_prep.sources import parse_source
@@ -91,7 +91,7 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
     data_prep.order.ORDERS), `tokenizer_model` (a name in
     data_prep.tokenizer_models.TOKENIZER_MODELS; None: wordpiece, or a reused `tokenizer`'s).
     `plugin`: a plug-in file whose keep_document hook filters the cleaned documents, called
-    with `plugin_options` (data_prep.plugin)."""
+    with `plugin_options` (data_prep.keep_document)."""
     check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
     check_data_options(trash_cutoff, dedup, order, tokenizer_model)
     if plugin is None and plugin_options:

@@ -139,8 +139,8 @@ class DataDir:
 
     def verify_hashes(self) -> None:
         """Recompute every shard's sha256 and the data hash, and rehash a plug-in's copy
-        (data_prep.plugin); UserError on any mismatch."""
-        from data_prep.plugin import check_plugin_copy
+        (data_prep.keep_document); UserError on any mismatch."""
+        from data_prep.keep_document import check_plugin_copy
 
         for shard in self.manifest["shards"]:
             if sha256_file(self.path / shard["file"]) != shard["sha256"]:

@@ -20,7 +20,7 @@ DEFAULTS = {
     "dedup": DEDUP_METHOD,  # "off": duplicates kept
     "order": "random",  # a name in data_prep.order.ORDERS
     "tokenizer_model": "wordpiece",  # a name in data_prep.tokenizer_models.TOKENIZER_MODELS
-    "plugin": None,  # {file, sha256, options} of a keep_document plug-in (data_prep.plugin)
+    "plugin": None,  # {file, sha256, options} of a keep_document plug-in (data_prep.keep_document)
 }
 
 

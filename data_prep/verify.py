@@ -22,9 +22,9 @@ import numpy as np
 
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
+from data_prep.keep_document import check_plugin_copy
 from data_prep.manifest import MANIFEST, SPECIAL_TOKENS
 from data_prep.pack import TOKEN_DTYPE
-from data_prep.plugin import check_plugin_copy
 from data_prep.reader import DataDir, open_data_dir
 from data_prep.settings import DEFAULTS
 from data_prep.shards import manifest_data_sha256

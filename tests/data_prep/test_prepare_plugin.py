@@ -22,7 +22,7 @@ from crambench.errors import UserError
 from crambench.shell.cli import main
 from data_prep import open_data_dir
 from data_prep.clean import CleanCounts, clean_documents
-from data_prep.plugin import option_pair
+from data_prep.keep_document import option_pair
 from data_prep.shards import data_sha256, manifest_data_sha256
 from data_prep.sources import parse_source
 from data_prep.verify import verify_data_dir
