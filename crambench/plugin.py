@@ -13,6 +13,9 @@ reads which hooks a file defines from its source (`defined_hooks`) without runni
 `cram pretrain --plugin FILE` copies the file into the run
 (`RUN/code/plugin.py`); its sha256 and `plugin.options` enter `config_sha256`, and every later
 stage loads the run's copy, checked against that hash, never the user's path.
+`keep_document` is the one hook of `cram prepare --plugin FILE` (data_prep.keep_document): it
+filters the corpus's documents, and the data dir keeps the copy (`DATA/code/plugin.py`) and its
+hash.
 
 Torch-free: the validator rehashes a run's copy without importing it.
 """
@@ -47,6 +50,8 @@ HOOKS = {
     "objective": "(model, inputs, labels, options) -> (loss, mlm_loss): 0-d tensors, the loss "
                  "to minimize and the MLM loss to log (a changed objective runs in the open "
                  "track)",
+    "keep_document": "(text, options) -> True to keep the cleaned document, False to drop it; "
+                     "run by cram prepare, not by pretraining",
 }
 # Hooks that change what is trained for, not how: a run whose plug-in defines one is not ranked
 # (Rules v1 section 6: the benchmark ranks masked-language-model pretraining).

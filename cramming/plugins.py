@@ -17,12 +17,14 @@ from pathlib import Path
 import torch
 
 from crambench.errors import UserError
-from crambench.plugin import Plugin, load_plugin, loaded_plugin
+from crambench.plugin import HOOKS, Plugin, load_plugin, loaded_plugin
 from cramming.config import ModelConfig, OptimConfig, PretrainConfig, TrainConfig
 from cramming.model import IGNORE_INDEX, CrammedBert
 from cramming.train.objective import mask_tokens, step_generator
 from cramming.train.optimizers import build_optimizer as builtin_optimizer
 from cramming.train.schedules import batch_size_at, lr_factor_at
+
+PREPARE_HOOKS = ("keep_document",)  # cram prepare's hooks (data_prep.keep_document): not run here
 
 
 def run_plugin(run, cfg: PretrainConfig) -> Plugin | None:
@@ -209,7 +211,11 @@ def _shapes(value) -> str:
 def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = None) -> None:
     """Call every hook the plug-in defines once: on a 1-layer model of the run's components
     at width 2 x heads x 4, a batch of 2 rows of 8 tokens, and f in {0, 0.5, 1}. The
-    optimizer takes a step and must come back from its state_dict."""
+    optimizer takes a step and must come back from its state_dict. A file of cram prepare's
+    hook alone is refused: it would change nothing here."""
+    if not any(plugin.hook(name) is not None for name in HOOKS if name not in PREPARE_HOOKS):
+        raise UserError(f"{plugin.path} defines only {', '.join(PREPARE_HOOKS)}, which cram "
+                        "prepare runs; pass it to cram prepare --plugin")
     options = cfg.plugin.options
     heads = cfg.model.heads
     tiny = dataclasses.replace(cfg.model, hidden=heads * 8, layers=1, ffn_hidden=heads * 16,

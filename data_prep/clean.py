@@ -5,12 +5,13 @@ sees exactly the same documents; the counts of the last pass go into the manifes
 order: normalize (data_prep.normalize, which also drops words too long for WordPiece), cut
 documents longer than MAX_DOC_CHARS into pieces (data_prep.segment), then per document: drop
 it when too short (data_prep.filters), drop it when seen before (data_prep.dedup; unless
-`--dedup off`). Copies of one document share a digest, so they land in the same split.
+`--dedup off`), drop it when a plug-in's keep_document hook says so (`--plugin`,
+data_prep.keep_document). Copies of one document share a digest, so they land in the same split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from data_prep.dedup import Deduplicator, digest
@@ -30,6 +31,7 @@ class CleanCounts:
     pieces_from_cuts: int = 0  # the documents those cuts made (they replace documents_cut)
     dropped_too_short: int = 0  # includes documents that normalize to nothing
     dropped_duplicates: int = 0
+    dropped_by_plugin: int = 0  # the keep_document hook of --plugin said False
     documents_kept: int = 0
     chars_kept: int = 0
 
@@ -38,9 +40,11 @@ class CleanCounts:
 
 
 def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs: int | None,
-                    min_chars: int = MIN_CHARS, dedup: bool = True) -> Iterator[tuple[str, bytes]]:
+                    min_chars: int = MIN_CHARS, dedup: bool = True,
+                    keep: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes]]:
     """Yield (normalized text, digest) for each kept document, counting every drop. With
-    `dedup` False (`--dedup off`) a document seen before is kept again."""
+    `dedup` False (`--dedup off`) a document seen before is kept again. `keep` (a plug-in's
+    keep_document) sees each document that passed the rest and drops it by returning False."""
     seen = Deduplicator()
     replaced_at_start = replaced_bytes()
     try:
@@ -63,6 +67,9 @@ def clean_documents(sources: Iterable[Source], counts: CleanCounts, *, max_docs:
                     doc_digest = digest(piece)
                     if dedup and not seen.is_new(doc_digest):
                         counts.dropped_duplicates += 1
+                        continue
+                    if keep is not None and not keep(piece):
+                        counts.dropped_by_plugin += 1
                         continue
                     counts.documents_kept += 1
                     counts.chars_kept += len(piece)

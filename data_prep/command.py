@@ -44,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train rows: random (default; shuffled by pretraining from its "
                              "seed), or a curriculum pretraining keeps: prevalence (rarest "
                              "tokens first), sentence-length (most sentences first)")
+    parser.add_argument("--plugin", metavar="FILE",
+                        help="a plug-in file whose keep_document(text, options) hook keeps "
+                             "(True) or drops (False) each cleaned document; copied into the "
+                             "data dir and hashed into data_sha256")
+    parser.add_argument("--plugin-option", action="append", type=plugin_option,
+                        metavar="KEY=VALUE",
+                        help="an entry of the hook's options, VALUE read as YAML (0.7 is a "
+                             "number); repeatable, needs --plugin")
     parser.add_argument("--workers", type=options.whole(1), default=1,
                         help="tokenizer threads (default 1; results do not depend on it)")
     parser.add_argument("--force", action="store_true", help="replace an existing DATA")
@@ -63,6 +71,17 @@ def cutoff(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{err} (or off)") from None
 
 
+def plugin_option(text: str):
+    """--plugin-option KEY=VALUE: (KEY, VALUE) (data_prep.keep_document.option_pair)."""
+    from crambench.errors import UserError
+    from data_prep.keep_document import option_pair
+
+    try:
+        return option_pair(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE") from err
+
+
 def run(args: argparse.Namespace) -> int:
     from crambench.errors import UserError
 
@@ -74,27 +93,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"OK {data.path}: {data.manifest['format']}, {len(data.manifest['shards'])} "
               f"shards, train {data.num_rows('train')} rows, val {data.num_rows('val')} rows "
               f"of {data.seq_len}, vocab {data.vocab_size} (tokenizer agrees; largest id in the "
-              f"shards {found['max_token_id']}), data_sha256 {data.data_sha256}")
+              f"shards {found['max_token_id']}){plugin_note(data.manifest)}, data_sha256 "
+              f"{data.data_sha256}")
         return 0
     if not args.source or not args.out:
         raise UserError("--source and --out are required (or --verify DATA)")
+    from data_prep.keep_document import plugin_options
     from data_prep.prepare import prepare
 
     manifest = prepare(args.source, args.out, vocab_size=args.vocab_size, seq_len=args.seq_len,
                        val_fraction=args.val_fraction, max_docs=args.max_docs,
                        tokenizer=args.tokenizer, workers=args.workers, force=args.force,
                        quiet=args.quiet, trash_cutoff=args.trash_cutoff, dedup=args.dedup,
-                       order=args.order, tokenizer_model=args.tokenizer_model)
+                       order=args.order, tokenizer_model=args.tokenizer_model,
+                       plugin=args.plugin, plugin_options=plugin_options(args.plugin_option))
+    plugin = plugin_note(manifest, args.plugin)
+    documents = documents_line(manifest["pipeline"]["counts"], plugin=bool(plugin))
     print(f"wrote {args.out}: train {manifest['num_sequences']['train']} rows, val "
           f"{manifest['num_sequences']['val']} rows of {manifest['seq_len']}, vocab "
-          f"{manifest['vocab_size']}, {documents_line(manifest['pipeline']['counts'])}, "
-          f"{manifest['timings_s']['total']:.1f} s, data_sha256 {manifest['data_sha256']}")
+          f"{manifest['vocab_size']}, {documents}{plugin}, "
+          f"{manifest['timings_s']['total']:.1f} s, "
+          f"data_sha256 {manifest['data_sha256']}")
     return 0
 
 
-def documents_line(counts: dict) -> str:
+def plugin_note(manifest: dict, path=None) -> str:
+    """", with the plug-in FILE (options ...)" for a dir prepared with a plug-in, else ""."""
+    record = manifest["pipeline"].get("settings", {}).get("plugin")
+    if not isinstance(record, dict):
+        return ""
+    options = record.get("options") or {}
+    shown = f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else ""
+    return (f", with the plug-in {path or record.get('file')}{shown}, sha256 "
+            f"{str(record.get('sha256'))[:16]}...")
+
+
+def documents_line(counts: dict, plugin: bool = False) -> str:
     """Where the documents went: e.g. "1585 documents packed (5541 read; dropped 3832 too
-    short, 6 duplicates, 118 trash)"."""
+    short, 6 duplicates, 118 trash)", and ", 12 by the plug-in" when one filtered them."""
     from data_prep.normalize import MAX_WORD_CHARS
     from data_prep.segment import MAX_DOC_CHARS
 
@@ -108,4 +144,6 @@ def documents_line(counts: dict) -> str:
                  "removed")
     dropped = (f"dropped {counts['dropped_too_short']} too short, "
                f"{counts['dropped_duplicates']} duplicates, {counts['dropped_trash']} trash")
+    if plugin:
+        dropped += f", {counts.get('dropped_by_plugin', 0)} by the plug-in"
     return f"{counts['documents_packed']} documents packed ({read}; {dropped})"

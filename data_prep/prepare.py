@@ -1,7 +1,8 @@
 """`prepare()`: corpora in, a data dir (contract `cram-data/1`) out.
 
 Passes over the sources (each re-reads them; nothing holds the corpus in memory):
-1. clean (normalize, drop short, drop exact duplicates unless `dedup="off"`) -> train the
+1. clean (normalize, drop short, drop exact duplicates unless `dedup="off"`, drop what a
+   plug-in's keep_document hook refuses, data_prep.keep_document) -> train the
    tokenizer (`tokenizer_model`, data_prep.tokenizer_models; skipped with `tokenizer=`, which
    reuses an existing one);
 2. only when the trash filter is on and the tokenizer is not a WordPiece of its reference
@@ -11,7 +12,7 @@ Passes over the sources (each re-reads them; nothing holds the corpus in memory)
 The dir is built under a temporary name and renamed into place when complete. Each pass ends
 with a progress line on stderr (crambench.progress), so a log shows where the time went.
 The data settings (data_prep.settings) are recorded in the manifest and, where not at their
-defaults, hashed into its data_sha256.
+defaults, hashed into its data_sha256. A plug-in is copied into the dir (`code/plugin.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from data_prep.clean import CleanCounts, clean_documents, texts
 from data_prep.dedup import METHOD as DEDUP_METHOD
 from data_prep.encode import encode_corpus
 from data_prep.filters import MIN_CHARS, REFERENCE_VOCAB, TRASH_CUTOFF
+from data_prep.keep_document import DocumentFilter, load_document_filter
 from data_prep.manifest import DATA_FORMAT, MANIFEST, MAX_VOCAB, MIN_SEQ_LEN, SPLITS, TOKENIZER
 from data_prep.normalize import MAX_WORD_CHARS
 from data_prep.order import get_order, sort_train_rows
@@ -80,17 +82,24 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
             val_fraction: float = 0.01, max_docs: int | None = None, tokenizer=None,
             workers: int = 1, force: bool = False, quiet: bool = False,
             trash_cutoff: float | None = TRASH_CUTOFF, dedup: str = "on",
-            order: str = "random", tokenizer_model: str | None = None) -> dict:
+            order: str = "random", tokenizer_model: str | None = None, plugin=None,
+            plugin_options: dict | None = None) -> dict:
     """Build the data dir `out` from `sources`; return its manifest.
 
     The cramming paper's data axes: `trash_cutoff` (tokens per character, None: no trash
     filter; data_prep.filters), `dedup` ("on" | "off"), `order` (a name in
     data_prep.order.ORDERS), `tokenizer_model` (a name in
-    data_prep.tokenizer_models.TOKENIZER_MODELS; None: wordpiece, or a reused `tokenizer`'s)."""
+    data_prep.tokenizer_models.TOKENIZER_MODELS; None: wordpiece, or a reused `tokenizer`'s).
+    `plugin`: a plug-in file whose keep_document hook filters the cleaned documents, called
+    with `plugin_options` (data_prep.keep_document)."""
     check_settings(sources, vocab_size, seq_len, val_fraction, max_docs, workers)
     check_data_options(trash_cutoff, dedup, order, tokenizer_model)
+    if plugin is None and plugin_options:
+        raise UserError("--plugin-option given without --plugin FILE")
+    keep = None if plugin is None else load_document_filter(plugin, plugin_options)
     options = {"trash_cutoff": None if trash_cutoff is None else float(trash_cutoff),
-               "dedup": dedup, "order": order, "tokenizer_model": tokenizer_model}
+               "dedup": dedup, "order": order, "tokenizer_model": tokenizer_model,
+               "keep": keep}
     out = Path(out)
     for source in sources:  # local files and folders (others are Hub names or "demo")
         if Path(source).exists():
@@ -114,11 +123,13 @@ def prepare(sources: list[str], out, *, vocab_size: int = 32768, seq_len: int = 
 
 
 def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, tokenizer,
-             force, quiet, trash_cutoff, dedup, order, tokenizer_model) -> dict:
+             force, quiet, trash_cutoff, dedup, order, tokenizer_model,
+             keep: DocumentFilter | None) -> dict:
     timings: dict[str, float] = {}
 
     def cleaned(counts: CleanCounts):
-        return clean_documents(parsed, counts, max_docs=max_docs, dedup=dedup == "on")
+        return clean_documents(parsed, counts, max_docs=max_docs, dedup=dedup == "on",
+                               keep=None if keep is None else keep.keep)
 
     started = start = time.perf_counter()
     tok = _tokenizer(cleaned, tokenizer, tokenizer_model, vocab_size, quiet)
@@ -157,6 +168,8 @@ def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, 
             progress_line(f"cram prepare: sorted {rows['train']} train rows by {order} in "
                           f"{timings['order']:.1f} s", quiet=quiet)
         write_text_atomic(tmp / TOKENIZER, tok.to_str())
+        if keep is not None:
+            keep.write_copy(tmp)
         manifest = _manifest(
             parsed, tok, result, counts, tmp,
             settings={"vocab_size_requested": vocab_size, "seq_len": seq_len,
@@ -167,7 +180,8 @@ def _prepare(parsed, out: Path, *, vocab_size, seq_len, val_fraction, max_docs, 
                       "max_doc_chars": MAX_DOC_CHARS, "trash_cutoff": trash_cutoff,
                       "trash_reference_vocab": REFERENCE_VOCAB,
                       "normalize": "nfkd-ascii-lowercase-collapse-whitespace",
-                      "dedup": DEDUP[dedup], "split": "blake2b-of-document", "order": order},
+                      "dedup": DEDUP[dedup], "split": "blake2b-of-document", "order": order,
+                      "plugin": None if keep is None else keep.record()},
             curriculum=sort.curriculum,
         )
         timings["total"] = time.perf_counter() - started
@@ -212,9 +226,11 @@ def _check_not_empty(counts: CleanCounts) -> None:
     if counts.documents_read == 0:
         raise UserError("the sources hold no documents (empty corpus)")
     if counts.documents_kept == 0:
+        plugin = (f", {counts.dropped_by_plugin} by the plug-in" if counts.dropped_by_plugin
+                  else "")
         raise UserError(f"all {counts.documents_read} documents were filtered out "
                         f"({counts.dropped_too_short} shorter than {MIN_CHARS} characters, "
-                        f"{counts.dropped_duplicates} duplicates)")
+                        f"{counts.dropped_duplicates} duplicates{plugin})")
 
 
 def _check_result(result: dict, counts: CleanCounts, val_fraction: float, seq_len: int,

@@ -138,7 +138,10 @@ class DataDir:
                 pending = pending[batch_size:]
 
     def verify_hashes(self) -> None:
-        """Recompute every shard's sha256 and the data hash; UserError on any mismatch."""
+        """Recompute every shard's sha256 and the data hash, and rehash a plug-in's copy
+        (data_prep.keep_document); UserError on any mismatch."""
+        from data_prep.keep_document import check_plugin_copy
+
         for shard in self.manifest["shards"]:
             if sha256_file(self.path / shard["file"]) != shard["sha256"]:
                 raise UserError(f"{self.path / shard['file']} is corrupt: sha256 does not match "
@@ -146,6 +149,7 @@ class DataDir:
         if manifest_data_sha256(self.manifest) != self.data_sha256:
             raise UserError(f"{self.path / MANIFEST} is corrupt: data_sha256 does not match its "
                             "shard hashes and settings")
+        check_plugin_copy(self.path, self.manifest)
 
 
 def open_data_dir(path, *, verify_hashes: bool = False) -> DataDir:

@@ -20,11 +20,14 @@ DEFAULTS = {
     "dedup": DEDUP_METHOD,  # "off": duplicates kept
     "order": "random",  # a name in data_prep.order.ORDERS
     "tokenizer_model": "wordpiece",  # a name in data_prep.tokenizer_models.TOKENIZER_MODELS
+    "plugin": None,  # {file, sha256, options} of a keep_document plug-in (data_prep.keep_document)
 }
 
 
 def hashed_lines(settings: dict) -> str:
-    """`setting KEY VALUE` lines (VALUE as JSON) for the settings not at their default, in
-    DEFAULTS order: what data_prep.shards.data_sha256 appends to the shard lines."""
-    return "".join(f"setting {key} {json.dumps(settings[key])}\n" for key, default in
-                   DEFAULTS.items() if key in settings and settings[key] != default)
+    """`setting KEY VALUE` lines (VALUE as JSON, object keys sorted) for the settings not at
+    their default, in DEFAULTS order: what data_prep.shards.data_sha256 appends to the shard
+    lines."""
+    return "".join(f"setting {key} {json.dumps(settings[key], sort_keys=True)}\n"
+                   for key, default in DEFAULTS.items()
+                   if key in settings and settings[key] != default)

@@ -9,7 +9,8 @@ tokenizer file present). This adds what needs a full read:
 - every shard: its sha256, every token id below `vocab_size`, and none of the ids packing
   never writes ([PAD], [CLS], [MASK]: rows are documents joined by [SEP], no padding);
 - `data_sha256` over the shard hashes and the data settings (data_prep.settings);
-- `train_order` (stored or shuffled train rows) as the `order` setting makes it.
+- `train_order` (stored or shuffled train rows) as the `order` setting makes it;
+- a plug-in's copy (`code/plugin.py`) against the sha256 its setting records, unimported.
 Each failure is one UserError naming the file and what disagrees with what.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from crambench.contracts import sha256_file
 from crambench.errors import UserError
+from data_prep.keep_document import check_plugin_copy
 from data_prep.manifest import MANIFEST, SPECIAL_TOKENS
 from data_prep.pack import TOKEN_DTYPE
 from data_prep.reader import DataDir, open_data_dir
@@ -44,6 +46,7 @@ def verify_data_dir(path) -> dict:
     if manifest_data_sha256(manifest) != data.data_sha256:
         raise UserError(f"{where}: data_sha256 does not match its shard hashes and settings")
     _check_train_order(manifest, where)
+    check_plugin_copy(data.path, manifest)
     return {"data": data, "tokenizer_size": tokenizer_size, "max_token_id": max_id}
 
 

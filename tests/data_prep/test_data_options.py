@@ -250,7 +250,7 @@ def test_the_options_on_the_command_line(tmp_path, capsys):
     settings = json.loads((out / "manifest.json").read_text())["pipeline"]["settings"]
     assert {key: settings[key] for key in DEFAULTS} == {
         "trash_cutoff": None, "dedup": "off", "order": "sentence-length",
-        "tokenizer_model": "unigram"}
+        "tokenizer_model": "unigram", "plugin": None}
     capsys.readouterr()
     for args, message in ((["--trash-cutoff", "0"], "argument --trash-cutoff: 0 is out of range"),
                           (["--dedup", "maybe"], "argument --dedup: invalid choice: 'maybe'"),

@@ -21,6 +21,9 @@ from glue_eval import evaluate_probes
 pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 EXAMPLES = Path(__file__).parents[3] / "examples" / "plugins"
+# The examples of cram prepare's hook (keep_document), tested in
+# tests/data_prep/test_prepare_plugin.py; pretraining refuses them (BAD below).
+PREPARE_EXAMPLES = ("document_filter.py",)
 STEPS = 3
 
 
@@ -43,13 +46,21 @@ def plugin_run(data, run, plugin, extra=(), **kwargs):
     return _run(data, run, overrides(data, *extra), plugin=plugin, **kwargs)
 
 
-@pytest.mark.parametrize(("example", "extra"), [
+TRAINED_EXAMPLES = [
     ("lion.py", ["plugin.options.lr_scale=0.5"]),
     ("squared_relu.py", []),
     ("wsd.py", ["plugin.options.decay=0.3"]),
     ("span_masking.py", ["plugin.options.mean_span=2"]),
     ("label_smoothing.py", ["plugin.options.eps=0.2"]),
-])
+]
+
+
+def test_every_example_is_tested_here_or_with_cram_prepare():
+    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted(
+        [example for example, _ in TRAINED_EXAMPLES] + list(PREPARE_EXAMPLES))
+
+
+@pytest.mark.parametrize(("example", "extra"), TRAINED_EXAMPLES)
 def test_example_trains_resumes_exactly_and_evaluates(example, extra, data, tmp_path,
                                                       quick_probes):
     source = tmp_path / example
@@ -199,6 +210,9 @@ BAD = {
                       r"bad\.py: hook batch_size returned 1,000,000,000 at f=0, more than the "
                       r"data dir's [\d,]+ train rows"),
     "no hooks": ("CRAM_PLUGIN_API = 1\nSCALE = 2\n", r"bad\.py defines none of the hooks"),
+    "a document filter": ((EXAMPLES / "document_filter.py").read_text(),
+                          r"bad\.py defines only keep_document, which cram prepare runs; pass "
+                          r"it to cram prepare --plugin$"),
     "not a model": ("CRAM_PLUGIN_API = 1\nimport torch\ndef build_model(cfg, options, dropout):"
                     "\n    return torch.nn.Linear(2, 2)\n",
                     r"bad\.py: hook build_model returned Linear, not a cramming\.model"),
