@@ -32,7 +32,9 @@ ABLATIONS = {
                     "scaled sinusoidal positions over learned: a small win"),
     "head-transform": (["model.head_transform=true"],
                        "MLM head transform removed without ill effect"),
-    "adafactor": (["optim.name=adafactor"], "other optimizers: no gain over AdamW"),
+    # Adafactor's lr is a relative step (cramming.train.optimizers): torch's default 1e-2.
+    "adafactor": (["optim.name=adafactor", "optim.lr=1e-2"],
+                  "other optimizers: no gain over AdamW"),
     "cosine": (["train.schedule=cosine", "train.warmup_fraction=0.05"],
                "one-cycle schedule: the minimal loss"),
 }

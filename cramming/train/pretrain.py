@@ -205,9 +205,11 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     model, optimizer, scaler = build_training(cfg, dev, precision)
     name = hardware["gpu_name"] or hardware["cpu_name"]
     ranks = f"{dist.world_size} ranks x " if dist.distributed else ""
+    again = (f", resumed at step {resumed['step']:,} with {resumed['elapsed_s']:g}s spent"
+             if resumed else "")
     progress_line(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
-                  f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s",
-                  quiet=quiet or not dist.is_main)
+                  f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s"
+                  f"{again}", quiet=quiet or not dist.is_main)
     rounding = batch_rounding(cfg, dist.world_size)
     if rounding:  # said once, beside the start line: the steps are not the recipe's
         progress_line(f"cram pretrain: {rounding}", quiet=quiet or not dist.is_main)

@@ -88,6 +88,11 @@ def test_example_trains_resumes_exactly_and_evaluates(example, extra, data, tmp_
         assert a["encoder.blocks.0.ffn.down.weight"].shape == (128, 512)
     results = evaluate_probes(tmp_path / "resumed", quiet=True, device="cpu")
     assert set(results["tasks"]) == {"continuation", "word_order"}
+    if "plugin" not in saved:  # the harness's own model: export ships it, logits checked
+        from cramming.export import export_run
+
+        exported = export_run(tmp_path / "resumed", tmp_path / "hf")
+        assert exported["max_abs_diff"] < 1e-4
 
 
 def test_a_plugin_run_is_submitted_and_validated_on_its_own_copy(data, tmp_path, quick_probes,
