@@ -216,6 +216,12 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
     if not any(plugin.hook(name) is not None for name in HOOKS if name not in PREPARE_HOOKS):
         raise UserError(f"{plugin.path} defines only {', '.join(PREPARE_HOOKS)}, which cram "
                         "prepare runs; pass it to cram prepare --plugin")
+    if plugin.hook("objective") is not None and cfg.impl.compile:
+        # The built-in loss hands a compiled model a fixed MLM head size; a hook's forward sees
+        # a masked count that changes every step, and each new shape would compile again.
+        raise UserError(f"{plugin.path}: hook objective with impl.compile=true: its forward "
+                        "takes a different number of masked positions each step, which "
+                        "recompiles the model; set impl.compile=false")
     options = cfg.plugin.options
     heads = cfg.model.heads
     tiny = dataclasses.replace(cfg.model, hidden=heads * 8, layers=1, ffn_hidden=heads * 16,

@@ -251,6 +251,10 @@ BAD = {
         "        loss = model(inputs, labels)[0]\n"
         "    return loss, loss\n",
         r"bad\.py: hook objective returned a loss with no gradient"),
+    "objective under compile": (
+        "CRAM_PLUGIN_API = 1\ndef objective(model, inputs, labels, options):\n"
+        "    loss = model(inputs, labels)[0]\n    return loss, loss\n",
+        r"bad\.py: hook objective with impl\.compile=true", ["impl.compile=true"]),
     "a hook not written as a def": (
         "CRAM_PLUGIN_API = 1\ndef _factor(f, train, options):\n    return 1.0\n"
         "lr_factor = _factor\n", r"bad\.py: hook lr_factor is not a top-level def of the file"),
@@ -271,12 +275,13 @@ BAD = {
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_plugins_are_one_line_before_anything_is_written(case, data, tmp_path):
-    source, message = BAD[case]
+    source, message, *extra = BAD[case]
     bad = tmp_path / "bad.py"
     bad.write_text(source)
     with pytest.raises(UserError, match=message):
         pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
-                 overrides=overrides(data), clock=StillClock(), plugin=bad)
+                 overrides=overrides(data, *(extra[0] if extra else [])), clock=StillClock(),
+                 plugin=bad)
     assert not (tmp_path / "run").exists()
 
 
