@@ -1,9 +1,11 @@
 """The sweep spec: what it reads, and one line naming the key for each mistake."""
 
+from pathlib import Path
+
 import pytest
 
 from crambench.errors import UserError
-from sweep.spec import parse_spec
+from sweep.spec import load_spec, parse_spec
 
 
 def spec(**changes):
@@ -73,7 +75,6 @@ def test_each_mistake_is_one_line_naming_the_key(changes, message, tmp_path):
 
 
 def test_a_spec_file_that_is_not_yaml_is_one_line(tmp_path):
-    from sweep.spec import load_spec
 
     path = tmp_path / "s.yaml"
     path.write_text("format: [\n")
@@ -81,3 +82,14 @@ def test_a_spec_file_that_is_not_yaml_is_one_line(tmp_path):
         load_spec(path)
     with pytest.raises(UserError, match=r"cannot read sweep spec"):
         load_spec(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples" / "sweeps")
+                                        .glob("*.yaml")), ids=lambda path: path.name)
+def test_every_example_spec_loads_and_names_a_preset_of_the_harness(path):
+    from cramming.config import load_config
+
+    spec = load_spec(path)
+    assert spec.seeds and spec.budget_s > 0 and len(spec.arms) >= 2
+    for arm in spec.arms:
+        load_config(arm.preset, list(arm.overrides))  # every arm is a valid recipe
