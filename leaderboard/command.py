@@ -8,8 +8,8 @@ and with `--glue-dir` every metric from the saved dev predictions (docs/rules.md
 validate checks"). An outside model's entry is checked with `--results FILE`
 (and `--glue-dir`) and `--model PATH` instead of `--run`. `build` writes a static site
 (index.html, style.css, SVG figures), ranking only entries verified against their run dirs and
-predictions, with outside models as unranked baselines. `compare` tests whether one GLUE
-result beats another (paired bootstrap).
+predictions, with outside models as unranked baselines, and a page for each `--sweep DIR`.
+`compare` tests whether one GLUE result beats another (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder of outside models' results: entry NAME.json of an outside "
                             "model is checked against DIR/NAME/ (its results file and "
                             "predictions); shown as a baseline, never ranked")
+    build.add_argument("--sweep", action="append", default=[], metavar="DIR",
+                       help="a sweep dir (cram sweep) to show on a page of its own, from the "
+                            "report `cram sweep report DIR` wrote; repeat for more")
     build.add_argument("--strict", action="store_true",
                        help="exit 1 if any entry is rejected")
     build.set_defaults(handler=_build)
@@ -103,8 +106,11 @@ def _build(args: argparse.Namespace) -> int:
         lines.append(line)
         print(line, file=sys.stderr)
 
+    # Each sweep's report, read (and refused: missing, foreign, stale) before anything is
+    # written. The sweep package sits above the leaderboard: the shell gives its reader.
+    sweeps = [args.read_sweep(path) for path in args.sweep]
     index = build_site(args.entries, args.out, runs=args.runs, glue_dir=args.glue_dir,
-                       outside=args.outside, log=log)
+                       outside=args.outside, sweeps=sweeps, log=log)
     print(f"wrote {index}")
     rejected = [line for line in lines if ": rejected: " in line]
     return 1 if args.strict and rejected else 0

@@ -57,11 +57,12 @@ def extraction_plot(entry: dict) -> str:
 
 def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: dict, *,
                 unverified: list[tuple[dict, str]] = (), marks: dict[str, float] | None = None,
-                baselines: list[tuple[dict, str | None]] = ()) -> str:
+                baselines: list[tuple[dict, str | None]] = (), sweeps: list[dict] = ()) -> str:
     """The page: `entries` are the verified ones (ranked in their track's table);
     `unverified` (entry, reason) are shown apart; `marks` name -> p of rows not significantly
     above the next; `baselines` (entry, None when verified or why not) are outside models,
-    listed in their own table, never ranked."""
+    listed in their own table, never ranked; `sweeps` are the lines of the sweeps' section,
+    each linking its page (leaderboard.sweeps.summary)."""
     marks = marks or {}
     # Compressed variants have a table of their own: a score there is paid for in size.
     compressed = sorted((e for e in entries if "compression" in e), key=rank_key)
@@ -75,7 +76,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
     unverified_entries = sorted((entry for entry, _ in unverified), key=rank_key)
     *others, last = RANKED_GPUS
     shown = len(entries) + len(unverified) + len(baselines)
-    return _template("page.html").render(
+    return template("page.html").render(
         generator=GENERATOR, rules_version=RULES_VERSION,
         gpus=f"{', '.join(others)} or {last}" if others else last,
         multi_gpu_category=MULTI_GPU_CATEGORY, reference_gpus=MULTI_GPU_REFERENCE_GPUS,
@@ -93,7 +94,7 @@ def render_page(entries: list[dict], skipped: list[tuple[str, str]], reported: d
         extractions=[_extraction(e) for e in [*ranked, *open_, *multi,
                                               *(entry for entry, _ in unverified)]
                      if e.get("extraction")],
-        reported=_reported(reported), skipped=skipped,
+        reported=_reported(reported), skipped=skipped, sweeps=list(sweeps),
         count=f"{shown} {'entry' if shown == 1 else 'entries'}",
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -107,7 +108,8 @@ def _environment():
                               undefined=jinja2.StrictUndefined)
 
 
-def _template(name: str):
+def template(name: str):
+    """A template of `leaderboard/templates/` (the index, a sweep's page)."""
     return _environment().get_template(name)
 
 

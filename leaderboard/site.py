@@ -1,6 +1,7 @@
 """`cram leaderboard build`: a static results site from a folder of entries.
 
-The site is one `index.html` with its stylesheet and its SVG figures beside it; it needs no
+The site is one `index.html` with its stylesheet and its SVG figures beside it (and a page
+per sweep under `sweeps/`, `leaderboard.sweeps`); it needs no
 server (open the file) and no JavaScript. This module builds it: it judges every entry
 (`leaderboard.admission`), chooses the rows of each table and figure, marks ranked rows not
 significantly above the next, draws the figures (`leaderboard.plots`) and writes the folder
@@ -34,17 +35,21 @@ from leaderboard.page import (
 from leaderboard.records import run_file
 from leaderboard.schema import is_outside
 from leaderboard.standings import has_glue_score, rank_group, rank_key, table_of, weights_bytes
+from leaderboard.sweeps import name_sweeps, summary, write_sweeps
 
 
-def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=None) -> Path:
+def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, sweeps=(),
+               log=None) -> Path:
     """Write the site into `out` (replaced whole if it is an earlier build); return index.html.
 
     `runs`: a folder holding the run dir RUNS/NAME of each entry NAME.json (or a mapping
     NAME -> run dir); `glue_dir`: the GLUE folder to rescore the saved dev predictions. Only
     entries verified against both are ranked (`leaderboard.admission`). `outside`: a folder
     holding OUTSIDE/NAME/, the results folder of each outside model entry NAME.json; outside
-    models are shown as baselines in a table of their own, never ranked. `log(line)` receives
-    one line per entry rejected or unverified, with its reason.
+    models are shown as baselines in a table of their own, never ranked. `sweeps`: what
+    `sweep.report.site_view` read of each sweep dir (`cram sweep`), each shown on a page of
+    its own and listed on the index (`leaderboard.sweeps`).
+    `log(line)` receives one line per entry rejected or unverified, with its reason.
     """
     entries_dir, out = Path(entries_dir), Path(out)
     if not entries_dir.is_dir():
@@ -55,6 +60,7 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=
     if (out / "index.html").is_file() and GENERATOR not in (out / "index.html").read_text():
         raise UserError(f"{out}/index.html was not built by `cram leaderboard build`; "
                         "choose another --out")
+    shown_sweeps = name_sweeps(list(sweeps))
     judged = admission.judge_entries(entries_dir, runs=runs, glue_dir=glue_dir, outside=outside)
     for item in judged:
         if item.status != VERIFIED and log is not None:
@@ -75,8 +81,10 @@ def build_site(entries_dir, out, *, runs=None, glue_dir=None, outside=None, log=
         page = render_page([j.entry for j in verified], skipped, reported,
                            unverified=[(j.entry, j.reasons[0]) for j in judged
                                        if j.status not in (VERIFIED, REJECTED)],
-                           marks=marks, baselines=baselines)
+                           marks=marks, baselines=baselines,
+                           sweeps=[summary(sweep) for sweep in shown_sweeps])
         (tmp / "index.html").write_text(page)
+        write_sweeps(tmp, shown_sweeps)
     return out / "index.html"
 
 

@@ -22,6 +22,8 @@ _EXPORTS = {
     "run_sweep": "sweep.job",
     "sweep_report": "sweep.report",
     "format_report": "sweep.report",
+    "read_report": "sweep.report",
+    "site_view": "sweep.report",
 }
 
 __all__ = list(_EXPORTS)

@@ -15,6 +15,12 @@ LABELS = {"val_loss": "val MLM loss (lower is better)"}
 
 def draw_report(record: dict, path: Path) -> Path:
     """Draw the report record to `path` (SVG, reproducible bytes: fixed ids, no date)."""
+    write_bytes_atomic(path, render_report(record))
+    return path
+
+
+def render_report(record: dict) -> bytes:
+    """The report record's figure as SVG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render off-screen
@@ -48,8 +54,7 @@ def draw_report(record: dict, path: Path) -> Path:
                  "interval; dots: each seed", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 def _label(name: str, record: dict) -> str:

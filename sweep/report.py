@@ -17,13 +17,14 @@ import math
 import statistics
 from pathlib import Path
 
+from crambench.contracts import read_contract
 from crambench.errors import UserError
 from crambench.files import write_json_atomic
 from crambench.locks import dir_lock
 from sweep import guards, stats
-from sweep.layout import sweep_spec
-from sweep.outcomes import read_outcomes
-from sweep.spec import LOWER_IS_BETTER, SweepSpec, parse_spec
+from sweep.layout import run_dir, sweep_spec
+from sweep.outcomes import read_outcome, read_outcomes
+from sweep.spec import LOWER_IS_BETTER, Arm, EvalSpec, SweepSpec, parse_spec, suite_of
 
 FORMAT = "cram-sweep-report/1"
 REPORT = "report.json"
@@ -47,6 +48,64 @@ def sweep_report(out, *, spec_path=None, metric: str | None = None,
 
         draw_report(record, out / FIGURE)
     return record
+
+
+def read_report(out) -> dict:
+    """The report record `cram sweep report DIR` wrote to DIR/report.json; a UserError (one
+    line, naming the file) when DIR is no sweep dir, the report is missing or of another
+    format, or the runs changed since it was written (`check_current`)."""
+    out = Path(out)
+    if not (out / "runs").is_dir():
+        raise UserError(f"{out} is not a sweep dir (no {out / 'runs'}: cram sweep SPEC --out "
+                        f"{out} makes one)")
+    path = out / REPORT
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `cram sweep report {out}` first")
+    record = read_contract(path, FORMAT)
+    missing = [key for key in ("metric", "alpha", "budget_s", "seeds", "method", "arms",
+                               "comparisons", "warnings") if key not in record]
+    if missing:
+        raise UserError(f"{path} is damaged: no {missing[0]!r}")
+    check_current(out, record)
+    return record
+
+
+def site_view(out) -> dict:
+    """What the results site shows of the sweep in `out` (`cram leaderboard build --sweep`):
+    `record`, its report (`read_report`: refused when missing, foreign or stale); `spec`, the
+    spec DIR/sweep.json recorded as the YAML mapping a user writes (None for run dirs collected
+    by hand); `figure`, DIR/report.svg (drawn from the record if missing); `dir` and `folder`,
+    the sweep dir as given and its folder's name."""
+    from sweep.figure import render_report
+    from sweep.layout import RECORD, read_spec
+    from sweep.spec import spec_mapping
+
+    out = Path(out)
+    record = read_report(out)
+    spec = spec_mapping(read_spec(out)) if (out / RECORD).is_file() else None
+    figure = out / FIGURE
+    return {"dir": str(out), "folder": out.resolve().name, "record": record, "spec": spec,
+            "figure": figure.read_bytes() if figure.is_file() else render_report(record)}
+
+
+def check_current(out, record: dict) -> None:
+    """UserError when a run of the sweep in `out` now reads otherwise than the report recorded
+    it (a run finished, failed, was scored or retrained since): the report is stale."""
+    out = Path(out)
+    spec = SweepSpec(budget_s=record["budget_s"], seeds=tuple(record["seeds"]),
+                     arms=tuple(Arm(name, arm["preset"], tuple(arm["overrides"]), arm["data"])
+                                for name, arm in record["arms"].items()),
+                     eval=EvalSpec(suite=suite_of(record["metric"])), metric=record["metric"],
+                     alpha=record["alpha"])
+    for name, arm in record["arms"].items():
+        for run in arm["runs"]:
+            now = read_outcome(run_dir(out, name, run["seed"]), spec, name, run["seed"])
+            then = (run["status"], run["value"], run["steps"], run["tokens_seen"])
+            if then != (now.status, now.value, now.steps, now.tokens_seen):
+                change = (f"was {run['status']}, is now {now.status}"
+                          if run["status"] != now.status else "reads otherwise than recorded")
+                raise UserError(f"{out / REPORT} is stale: arm {name} seed {run['seed']} "
+                                f"{change}; run `cram sweep report {out}` again")
 
 
 def with_metric(spec: SweepSpec, metric: str | None, alpha: float | None) -> SweepSpec:

@@ -247,6 +247,50 @@ def _eval(raw, root: Path, fail) -> EvalSpec:
                     glue_dir=glue_dir)
 
 
+def suite_of(metric: str) -> str:
+    """The eval suite a metric is read from: glue, probe, or none (the val loss)."""
+    from glue_eval.tasks import TASKS
+
+    if metric == "val_loss":
+        return "none"
+    if metric in ("avg_cramming", "avg_glue") or metric.partition(".")[0] in TASKS:
+        return "glue"
+    return "probe"
+
+
+def spec_mapping(spec: SweepSpec) -> dict:
+    """The spec as the YAML mapping a user writes (cram-sweep/1): `parse_spec` reads it back to
+    the same runs (`runs_sha256`). A variant's overrides are its own, after the baseline's."""
+    base = spec.baseline
+    budget = f"{spec.budget_s:g}s"
+    if parse_budget(budget) != spec.budget_s:  # e.g. 1e+06s: the seconds as a number
+        budget = spec.budget_s
+    variants = []
+    for arm in spec.variants:
+        own = arm.overrides
+        if own[:len(base.overrides)] == base.overrides:
+            own = own[len(base.overrides):]
+        item = {"name": arm.name, "preset": arm.preset}
+        if own:
+            item["overrides"] = list(own)
+        if arm.data != base.data:
+            item["data"] = arm.data
+        variants.append(item)
+    evaluation = {"suite": spec.eval.suite, "seeds": list(spec.eval.seeds)}
+    if spec.eval.suite == "glue":
+        if spec.eval.tasks:
+            evaluation["tasks"] = list(spec.eval.tasks)
+        evaluation["protocol"] = spec.eval.protocol
+        if spec.eval.glue_dir is not None:
+            evaluation["glue_dir"] = spec.eval.glue_dir
+    baseline = {"name": base.name, "preset": base.preset}
+    if base.overrides:
+        baseline["overrides"] = list(base.overrides)
+    return {"format": FORMAT, "data": base.data, "budget": budget, "seeds": list(spec.seeds),
+            "device": spec.device, "baseline": baseline, "variants": variants,
+            "eval": evaluation, "metric": spec.metric, "alpha": spec.alpha}
+
+
 def _check_metric(metric: str, evaluation: EvalSpec, fail) -> None:
     from glue_eval.tasks import TASKS
 

@@ -128,6 +128,23 @@ def edited_entry(entry_path: Path, tmp_path: Path, change) -> Path:
     return path
 
 
+def write_sweep_run(path: Path, *, val_loss, status="complete", mask_prob=0.25,
+                    hardware="cpu (x86)") -> None:
+    """A sweep's run dir as `cram sweep report` reads it (summary.json and config.yaml), written
+    without training: 100 steps, 409,600 tokens in 40 s."""
+    import yaml
+
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({
+        "model": {"vocab_size": 8192},
+        "train": {"mask_prob": mask_prob, "mask_token_prob": 0.8, "random_token_prob": 0.1}}))
+    (path / "summary.json").write_text(json.dumps({
+        "status": status, "stopped_by": "budget", "steps": 100, "tokens_seen": 409600,
+        "train_elapsed_s": 40.0, "val_loss": val_loss if status == "complete" else None,
+        "hardware": {"device_names": [hardware]}, "data_sha256": "a" * 64,
+        "tokenizer_sha256": "b" * 64}))
+
+
 def grammar_sentence(rng: random.Random) -> str:
     """One sentence of a small subject-verb-object grammar."""
     return " ".join(rng.choice(WORDS[k]) for k in ("subject", "verb", "object")) + "."

@@ -39,6 +39,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+
+def _read_sweep(path):
+    from sweep.report import site_view
+
+    return site_view(path)
+
+
+# What a command needs from a stage above its own, given here, above every stage:
+# `cram leaderboard build --sweep DIR` shows a sweep's report, which the sweep package reads.
+JOINED: dict[str, dict] = {"leaderboard": {"read_sweep": _read_sweep}}
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its refusals (a missing option, a value out of range) in the one line
     every other error takes: `cram pretrain: error: argument --seed: ...`, exit status 2.
@@ -67,7 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue  # a stage not installed in this build
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, **JOINED.get(name, {}))
     return parser
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from conftest import write_sweep_run as write_run
 from scipy import stats as scipy_stats
 
 from crambench.errors import UserError
@@ -14,18 +15,6 @@ from crambench.shell.cli import main
 from sweep.report import sweep_report
 
 LOSSES = {"baseline": [2.50, 2.46, 2.53], "fast": [2.31, 2.29, 2.35], "same": [2.49, 2.55, 2.47]}
-
-
-def write_run(path, *, val_loss, status="complete", mask_prob=0.25, hardware="cpu (x86)"):
-    path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump({
-        "model": {"vocab_size": 8192},
-        "train": {"mask_prob": mask_prob, "mask_token_prob": 0.8, "random_token_prob": 0.1}}))
-    (path / "summary.json").write_text(json.dumps({
-        "status": status, "stopped_by": "budget", "steps": 100, "tokens_seen": 409600,
-        "train_elapsed_s": 40.0, "val_loss": val_loss if status == "complete" else None,
-        "hardware": {"device_names": [hardware]}, "data_sha256": "a" * 64,
-        "tokenizer_sha256": "b" * 64}))
 
 
 @pytest.fixture
