@@ -47,16 +47,22 @@ def code_version() -> str:
 @functools.cache
 def local_changes() -> str:
     """`git diff HEAD` of the package folders ("" for a clean checkout or none at all): what a
-    run from a modified harness ran beyond its commit. New files git does not track are not
-    in it (add them to show them)."""
+    run from a modified harness ran beyond its commit. Files git does not track (and does not
+    ignore) that the package hash covers follow, each as a diff from nothing."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              timeout=30).stdout
+
     try:
-        return subprocess.run(
-            ["git", "diff", "HEAD", "--", *PACKAGES],
-            cwd=Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
+        diff = git("diff", "HEAD", "--", *PACKAGES)
+        new = [path for path in git("ls-files", "--others", "--exclude-standard", "--",
+                                    *PACKAGES).splitlines()
+               if Path(path).suffix in SUFFIXES and "__pycache__" not in Path(path).parts]
+        # --no-index compares two paths outside the index; a difference exits 1 (not an error)
+        return diff + "".join(git("diff", "--no-index", "--", "/dev/null", path)
+                              for path in sorted(new))
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -108,7 +108,7 @@ def batch_size(f: float, t: TrainConfig, plugin: Plugin | None, options: dict,
     rows = _number(returned, numbers.Integral)
     if rows is None or rows < 1:
         raise UserError(f"{plugin.path}: hook batch_size returned {returned!r} at f={f:.4g}, "
-                        "not a whole number >= 1")
+                        "not an int >= 1")
     if max_rows is not None and rows > max_rows:
         raise UserError(f"{plugin.path}: hook batch_size returned {rows:,} at f={f:.4g}, more "
                         f"than the data dir's {max_rows:,} train rows")
@@ -171,7 +171,10 @@ def hook_masks(plugin: Plugin, rows: torch.Tensor, cfg: PretrainConfig, special_
     if inputs.numel() and (inputs.min() < 0 or inputs.max() >= vocab):
         raise UserError(f"{where} inputs outside the vocabulary 0..{vocab - 1}")
     targets = labels[labels != IGNORE_INDEX]
-    if targets.numel() and (targets.min() < 0 or targets.max() >= vocab):
+    if targets.numel() == 0:
+        raise UserError(f"{where} labels that mask no position of its {len(rows)} rows: "
+                        "a step needs at least one masked token to learn from")
+    if targets.min() < 0 or targets.max() >= vocab:
         raise UserError(f"{where} labels that are neither {IGNORE_INDEX} nor ids in the "
                         f"vocabulary 0..{vocab - 1}")
     return inputs, labels
@@ -233,13 +236,15 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
     if plugin.hook("mask_tokens") is not None:
         ids, labels = check_masking(plugin, ids, cfg)
     try:
-        loss, _ = model(ids, labels)
+        loss, logits = model(ids, labels)
     except Exception as err:
         raise UserError(f"{plugin.path}: the model from hook build_model failed on a batch of "
                         f"2 x 8 tokens: {type(err).__name__}: {err}") from err
     if not (isinstance(loss, torch.Tensor) and loss.dim() == 0 and torch.isfinite(loss)):
         raise UserError(f"{plugin.path}: the model from hook build_model returned a loss that "
                         "is not a finite scalar tensor")
+    if plugin.hook("build_model") is not None:
+        check_mlm_loss(plugin, loss, logits, labels)
     hooked = objective_of(cfg)
     if hooked is not None:
         model.zero_grad()
@@ -262,6 +267,28 @@ def check_hooks(plugin: Plugin, cfg: PretrainConfig, train_rows: int | None = No
     for f in (0.0, 0.5, 1.0):
         lr_factor(f, cfg.train, plugin, options)
         batch_size(f, cfg.train, plugin, options, train_rows)
+
+
+def check_mlm_loss(plugin: Plugin, loss: torch.Tensor, logits, labels: torch.Tensor) -> None:
+    """A plug-in's model must return the MLM loss, the mean cross-entropy of its logits at the
+    masked positions: the val loss of every run reads it, so it must measure the same thing.
+    Another loss to train on is the objective hook's (an open-track run)."""
+    targets = labels.reshape(-1)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise UserError(f"{plugin.path}: the model from hook build_model returned logits that "
+                        "are not (positions, vocabulary), as CrammedBert's forward gives them")
+    if logits.shape[0] != targets.numel():  # sparse prediction: the masked positions only
+        targets = targets[targets != IGNORE_INDEX]
+    try:
+        expected = torch.nn.functional.cross_entropy(logits.float(), targets)
+    except (RuntimeError, IndexError, ValueError) as err:
+        raise UserError(f"{plugin.path}: the model from hook build_model returned logits that "
+                        f"do not match the masked positions ({type(err).__name__})") from err
+    if not torch.allclose(loss.float(), expected, rtol=1e-4, atol=1e-5):
+        raise UserError(f"{plugin.path}: the model from hook build_model returned a loss of "
+                        f"{loss.item():.6g}, not the MLM cross-entropy of its logits "
+                        f"({expected.item():.6g}); every run's val loss must measure the same "
+                        "thing: change the training loss with an objective hook instead")
 
 
 def check_masking(plugin: Plugin, ids: torch.Tensor, cfg: PretrainConfig):

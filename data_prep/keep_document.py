@@ -31,6 +31,9 @@ from crambench.errors import UserError
 from crambench.plugin import RUN_COPY, Plugin, load_plugin
 
 HOOK = "keep_document"
+# How many documents' answers are asked twice (the probe text's too): enough to catch a hook
+# that draws at random, for a few more calls per corpus.
+CHECK_TWICE = 64
 # What the hook is first called on, before the corpus is read: a cleaned document as it sees them.
 PROBE_TEXT = ("the quick brown fox jumps over the lazy dog. a cleaned document is lowercase "
               "ascii text with single spaces, at least sixty-four characters long.")
@@ -84,9 +87,21 @@ class DocumentFilter:
     plugin: Plugin
     source: bytes
     options: dict
+    checked: int = 0  # documents whose answer was asked twice
 
     def keep(self, text: str) -> bool:
-        return self._check(self.plugin.call(HOOK, text, dict(self.options)))
+        """The hook's answer for `text`. The corpus is read up to three times (tokenizer, trash
+        filter, rows), so every pass must see the same documents: the first CHECK_TWICE
+        answers are asked twice, and a hook that changes its mind is refused."""
+        answer = self._check(self.plugin.call(HOOK, text, dict(self.options)))
+        if self.checked < CHECK_TWICE:
+            self.checked += 1
+            if self._check(self.plugin.call(HOOK, text, dict(self.options))) != answer:
+                raise UserError(f"{self.plugin.path}: hook {HOOK} answered {answer} and then "
+                                f"{not answer} for the same document; it must decide from the "
+                                "text and the options alone (no random draws, no state), as "
+                                "each pass over the corpus asks again")
+        return answer
 
     def _check(self, value) -> bool:
         if isinstance(value, bool | np.bool_):

@@ -226,11 +226,14 @@ def _check_not_empty(counts: CleanCounts) -> None:
     if counts.documents_read == 0:
         raise UserError("the sources hold no documents (empty corpus)")
     if counts.documents_kept == 0:
-        plugin = (f", {counts.dropped_by_plugin} by the plug-in" if counts.dropped_by_plugin
-                  else "")
+        plugin = (f", {counts.dropped_by_plugin} by the plug-in's keep_document hook"
+                  if counts.dropped_by_plugin else "")
+        plural = "s" * (counts.dropped_duplicates != 1)
+        cut = (f", {counts.documents_cut} over {MAX_DOC_CHARS} characters cut into "
+               f"{counts.pieces_from_cuts}" if counts.documents_cut else "")
         raise UserError(f"all {counts.documents_read} documents were filtered out "
                         f"({counts.dropped_too_short} shorter than {MIN_CHARS} characters, "
-                        f"{counts.dropped_duplicates} duplicates{plugin})")
+                        f"{counts.dropped_duplicates} duplicate{plural}{plugin}{cut})")
 
 
 def _check_result(result: dict, counts: CleanCounts, val_fraction: float, seq_len: int,

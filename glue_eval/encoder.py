@@ -41,6 +41,18 @@ def final_dir(run) -> Path:
         if sha256_file(final / name) != recorded:
             raise UserError(f"{final / name} does not match the {key} in {run}/summary.json: "
                             "the run dir was changed after training")
+    # A plug-in run's code is part of what is scored, whether or not it built the model.
+    plugin = (summary.get("code") or {}).get("plugin_sha256") or summary.get("plugin_sha256")
+    if plugin:
+        from crambench.plugin import RUN_COPY
+
+        copy = run / RUN_COPY
+        if not copy.is_file():
+            raise UserError(f"{copy} is missing: the run trained with a plug-in, and the run "
+                            "dir keeps its code there")
+        if sha256_file(copy) != plugin:
+            raise UserError(f"{copy} does not match the plugin_sha256 in {run}/summary.json: "
+                            "the run's code was changed after it trained")
     return final
 
 

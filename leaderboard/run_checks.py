@@ -93,6 +93,10 @@ def _data_problems(entry: dict, run: Path, summary: dict) -> list[str]:
     problems = []
     if entry["data"]["sources"] != manifest.get("sources", []):
         problems.append("data.sources differ from the data dir's manifest.json")
+    if "settings" in entry["data"] and entry["data"]["settings"] != (
+            manifest.get("pipeline") or {}).get("settings"):
+        problems.append("data.settings differ from the pipeline settings of the data dir's "
+                        "manifest.json")
     if entry["hashes"]["tokenizer_sha256"] != manifest.get("tokenizer_sha256"):
         problems.append("hashes.tokenizer_sha256 differs from the tokenizer_sha256 of the data "
                         "dir's manifest.json: the run's tokenizer is not its data's")

@@ -37,7 +37,7 @@ from leaderboard.records import (
     required_file,
     run_file,
 )
-from leaderboard.run_checks import model_folder_problems
+from leaderboard.run_checks import code_record_problems, model_folder_problems, plugin_problems
 from leaderboard.schema import ENTRY_FORMAT, schema_errors
 
 SCORE_HINT = "score the model with `cram eval glue --model PATH --out FILE`"
@@ -56,7 +56,8 @@ def submit(run, name: str, *, out=None, force: bool = False) -> dict:
     problems = schema_errors(entry) or (
         record_free_problems(entry)
         + claims.time_problems(entry, read_run_summary(run), run, config)
-        + claims.shape_problems(entry, run, config) + contradictions)
+        + claims.shape_problems(entry, run, config) + contradictions
+        + plugin_problems(run, config) + code_record_problems(entry, run, config))
     if problems:  # a run dir that produces a bad entry is a bad run dir; name the first fault
         raise UserError(f"run {run} does not make a valid entry: {problems[0]}")
     write_json_atomic(out, entry)
@@ -133,7 +134,10 @@ def build_entry(run: Path, name: str) -> dict:
                   "shape": summary["model"]},
         "training": {key: summary[key]
                      for key in ("steps", "tokens_seen", "train_loss", "val_loss")},
-        "data": {"sources": manifest.get("sources", []), "data_sha256": summary["data_sha256"]},
+        "data": {"sources": manifest.get("sources", []), "data_sha256": summary["data_sha256"],
+                 **({"settings": manifest["pipeline"]["settings"]}
+                    if isinstance(manifest.get("pipeline"), dict)
+                    and "settings" in manifest["pipeline"] else {})},
         "hashes": {
             "data_sha256": summary["data_sha256"],
             "tokenizer_sha256": hashes["tokenizer_sha256"],

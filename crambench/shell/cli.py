@@ -80,6 +80,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run, **JOINED.get(name, {}))
+    parser.commands = subparsers.choices  # name -> its parser, which names it in refusals
     return parser
 
 
@@ -89,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     # gets the full parser, whose usage lists every command.
     command = next((word for word in argv if not word.startswith("-")), None)
     try:
-        args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+        parser = build_parser(command if command in COMMANDS else None)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # the command's own parser refuses them, so the line names the command
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as done:  # --help (0), or a refusal already printed in one line (2)
         return done.code if isinstance(done.code, int) else 2
     library_bars(getattr(args, "quiet", False))

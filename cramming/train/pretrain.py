@@ -205,7 +205,7 @@ def train(run, cfg: PretrainConfig, data_dir, resumed, *, dev, precision, hardwa
     model, optimizer, scaler = build_training(cfg, dev, precision)
     name = hardware["gpu_name"] or hardware["cpu_name"]
     ranks = f"{dist.world_size} ranks x " if dist.distributed else ""
-    again = (f", resumed at step {resumed['step']:,} with {resumed['elapsed_s']:g}s spent"
+    again = (f", resumed at step {resumed['step']:,} with {resumed['elapsed_s']:.1f}s spent"
              if resumed else "")
     progress_line(f"cram pretrain: {count_parameters(model):,} parameters, {ranks}"
                   f"{hardware['device']} ({name}), {precision}, budget {budget.budget_s:g}s"
@@ -421,8 +421,7 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         optimizer.zero_grad(set_to_none=True)
         if recovered_since_checkpoint:
             raise AgreedError(f"loss became non-finite again at step {state['step']} after a "
-                              f"reload from {run / 'checkpoint'}; lower optim.lr or check the "
-                              "data")
+                              f"reload from {run / 'checkpoint'}; {nonfinite_hint(cfg)}")
         restore(dist, run, model, optimizer, scaler, restore_rng=False)
         rows.consume(n_rows)
         state["rows"] = rows.position
@@ -432,6 +431,18 @@ def train_loop(model, optimizer, scaler, rows, budget, cfg: PretrainConfig, stat
         if dist.is_main:
             warn(f"non-finite loss at step {state['step']}: reloaded the last checkpoint and "
                  f"skipped {n_rows} rows", command)
+
+
+def nonfinite_hint(cfg: PretrainConfig) -> str:
+    """What to look at when the loss stays non-finite: the plug-in's hooks that make the loss
+    first, where the run has them, else the learning rate and the data."""
+    plugin = loaded_plugin(cfg.plugin.sha256)
+    hooks = [name for name in ("objective", "build_model", "mask_tokens")
+             if plugin is not None and plugin.hook(name) is not None]
+    if hooks:
+        return (f"check the plug-in's {' and '.join(hooks)} hook{'s' * (len(hooks) > 1)} in "
+                f"{plugin.path}, then optim.lr")
+    return "lower optim.lr or check the data"
 
 
 def mlm_objective(model, inputs, labels, rows=None):

@@ -342,12 +342,12 @@ def _first_change(saved, cfg) -> str:
 def _attach_plugin(cfg, source, train_rows: int) -> None:
     """Load and check a new run's plug-in (every hook it defines called once, before anything
     is written) and record where the run will keep it and its hash."""
+    if cfg.plugin.file or cfg.plugin.sha256:  # an override or a preset tried to set them
+        raise UserError("plugin.file and plugin.sha256 are set by --plugin FILE, not by "
+                        "a preset or override")
     if source is None:
         if cfg.plugin.options:
             raise UserError("plugin.options given without --plugin FILE")
-        if cfg.plugin.file or cfg.plugin.sha256:
-            raise UserError("plugin.file and plugin.sha256 are set by --plugin FILE, not by "
-                            "a preset or override")
         return
     from cramming.plugins import check_hooks
 

@@ -60,3 +60,13 @@ def test_pretrain_help_says_when_out_is_required_and_what_device_does():
              if cmd == "cram pretrain"}
     assert "required for a new run" in helps["--out"]
     assert "cuda when available" in helps["--device"]
+
+
+def test_an_unknown_option_is_refused_by_the_command_it_was_given_to(capsys):
+    from crambench.shell.cli import main
+
+    assert main(["compress", "--run", "r", "--method", "int8", "--out", "o",
+                 "--plugin", "p.py"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cram compress: error: unrecognized arguments: --plugin")
+    assert err.endswith("; see `cram compress --help`\n") and err.count("\n") == 1

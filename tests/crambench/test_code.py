@@ -39,3 +39,16 @@ def test_a_modified_checkout_says_so(checkout):
     path.write_text(path.read_text() + "\n# a local change\n")
     version, changed = _version(checkout)
     assert version.endswith(".dirty") and changed > 0
+
+
+@pytest.mark.subprocess
+def test_a_new_untracked_package_file_is_a_local_change(checkout):
+    (checkout / "crambench" / "extra.py").write_text("SCALE = 2\n")
+    (checkout / "notes.txt").write_text("outside the packages: not the harness\n")
+    version, changed = _version(checkout)
+    assert version.endswith(".dirty") and changed > 0
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from crambench import code; "
+              "print(code.local_changes())")
+    diff = subprocess.run([sys.executable, "-c", script, str(checkout)], capture_output=True,
+                          text=True, check=True, cwd=checkout).stdout
+    assert "+SCALE = 2" in diff and "crambench/extra.py" in diff and "notes" not in diff

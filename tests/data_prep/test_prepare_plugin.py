@@ -170,6 +170,14 @@ BAD = {
                      "    return len(text) > float(options['min_chars'])\n",
                      ["--plugin-option", "min_chars=many"],
                      r"bad\.py: hook keep_document raised ValueError: could not convert"),
+    "at random": ("CRAM_PLUGIN_API = 1\nimport random\n"
+                  "def keep_document(text, options):\n    return random.random() < 0.5\n",
+                  [], r"bad\.py: hook keep_document answered (True|False) and then (True|False) "
+                      r"for the same document; it must decide from the text and the options"),
+    "drops everything": ("CRAM_PLUGIN_API = 1\ndef keep_document(text, options):\n"
+                         "    return 'fox' in text  # the first text it is given, alone\n",
+                         [], r"all \d+ documents were filtered out \(.*, \d+ by the plug-in's "
+                             r"keep_document hook"),
     "twice": ("CRAM_PLUGIN_API = 1\ndef keep_document(text, options):\n    return True\n",
               ["--plugin-option", "a=1", "--plugin-option", "a=2"],
               r"--plugin-option a is given twice"),

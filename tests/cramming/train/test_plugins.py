@@ -154,17 +154,45 @@ def test_an_objective_plugin_is_open_track_and_its_code_record_validates(data, t
     assert main(["submit", "--run", str(run), "--name", "smooth", "--out", str(entry_path)]) == 0
     entry = json.loads(entry_path.read_text())
     assert entry["code"] == code
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert entry["data"]["settings"] == manifest["pipeline"]["settings"]
     assert "the plug-in's objective hook changes what is trained for" in entry["track_reason"]
     assert main(["leaderboard", "validate", str(entry_path), "--run", str(run)]) == 0
     capsys.readouterr()
     # a hidden objective hook is found in the run's copy without running it
     entry["code"]["plugin_hooks"] = []
     entry["track_reason"] = entry["track_reason"].split("; the plug-in")[0]
+    entry["data"]["settings"]["dedup"] = "off"  # a data setting the data dir does not have
     entry_path.write_text(json.dumps(entry))
     assert main(["leaderboard", "validate", str(entry_path), "--run", str(run)]) != 0
     out = capsys.readouterr().out
     assert "code.plugin_hooks [] are not the hooks ['objective'] that code/plugin.py defines" \
         in out
+    assert "data.settings differ from the pipeline settings" in out
+
+
+def test_an_edited_or_missing_copy_stops_eval_and_submit_whatever_its_hooks(data, tmp_path,
+                                                                           quick_probes):
+    """wsd.py changes only the schedule, so loading the model never reads the copy: eval and
+    submit check it all the same, as the run's code is part of what is scored."""
+    from leaderboard.submit import submit
+
+    run = tmp_path / "run"
+    plugin_run(data, run, EXAMPLES / "wsd.py")
+    evaluate_probes(run, quiet=True, device="cpu")
+    copy = run / "code" / "plugin.py"
+    copy.write_text(copy.read_text() + "# edited\n")
+    with pytest.raises(UserError, match=r"code/plugin\.py does not match the plugin_sha256 in "
+                                        r".*summary\.json: the run's code was changed"):
+        evaluate_probes(run, quiet=True, device="cpu", force=True)
+    with pytest.raises(UserError, match=r"does not make a valid entry: .*the run's code was "
+                                        r"changed after it trained"):
+        submit(run, "wsd", out=tmp_path / "entry.json")
+    copy.unlink()
+    with pytest.raises(UserError, match=r"code/plugin\.py is missing: the run trained with a "
+                                        r"plug-in"):
+        evaluate_probes(run, quiet=True, device="cpu", force=True)
+    assert not (tmp_path / "entry.json").exists()
 
 
 def test_a_mask_hook_on_several_ranks_masks_each_share_as_that_rank(data, tmp_path):
@@ -209,7 +237,8 @@ BAD = {
     "hook raises": ("CRAM_PLUGIN_API = 1\ndef lr_factor(f, train, options):\n"
                     "    return 1 / 0\n", r"bad\.py: hook lr_factor raised ZeroDivisionError"),
     "wrong type": ("CRAM_PLUGIN_API = 1\ndef batch_size(f, train, options):\n"
-                   "    return 8.5\n", r"bad\.py: hook batch_size returned 8\.5 at f=0"),
+                   "    return 8.5\n",
+                   r"bad\.py: hook batch_size returned 8\.5 at f=0, not an int >= 1"),
     "past the data": ("CRAM_PLUGIN_API = 1\ndef batch_size(f, train, options):\n"
                       "    return 10 ** 9\n",
                       r"bad\.py: hook batch_size returned 1,000,000,000 at f=0, more than the "
@@ -251,6 +280,20 @@ BAD = {
         "        loss = model(inputs, labels)[0]\n"
         "    return loss, loss\n",
         r"bad\.py: hook objective returned a loss with no gradient"),
+    "masks nothing": (
+        "CRAM_PLUGIN_API = 1\nimport torch\n"
+        "def mask_tokens(ids, special, vocab, generator, train, options):\n"
+        "    return ids.clone(), torch.full_like(ids, -100)\n",
+        r"bad\.py: hook mask_tokens returned labels that mask no position of its 2 rows"),
+    "a model with another loss": (
+        "CRAM_PLUGIN_API = 1\nfrom cramming.model import CrammedBert\n"
+        "class Half(CrammedBert):\n"
+        "    def forward(self, ids, labels=None, **kw):\n"
+        "        loss, logits = super().forward(ids, labels, **kw)\n"
+        "        return loss / 2, logits\n"
+        "def build_model(cfg, options, dropout):\n    return Half(cfg, dropout=dropout)\n",
+        r"bad\.py: the model from hook build_model returned a loss of [\d.]+, not the MLM "
+        r"cross-entropy of its logits \([\d.]+\); .* with an objective hook instead"),
     "objective under compile": (
         "CRAM_PLUGIN_API = 1\ndef objective(model, inputs, labels, options):\n"
         "    loss = model(inputs, labels)[0]\n    return loss, loss\n",
@@ -292,6 +335,11 @@ def test_missing_plugin_and_misplaced_options(data, tmp_path):
     with pytest.raises(UserError, match=r"^plugin\.options given without --plugin FILE$"):
         pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
                  overrides=overrides(data, "plugin.options.lr_scale=2"))
+    for override in ("plugin.sha256=abc", "plugin.file=elsewhere.py"):  # with --plugin too
+        with pytest.raises(UserError, match=r"^plugin\.file and plugin\.sha256 are set by "
+                                            r"--plugin FILE"):
+            pretrain(data, tmp_path / "run", budget_s=60, preset="tiny", quiet=True,
+                     overrides=overrides(data, override), plugin=EXAMPLES / "wsd.py")
     assert not (tmp_path / "run").exists()
 
 

@@ -76,7 +76,7 @@ def test_resume_alone_takes_the_runs_data_and_budget(run, pretrain_data, tmp_pat
     summary = pretrain(resume=run, quiet=False, clock=TickingClock(0.05))
     start = [line for line in capsys.readouterr().err.splitlines()
              if line.startswith("cram pretrain:") and "parameters" in line]
-    assert start and start[0].endswith(f", budget 6s, resumed at step 8 with {spent:g}s spent")
+    assert start and start[0].endswith(f", budget 6s, resumed at step 8 with {spent:.1f}s spent")
     assert summary["stopped_by"] == "budget" and summary["status"] == "complete"
     assert summary["budget_s"] == 6.0 and 8 < summary["steps"]
     assert summary["train_elapsed_s"] <= 6.0 and (run / "final" / "model.safetensors").is_file()
