@@ -1,4 +1,4 @@
-"""`python bench/ablations.py --budget 2m --out ablations`: the cramming paper's main ablations
+"""`python bench/ablations.py --budget 90s --out ablations`: the cramming paper's main ablations
 as one sweep of the `tiny` preset on the embedded demo corpus (three pretraining seeds), and
 its report, printed as JSON beside each finding of the paper.
 
@@ -12,6 +12,7 @@ measured. `--dry-run` prints the plan.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -51,7 +52,8 @@ def spec(data: Path, budget: str, seeds: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="2m", help="pretraining budget of each run")
+    parser.add_argument("--budget", default="90s",
+                        help="pretraining budget of each run (default: tiny's own)")
     parser.add_argument("--seeds", default="0,1,2", help="pretraining seeds")
     parser.add_argument("--out", required=True, help="sweep dir")
     parser.add_argument("--data", help="prepared data dir (default: the demo corpus, prepared)")
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "ablations.yaml"
         path.write_text(yaml.safe_dump(spec(data.resolve(), args.budget, seeds)))
-        status = run_sweep(path, out, dry_run=args.dry_run)
+        # Progress and each run's line go to stderr: stdout is the JSON alone.
+        with contextlib.redirect_stdout(sys.stderr if not args.dry_run else sys.stdout):
+            status = run_sweep(path, out, dry_run=args.dry_run)
     if args.dry_run or status:
         return status
     record = sweep_report(out)
