@@ -54,11 +54,15 @@ def check_hardware(outcomes) -> None:
 
 
 def token_warnings(tokens: dict[str, float]) -> list[str]:
-    """arm -> mean tokens seen per run; a warning for each arm under UNSTABLE_TOKENS."""
-    return [f"arm {arm} saw {seen:,.0f} tokens per run, fewer than the first "
-            f"{UNSTABLE_TOKENS:,} in which pretraining is still unstable: the verdict speaks of "
-            "this budget, not of a full one" for arm, seen in tokens.items()
-            if seen < UNSTABLE_TOKENS]
+    """arm -> mean tokens seen per run; a warning for each arm under UNSTABLE_TOKENS, or one
+    for them all when every arm is (the common case of a short sweep), with their range."""
+    few = {arm: seen for arm, seen in tokens.items() if seen < UNSTABLE_TOKENS}
+    why = (f"fewer than the first {UNSTABLE_TOKENS:,} in which pretraining is still unstable: "
+           "the verdict speaks of this budget, not of a full one")
+    if len(few) > 1 and len(few) == len(tokens):
+        return [f"every arm saw {min(few.values()):,.0f} to {max(few.values()):,.0f} tokens per "
+                f"run, {why}"]
+    return [f"arm {arm} saw {seen:,.0f} tokens per run, {why}" for arm, seen in few.items()]
 
 
 def _short(value) -> str:

@@ -48,3 +48,7 @@ def test_fewer_tokens_than_the_first_billion_is_a_warning_with_the_number():
     assert len(warnings) == 1
     assert warnings[0].startswith("arm baseline saw 1,234,567 tokens per run, fewer than the "
                                   "first 1,000,000,000")
+    every = token_warnings({"baseline": 1_234_567.0, "mlp": 987_654.0})
+    assert every == ["every arm saw 987,654 to 1,234,567 tokens per run, fewer than the first "
+                     "1,000,000,000 in which pretraining is still unstable: the verdict speaks "
+                     "of this budget, not of a full one"]
